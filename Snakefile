@@ -1,0 +1,37 @@
+"""hybridlens: simulation -> annular masks -> inversions -> CNN/BNN -> hybrid modelling.
+
+Run `snakemake --cores N`; choose the scale with `--configfile config/paper.yaml`.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# One BLAS/OpenMP thread per job: Snakemake runs jobs in parallel instead, and
+# PyAutoLens inversions slow down when several threads share a core.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+from hybridlens import config as hlconfig  # noqa: E402
+
+
+configfile: "config/config.yaml"
+
+
+hlconfig.validate(config)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/masking.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_simulations(),
+        all_masks(),
+        rules.gallery_slacs.output,
+        rules.gallery_training.output,
+    default_target: True

@@ -1,0 +1,38 @@
+"""Data sets, shard lists and the parameters every rule shares."""
+
+
+wildcard_constraints:
+    shard=r"\d{5}",
+    mass_model="sie|power_law",
+    dataset="slacs|training_sie|training_power_law",
+
+
+def dataset_stage(dataset):
+    """The config block that simulates `dataset`."""
+    return "simulate_slacs" if dataset == "slacs" else "simulate_training"
+
+
+def datasets():
+    return ["slacs"] + [f"training_{m}" for m in config["simulate_training"]["mass_models"]]
+
+
+def shards(stage_dir, dataset):
+    """All shard files of `dataset` under results/<stage_dir>/."""
+    n = hlconfig.n_shards(config[dataset_stage(dataset)])
+    return expand(f"results/{stage_dir}/{dataset}/shard-{{shard:05d}}.h5", shard=range(n))
+
+
+def all_simulations():
+    return [path for dataset in datasets() for path in shards("simulate", dataset)]
+
+
+def all_masks():
+    return [path for dataset in datasets() for path in shards("mask", dataset)]
+
+
+def survey_of(stage):
+    return hlconfig.survey_settings(config, stage)
+
+
+def reference_survey():
+    return {"name": config["reference_survey"], **config["surveys"][config["reference_survey"]]}

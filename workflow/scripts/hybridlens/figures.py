@@ -1,0 +1,164 @@
+"""Figures, each written with a JSON of the numbers it shows.
+
+The JSON lets a run be compared with the papers (and with another run)
+without reading pixels.
+"""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Circle  # noqa: E402
+
+SOURCE_TYPE_NAMES = ("Sérsic", "Gaussian", "multi-Sérsic")
+
+
+def save(fig, stem, formats, summary):
+    """Write `stem`.<format> for each format and `stem`.json; return the paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    with open(stem.with_suffix(".json"), "w") as handle:
+        json.dump(summary, handle, indent=2, sort_keys=True, default=float)
+    return paths
+
+
+def _show(ax, image, pixel_scale, annulus=None):
+    """One stamp, colour scale normalised to its peak (as M21 Fig 3)."""
+    half_y, half_x = image.shape[0] * pixel_scale / 2, image.shape[1] * pixel_scale / 2
+    peak = np.nanmax(image) if np.isfinite(image).any() else 1.0
+    ax.imshow(image / peak, origin="upper", cmap="inferno", vmin=0.0, vmax=1.0, extent=(-half_x, half_x, -half_y, half_y))
+    if annulus is not None and np.isfinite(annulus[0]):
+        inner, outer, cy, cx = annulus
+        for radius in (inner, outer):
+            ax.add_patch(Circle((cx, cy), radius, fill=False, color="cyan", lw=0.8, ls="--"))
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def gallery(images, pixel_scale, annuli, titles, n_cols, row_labels=None):
+    """A grid of stamps; `annuli[i]` is (inner, outer, centre_y, centre_x) or None."""
+    n_rows = int(np.ceil(len(images) / n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.0 * n_cols, 2.0 * n_rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, image in enumerate(images):
+        ax = axes.ravel()[i]
+        ax.axis("on")
+        _show(ax, image, pixel_scale, annuli[i])
+        ax.set_title(titles[i], fontsize=7)
+    for row, label in enumerate(row_labels or []):
+        axes[row, 0].set_ylabel(label, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def describe(values):
+    """Robust summary of a column for the JSON beside a figure."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(values.size), "mean": float(values.mean()), "sd": float(values.std()),
+        "median": float(np.median(values)), "p05": float(np.percentile(values, 5)),
+        "p95": float(np.percentile(values, 95)),
+    }  # fmt: skip
+
+
+def _annuli(mask_params, rows):
+    return [
+        tuple(mask_params.loc[i, ["inner_radius", "outer_radius", "centre_y", "centre_x"]]) for i in rows
+    ]
+
+
+def _flag_counts(flags, bits):
+    return {meaning: int(np.count_nonzero(np.asarray(flags) & bit)) for bit, meaning in bits.items()}
+
+
+def slacs_gallery(sims, masks, n, pixel_scale, mask_bits):
+    """M21 Fig 3: SLACS-like lenses, each normalised to its peak, with their annuli.
+
+    `sims` and `masks` are parameter tables (one row per image, shard order) and
+    the first images; returns the figure and its summary numbers.
+    """
+    params, images, components = sims
+    mask_params = masks
+    rows = list(range(min(n, len(images))))
+    titles = [
+        f"θE={params.loc[i, 'einstein_radius']:.2f}″ q={params.loc[i, 'axis_ratio']:.2f}" for i in rows
+    ]
+    fig = gallery(images[rows], pixel_scale, _annuli(mask_params, rows), titles, n_cols=min(6, len(rows)))
+    fraction = mask_params["model_flux_fraction"]
+    summary = {
+        "n_images": int(len(params)),
+        "einstein_radius": describe(params["einstein_radius"]),
+        "axis_ratio": describe(params["axis_ratio"]),
+        "source_sersic_index": describe(components["sersic_index"][:, 0]),
+        "source_effective_radius": describe(components["effective_radius"][:, 0]),
+        "source_intensity": describe(components["intensity"][:, 0]),
+        "mask_inner_radius": describe(mask_params["inner_radius"]),
+        "mask_outer_radius": describe(mask_params["outer_radius"]),
+        "mask_model_flux_fraction": describe(fraction),
+        "fraction_of_masks_keeping_99pc_flux": float(np.mean(fraction[np.isfinite(fraction)] >= 0.99)),
+        "mask_flags": _flag_counts(mask_params["flags"], mask_bits),
+    }
+    return fig, summary
+
+
+def training_gallery(datasets, n, pixel_scale, mask_bits):
+    """P21 Fig 1: training images by source type (rows), annuli drawn on them.
+
+    `datasets` maps a mass model to (params, images, mask params, shard attrs).
+    """
+    per_row = max(1, n // len(SOURCE_TYPE_NAMES))
+    images, annuli, titles = [], [], []
+    for source_type in range(len(SOURCE_TYPE_NAMES)):
+        picked = []
+        for model, (params, stack, mask_params, _) in datasets.items():
+            rows = np.flatnonzero(params["source_type"].to_numpy() == source_type)
+            picked += [(model, i, stack, params, mask_params) for i in rows]
+        picked = sorted(picked, key=lambda item: item[1])[:per_row]
+        picked += [None] * (per_row - len(picked))
+        for item in picked:
+            if item is None:
+                images.append(np.full((2, 2), np.nan))
+                annuli.append(None)
+                titles.append("")
+                continue
+            model, i, stack, params, mask_params = item
+            images.append(stack[i])
+            annuli.append(_annuli(mask_params, [i])[0])
+            titles.append(f"{model} θE={params.loc[i, 'einstein_radius']:.2f}″")
+    fig = gallery(images, pixel_scale, annuli, titles, n_cols=per_row, row_labels=list(SOURCE_TYPE_NAMES))
+    summary = {}
+    for model, (params, _, mask_params, rejections) in datasets.items():
+        attempts = params["n_attempts"].sum()
+        accepted = params["flags"].eq(0).sum()
+        counts = params["source_type"].value_counts(normalize=True)
+        summary[model] = {
+            "n_images": int(len(params)),
+            "n_not_simulated": int(len(params) - accepted),
+            "acceptance_rate": float(accepted / attempts) if attempts else float("nan"),
+            "rejections": rejections,
+            "source_type_fraction": {
+                name: float(counts.get(float(k), 0.0)) for k, name in enumerate(SOURCE_TYPE_NAMES)
+            },
+            **{
+                column: describe(params[column])
+                for column in ("einstein_radius", "axis_ratio", "slope", "magnification", "snr",
+                               "source_half_light_radius", "image_separation", "velocity_dispersion")
+            },  # fmt: skip
+            "mask_model_flux_fraction": describe(mask_params["model_flux_fraction"]),
+            "mask_flags": _flag_counts(mask_params["flags"], mask_bits),
+        }
+    return fig, summary

@@ -1,0 +1,32 @@
+"""Rule adapter: simulate one shard of a data set and write it as HDF5."""
+
+import json
+import time
+
+from hybridlens import config, io, runlog, simulate
+
+log = runlog.start(snakemake.log[0])
+p = snakemake.params
+dataset = snakemake.output[0].split("/")[-2]
+indices = config.shard_indices(int(snakemake.wildcards.shard), p.settings)
+start = time.perf_counter()
+result = simulate.simulate_shard(
+    p.kind, p.settings, p.survey, p.reference, p.seed, dataset, indices, snakemake.wildcards.get("mass_model")
+)
+elapsed = time.perf_counter() - start
+log.info("%s: %d images in %.2f s (%.3f s/image); rejections %s", dataset, len(indices), elapsed,
+         elapsed / max(len(indices), 1), result["rejections"])  # fmt: skip
+settings_digest = config.digest({"settings": p.settings, "survey": p.survey, "reference": p.reference})
+io.write_shard(
+    snakemake.output[0],
+    attrs=io.provenance(
+        f"simulate_{p.kind}", settings_digest, p.seed, p.survey, dataset=dataset,
+        shard=int(snakemake.wildcards.shard), rejections=json.dumps(result["rejections"], sort_keys=True),
+    ),  # fmt: skip
+    arrays={**result["arrays"], "index": result["index"]},
+    params=result["params"],
+    units=simulate.PARAM_UNITS,
+    groups={"components": result["components"]},
+    flags=result["flags"],
+    flag_bits=simulate.FLAG_BITS,
+)
