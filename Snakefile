@@ -29,9 +29,9 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_simulations(),
         all_masks(),
         rules.gallery_slacs.output,
         rules.gallery_training.output,
-    default_target: True

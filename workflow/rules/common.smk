@@ -36,3 +36,10 @@ def survey_of(stage):
 
 def reference_survey():
     return {"name": config["reference_survey"], **config["surveys"][config["reference_survey"]]}
+
+
+def gallery_shards(stage_dir, dataset):
+    """Enough leading shards of `dataset` to fill a gallery."""
+    settings = config[dataset_stage(dataset)]
+    needed = -(-config["figures"]["gallery_n"] // settings["shard_size"])
+    return shards(stage_dir, dataset)[:needed]

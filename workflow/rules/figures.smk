@@ -1,26 +1,19 @@
 """Galleries of the simulated data sets (M21 Fig 3, P21 Fig 1)."""
 
 
-def gallery_shards(stage_dir, dataset):
-    """Enough leading shards of `dataset` to fill a gallery."""
-    settings = config[dataset_stage(dataset)]
-    needed = -(-config["figures"]["gallery_n"] // settings["shard_size"])
-    return shards(stage_dir, dataset)[:needed]
-
-
 rule gallery_slacs:
     input:
         sims=shards("simulate", "slacs"),
         masks=shards("mask", "slacs"),
     output:
         multiext("results/figures/m21_fig3_gallery", ".json", *[f".{f}" for f in config["figures"]["format"]]),
-    params:
-        n=config["figures"]["gallery_n"],
-        gallery_shards=len(gallery_shards("simulate", "slacs")),
     log:
         "logs/figures/m21_fig3_gallery.log",
     conda:
         "../../envs/hybridlens.yaml"
+    params:
+        n=config["figures"]["gallery_n"],
+        gallery_shards=len(gallery_shards("simulate", "slacs")),
     script:
         "../scripts/gallery_slacs.py"
 
@@ -31,13 +24,13 @@ rule gallery_training:
         masks=[p for d in datasets()[1:] for p in shards("mask", d)],
     output:
         multiext("results/figures/p21_fig1_gallery", ".json", *[f".{f}" for f in config["figures"]["format"]]),
-    params:
-        n=config["figures"]["gallery_n"],
-        models=config["simulate_training"]["mass_models"],
-        gallery_shards=len(gallery_shards("simulate", "training_sie")),
     log:
         "logs/figures/p21_fig1_gallery.log",
     conda:
         "../../envs/hybridlens.yaml"
+    params:
+        n=config["figures"]["gallery_n"],
+        models=config["simulate_training"]["mass_models"],
+        gallery_shards=len(gallery_shards("simulate", "training_sie")),
     script:
         "../scripts/gallery_training.py"

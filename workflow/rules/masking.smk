@@ -6,12 +6,12 @@ rule mask:
         "results/simulate/{dataset}/shard-{shard}.h5",
     output:
         "results/mask/{dataset}/shard-{shard}.h5",
-    params:
-        settings=config["masking"],
-        seed=config["seed"],
     log:
         "logs/mask/{dataset}/shard-{shard}.log",
     conda:
         "../../envs/hybridlens.yaml"
+    params:
+        settings=config["masking"],
+        seed=config["seed"],
     script:
         "../scripts/mask.py"

@@ -4,16 +4,16 @@
 rule simulate_slacs:
     output:
         "results/simulate/slacs/shard-{shard}.h5",
+    log:
+        "logs/simulate/slacs/shard-{shard}.log",
+    conda:
+        "../../envs/hybridlens.yaml"
     params:
         kind="slacs",
         settings=config["simulate_slacs"],
         survey=survey_of("simulate_slacs"),
         reference=reference_survey(),
         seed=config["seed"],
-    log:
-        "logs/simulate/slacs/shard-{shard}.log",
-    conda:
-        "../../envs/hybridlens.yaml"
     script:
         "../scripts/simulate.py"
 
@@ -21,15 +21,15 @@ rule simulate_slacs:
 rule simulate_training:
     output:
         "results/simulate/training_{mass_model}/shard-{shard}.h5",
+    log:
+        "logs/simulate/training_{mass_model}/shard-{shard}.log",
+    conda:
+        "../../envs/hybridlens.yaml"
     params:
         kind="training",
         settings=config["simulate_training"],
         survey=survey_of("simulate_training"),
         reference=reference_survey(),
         seed=config["seed"],
-    log:
-        "logs/simulate/training_{mass_model}/shard-{shard}.log",
-    conda:
-        "../../envs/hybridlens.yaml"
     script:
         "../scripts/simulate.py"

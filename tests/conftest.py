@@ -1,0 +1,28 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from hybridlens import config as hlconfig  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def root():
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def default_config():
+    return hlconfig.load(ROOT / "config" / "config.yaml")
+
+
+@pytest.fixture(scope="session")
+def euclid(default_config):
+    from hybridlens.survey import Survey
+
+    return Survey.from_settings(hlconfig.survey_settings(default_config, "simulate_slacs"))

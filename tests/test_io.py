@@ -1,0 +1,39 @@
+import h5py
+import numpy as np
+import pytest
+
+from hybridlens import io
+
+
+def test_shard_layout_units_and_provenance(tmp_path):
+    images = np.random.default_rng(0).normal(size=(3, 8, 8)).astype(np.float32)
+    path = io.write_shard(
+        tmp_path / "s" / "shard-00000.h5", io.provenance("simulate_slacs", "abc", 5, {"pixel_scale": 0.1}),
+        arrays={"image": images, "index": np.arange(3)}, params={"einstein_radius": [1.0, 1.2, 0.9]},
+        units={"einstein_radius": "arcsec"}, groups={"components": {"intensity": np.ones((3, 2))}},
+        flags=[0, 1, 0], flag_bits={1: "bad"},
+    )  # fmt: skip
+    with h5py.File(path) as h5:
+        assert h5["image"].chunks == (1, 8, 8) and h5["image"].compression == "gzip"
+        assert h5["params/einstein_radius"].attrs["units"] == "arcsec"
+        assert h5["flags"].attrs["bit_1"] == "bad"
+        assert h5.attrs["seed"] == 5 and h5.attrs["config_sha256"] == "abc"
+        assert "autolens_version" in h5.attrs and "pixel_scale" in h5.attrs["survey"]
+    table = io.read_params([path, path])
+    assert list(table["einstein_radius"]) == [1.0, 1.2, 0.9] * 2 and list(table["flags"]) == [0, 1, 0] * 2
+    assert io.read_array([path, path], "image").shape == (6, 8, 8)
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    target = tmp_path / "shard-00000.h5"
+    with pytest.raises(TypeError):
+        io.write_shard(target, {"seed": 1}, arrays={"image": np.zeros((2, 4, 4))}, params={"bad": [object()]})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rewrite_replaces_atomically(tmp_path):
+    target = tmp_path / "shard.h5"
+    io.write_shard(target, {"v": 1}, arrays={"x": np.zeros((1, 2, 2))})
+    io.write_shard(target, {"v": 2}, arrays={"x": np.ones((1, 2, 2))})
+    assert io.read_attrs(target)["v"] == 2 and io.read_array([target], "x").sum() == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["shard.h5"]

@@ -1,0 +1,123 @@
+"""End-to-end: real Snakemake runs of the pipeline on config/test.yaml."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from hybridlens import io
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def copy_workflow(root, target):
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "Snakefile", target)
+    for folder in ("workflow", "config", "envs"):
+        shutil.copytree(root / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def snakemake(workdir, *args, check=True):
+    result = subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def planned(result):
+    """Job counts from a dry run's 'Job stats' table."""
+    text = result.stdout + result.stderr
+    table = text[text.index("Job stats:") :].splitlines()[3:]
+    counts = {}
+    for line in table:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="module")
+def finished(root, tmp_path_factory):
+    workdir = copy_workflow(root, tmp_path_factory.mktemp("run"))
+    snakemake(workdir, "--configfile", "config/test.yaml")
+    return workdir
+
+
+def test_run_produces_every_artifact(finished):
+    sims = sorted((finished / "results/simulate/slacs").glob("shard-*.h5"))
+    assert len(sims) == 2
+    table = io.read_params(sims)
+    assert list(table["index"]) == list(range(6)) and not table["flags"].any()
+    for model in ("sie", "power_law"):
+        shards = sorted((finished / f"results/simulate/training_{model}").glob("shard-*.h5"))
+        assert len(shards) == 2 and len(io.read_params(shards)) == 3
+    with h5py.File(finished / "results/mask/slacs/shard-00000.h5") as h5:
+        assert h5["mask"].shape == (3, 100, 100) and h5["mask"].dtype == bool
+        assert h5.attrs["stage"] == "mask" and h5["params/outer_radius"].attrs["units"] == "arcsec"
+        assert (h5["params/inner_radius"][()] < h5["params/outer_radius"][()]).all()
+    for stem in ("m21_fig3_gallery", "p21_fig1_gallery"):
+        assert (finished / f"results/figures/{stem}.png").stat().st_size > 10_000
+        assert (finished / f"results/figures/{stem}.json").exists()
+    assert (finished / "logs/simulate/slacs/shard-00000.log").read_text().count("s/image") == 1
+
+
+def test_deleted_shard_is_the_only_job_redone(finished):
+    (finished / "results/mask/slacs/shard-00001.h5").unlink()
+    counts = planned(snakemake(finished, "-n", "--configfile", "config/test.yaml"))
+    assert counts == {"mask": 1, "gallery_slacs": 1, "all": 1}
+    snakemake(finished, "--configfile", "config/test.yaml")
+    assert (finished / "results/mask/slacs/shard-00001.h5").exists()
+
+
+def test_killed_run_resumes_to_identical_results(root, finished, tmp_path):
+    workdir = copy_workflow(root, tmp_path / "killed")
+    process = subprocess.Popen(
+        [*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    first = workdir / "results/simulate/slacs/shard-00000.h5"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    snakemake(workdir, "--unlock")
+    snakemake(workdir, "--configfile", "config/test.yaml", "--rerun-incomplete")
+    for path in sorted((finished / "results/simulate").rglob("shard-*.h5")):
+        resumed = workdir / path.relative_to(finished)
+        assert np.array_equal(io.read_array([path], "image"), io.read_array([resumed], "image"), equal_nan=True)
+
+
+def test_bad_config_stops_the_run_naming_the_key(root, tmp_path):
+    workdir = copy_workflow(root, tmp_path / "bad")
+    (workdir / "config/bad.yaml").write_text("simulate_slacs:\n  n_images: 0\n")
+    result = snakemake(workdir, "-n", "--configfile", "config/bad.yaml", check=False)
+    assert result.returncode != 0
+    assert "config key simulate_slacs.n_images" in result.stdout + result.stderr
+
+
+def test_paper_scale_plans_every_shard(root, tmp_path):
+    workdir = copy_workflow(root, tmp_path / "paper")
+    counts = planned(snakemake(workdir, "-n", "--configfile", "config/paper.yaml"))
+    assert counts["simulate_slacs"] == 100 and counts["simulate_training"] == 400
+    assert counts["mask"] == 500
+
+
+def test_lint_and_format_are_clean(root):
+    lint = snakemake(root, "--lint")
+    assert "Congratulations" in lint.stdout + lint.stderr
+    fmt = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "snakefmt"), "--check", "Snakefile", "workflow/rules"],
+        cwd=root, capture_output=True, text=True,
+    )  # fmt: skip
+    assert fmt.returncode == 0, fmt.stderr
