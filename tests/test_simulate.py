@@ -56,7 +56,7 @@ def test_m21_lenses_follow_the_recipe(setup):
         assert np.hypot(row["centre_y"], row["centre_x"]) <= p["einstein_radius"]
         assert 10.0 <= row["intensity"] <= 20.0 and 0.3 <= row["axis_ratio"] <= 1.0
         # Multiply imaged, as M21 requires.
-        traced = renderer.traced_fine_grid(al.Galaxy(redshift=0.5, mass=lenses.mass_profile(
+        traced = renderer.traced_image_finding_grid(al.Galaxy(redshift=0.5, mass=lenses.mass_profile(
             "sie", (0, 0), p["einstein_radius"], p["axis_ratio"], p["angle"])))  # fmt: skip
         _, mus = renderer.point_images(traced, (row["centre_y"], row["centre_x"]), 0.1)
         assert len(mus) >= 2

@@ -69,7 +69,9 @@ class Renderer:
         )  # fmt: skip
         self.inner = (slice(pad // 2, pad // 2 + survey.shape[0]), slice(pad // 2, pad // 2 + survey.shape[1]))
         self.fine = sources.fine_grid(survey)
-        self.fine_native = np.asarray(self.fine.native)
+        # Point images need only resolve the PSF: half-pixel triangles suffice.
+        self.image_finding = sources.fine_grid(survey, refine=2)
+        self.image_finding_native = np.asarray(self.image_finding.native)
 
     def unconvolved(self, light):
         """Padded, over-sampled-then-binned image of a tracer or galaxy (e-/s/pixel)."""
@@ -79,13 +81,13 @@ class Renderer:
         """PSF-convolve a padded image down to the stamp shape."""
         return fftconvolve(padded_image, self.psf, mode="valid")
 
-    def traced_fine_grid(self, lens):
-        """The fine grid ray-traced to the source plane of `lens` (native (ny, nx, 2))."""
+    def traced_image_finding_grid(self, lens):
+        """The image-finding grid ray-traced to the source plane of `lens` (native (ny, nx, 2))."""
         tracer = al.Tracer(galaxies=[lens, al.Galaxy(redshift=lens.redshift + 1.0)])
-        return np.asarray(tracer.traced_grid_2d_list_from(grid=self.fine)[-1].native)
+        return np.asarray(tracer.traced_grid_2d_list_from(grid=self.image_finding)[-1].native)
 
     def point_images(self, traced, source_centre, min_magnification):
-        return lenses.point_images(self.fine_native, traced, source_centre, min_magnification)
+        return lenses.point_images(self.image_finding_native, traced, source_centre, min_magnification)
 
     def flux_and_half_light_radius(self, galaxy, centre):
         return sources.flux_and_half_light_radius(galaxy, self.fine, centre, self.survey.pixel_scale)
@@ -127,7 +129,7 @@ def slacs_image(rng, settings, renderer, reference):
         if not settings["require_multiple_images"]:
             break
         if traced is None:
-            traced = renderer.traced_fine_grid(lens)
+            traced = renderer.traced_image_finding_grid(lens)
         _, mus = renderer.point_images(traced, (sy[0], sx[0]), settings["min_image_magnification"])
         if len(mus) >= 2:
             break
@@ -220,7 +222,7 @@ def training_image(rng, settings, renderer, mass_model):
         )  # fmt: skip
 
         mass = lenses.mass_profile(mass_model, centre, theta_e, q, angle, slope)
-        traced = renderer.traced_fine_grid(al.Galaxy(redshift=z_lens, mass=mass))
+        traced = renderer.traced_image_finding_grid(al.Galaxy(redshift=z_lens, mass=mass))
         positions, mus = renderer.point_images(traced, source_centre, cuts["min_image_magnification"])
         if len(mus) < 2:
             rejections["not_multiply_imaged"] += 1
