@@ -70,7 +70,10 @@ def test_bad_images_are_flagged_not_crashed_on(image, flag):
 def test_a_bad_image_in_a_shard_does_not_stop_the_rest():
     good = noisy(ring(1.2, 0.1))
     images = np.stack([good, np.full(SHAPE, np.nan), np.zeros(SHAPE), good])
-    settings = {"inner_factor": 0.9, "outer_factor": 1.1, "min_region_pixels": 3, "min_threshold_sigma": 3.0}
+    settings = {
+        "inner_factor": 0.9, "outer_factor": 1.1, "min_region_pixels": 8, "min_threshold_sigma": 3.0,
+        "smooth_pixels": 1.0,
+    }  # fmt: skip
     out = masking.mask_shard(images, PIXEL, settings, input_flags=[0, 1, 0, 0], model_images=images)
     assert list(out["flags"] & masking.FLAGS_NO_MASK != 0) == [False, True, True, False]
     assert out["flags"][1] & masking.FLAG_INPUT_FLAGGED

@@ -2,11 +2,13 @@
 
 Threshold by minimum cross-entropy (Li & Lee 1993), centre on the moments of
 the thresholded pixels, then take 0.9 x the largest empty circle and 1.1 x the
-smallest enclosing circle about that centre. One addition to the paper, for
-compact sources whose few pixels cannot pull Li's threshold off the noise: the
-threshold is floored at `min_threshold_sigma` x the robust noise rms, and
-islands of fewer than `min_region_pixels` pixels are discarded, so noise spikes
-cannot inflate the outer radius. Coordinates follow
+smallest enclosing circle about that centre. Three additions to the paper, all
+configurable: the image is first smoothed by a Gaussian of `smooth_pixels`
+(faint extended arcs are below the per-pixel noise otherwise); the threshold is
+floored at `min_threshold_sigma` x the robust noise rms (Li's criterion on a
+compact source's few pixels otherwise lands inside the noise); and islands of
+fewer than `min_region_pixels` pixels are discarded, so noise spikes cannot
+inflate the outer radius. Coordinates follow
 PyAutoLens: arcsec, (y, x), y up, origin at the stamp centre.
 """
 
@@ -69,7 +71,10 @@ def robust_rms(image):
     return float(1.4826 * np.median(np.abs(image - np.median(image))))
 
 
-def fit_annulus(image, pixel_scale, inner_factor=0.9, outer_factor=1.1, min_region_pixels=3, min_threshold_sigma=3.0):
+def fit_annulus(
+    image, pixel_scale, inner_factor=0.9, outer_factor=1.1, min_region_pixels=8, min_threshold_sigma=3.0,
+    smooth_pixels=1.0,
+):  # fmt: skip
     """The M21 annulus of one image; bad images get flags and an empty mask."""
     image = np.asarray(image, dtype=float)
     empty = np.zeros(image.shape, dtype=bool)
@@ -77,8 +82,9 @@ def fit_annulus(image, pixel_scale, inner_factor=0.9, outer_factor=1.1, min_regi
         return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), np.nan, FLAG_NONFINITE)
     if np.ptp(image) == 0:
         return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), np.nan, FLAG_EMPTY)
-    threshold = max(float(threshold_li(image)), min_threshold_sigma * robust_rms(image))
-    binary = _drop_small_islands(image > threshold, min_region_pixels)
+    smoothed = ndimage.gaussian_filter(image, smooth_pixels) if smooth_pixels > 0 else image
+    threshold = max(float(threshold_li(smoothed)), min_threshold_sigma * robust_rms(smoothed))
+    binary = _drop_small_islands(smoothed > threshold, min_region_pixels)
     if not binary.any():
         return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), threshold, FLAG_EMPTY)
     y, x = pixel_coordinates(image.shape, pixel_scale)
