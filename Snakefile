@@ -26,6 +26,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/masking.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/calibrate.smk"
+include: "workflow/rules/trainingset.smk"
 
 
 rule all:
@@ -35,3 +37,6 @@ rule all:
         all_masks(),
         rules.gallery_slacs.output,
         rules.gallery_training.output,
+        rules.calibrate_relations.output,
+        shards("trainingset", "slacs"),
+        rules.inversion_figures.output,

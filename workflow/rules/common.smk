@@ -3,6 +3,7 @@
 
 wildcard_constraints:
     shard=r"\d{5}",
+    lens=r"\d{5}",
     mass_model="sie|power_law",
     dataset="slacs|training_sie|training_power_law",
 
@@ -43,3 +44,22 @@ def gallery_shards(stage_dir, dataset):
     settings = config[dataset_stage(dataset)]
     needed = -(-config["figures"]["gallery_n"] // settings["shard_size"])
     return shards(stage_dir, dataset)[:needed]
+
+
+def slacs_shard_of(stage_dir, lens):
+    """The shard of results/<stage_dir>/slacs holding global image `lens`."""
+    return f"results/{stage_dir}/slacs/shard-{lens // config['simulate_slacs']['shard_size']:05d}.h5"
+
+
+def calibration_fits():
+    n = config["calibrate_relations"]["n_lenses"]
+    return expand("results/calibrate/fits/lens-{lens:05d}.h5", lens=range(n))
+
+
+def trainingset_settings():
+    """Training-set scan settings with the class ranges and inversion settings they use."""
+    return {
+        **config["trainingset"],
+        "class_ratio_ranges": config["calibrate_relations"]["class_ratio_ranges"],
+        "inversion": config["inversion"],
+    }

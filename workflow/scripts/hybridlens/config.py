@@ -64,6 +64,9 @@ def validate(config, schema_path=SCHEMA):
 
 
 def _check_ranges(node, path):
+    if isinstance(node, list) and len(node) == 2 and all(isinstance(v, (int, float)) for v in node):
+        if node[0] >= node[1] and path.split(".")[-1].endswith(("range", "under", "correct", "over")):
+            raise ConfigError(f"config key {path}: lower {node[0]} >= upper {node[1]}")
     if isinstance(node, dict):
         if isinstance(node.get("min"), (int, float)) and isinstance(node.get("max"), (int, float)):
             if node["min"] > node["max"]:
@@ -84,6 +87,12 @@ def _check_cross_fields(config):
     if sum(fractions.values()) <= 0:
         raise ConfigError("config key simulate_training.source.fractions: all fractions are zero")
     _check_ranges(config, "")
+    n_slacs = config["simulate_slacs"]["n_images"]
+    if config["calibrate_relations"]["n_lenses"] > n_slacs:
+        raise ConfigError(
+            f"config key calibrate_relations.n_lenses: {config['calibrate_relations']['n_lenses']} > "
+            f"simulate_slacs.n_images ({n_slacs})"
+        )
 
 
 def survey_settings(config, stage):

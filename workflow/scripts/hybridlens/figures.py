@@ -18,7 +18,7 @@ SOURCE_TYPE_NAMES = ("Sérsic", "Gaussian", "multi-Sérsic")
 
 
 def save(fig, stem, formats, summary):
-    """Write `stem`.<format> for each format and `stem`.json; return the paths."""
+    """Write `stem`.<format> for each format and `stem`.json (unless `summary` is None)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -27,8 +27,9 @@ def save(fig, stem, formats, summary):
         fig.savefig(path, dpi=120, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
-    with open(stem.with_suffix(".json"), "w") as handle:
-        json.dump(summary, handle, indent=2, sort_keys=True, default=float)
+    if summary is not None:
+        with open(stem.with_suffix(".json"), "w") as handle:
+            json.dump(summary, handle, indent=2, sort_keys=True, default=float)
     return paths
 
 
@@ -162,3 +163,71 @@ def training_gallery(datasets, n, pixel_scale, mask_bits):
             "mask_flags": _flag_counts(mask_params["flags"], mask_bits),
         }
     return fig, summary
+
+
+CLASS_COLOURS = {"under": "tab:blue", "correct": "tab:green", "over": "tab:red"}
+
+
+def calibration_scatter(table, column, classes, relations=None, reference=None, unit=""):
+    """M21 Figs 4-6: inferred vs true parameter per solution class, with fitted lines."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    truth = table[f"truth_{column}"].to_numpy()
+    span = np.array([np.nanmin(truth), np.nanmax(truth)]) if np.isfinite(truth).any() else np.array([0.0, 1.0])
+    for label, name in enumerate(classes):
+        rows = table[table["label"] == label]
+        ax.scatter(rows[f"truth_{column}"], rows[f"ml_{column}"], s=14, color=CLASS_COLOURS[name], label=name)
+        line = (relations or {}).get(name)
+        if line is not None and np.isfinite(line["slope"]):
+            ax.plot(span, line["slope"] * span + line["intercept"], color=CLASS_COLOURS[name],
+                    label=f"ours: {line['slope']:.2f}x{line['intercept']:+.2f}")  # fmt: skip
+        ref = (reference or {}).get(name)
+        if ref is not None:
+            ax.plot(span, ref["slope"] * span + ref["intercept"], color=CLASS_COLOURS[name], ls=":",
+                    label=f"M21: {ref['slope']:.2f}x{ref['intercept']:+.2f}")  # fmt: skip
+    ax.plot(span, span, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"true {column.replace('_', ' ')} {unit}")
+    ax.set_ylabel(f"inferred {column.replace('_', ' ')} {unit}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def reconstruction_panels(observation, pairs, pixel_scale, classes):
+    """M21 Fig 2: observation; per class the reconstruction, residual and chi-squared map."""
+    fig, axes = plt.subplots(len(pairs), 4, figsize=(10, 2.6 * len(pairs)), squeeze=False)
+    half = observation.shape[0] * pixel_scale / 2
+    for row, (label, theta, _, products) in enumerate(pairs):
+        ax_obs, ax_src, ax_res, ax_chi = axes[row]
+        if row == 0:
+            ax_obs.imshow(observation, cmap="inferno", extent=(-half, half, -half, half))
+            ax_obs.set_title("observation", fontsize=8)
+        ax_obs.axis("off")
+        extent = products.source_extent
+        ax_src.imshow(products.source, cmap="inferno", extent=(-extent, extent, -extent, extent))
+        ax_src.set_title(f"{classes[label]}: θE={theta:.3f}″, ln Z={products.log_evidence:.0f}", fontsize=8)
+        limit = np.nanmax(np.abs(products.residual)) or 1.0
+        ax_res.imshow(products.residual, cmap="coolwarm", vmin=-limit, vmax=limit, extent=(-half, half, -half, half))
+        ax_res.set_title("residual (data − model)", fontsize=8)
+        ax_chi.imshow(products.chi_squared_map, cmap="viridis", extent=(-half, half, -half, half))
+        ax_chi.set_title(f"χ² = {products.chi_squared:.0f}", fontsize=8)
+        for ax in (ax_src, ax_res, ax_chi):
+            ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def evidence_slices(slices, class_ranges):
+    """M21 Fig 7: log evidence along theta_E / theta_true, class ranges shaded."""
+    fig, axes = plt.subplots(1, len(slices), figsize=(4.0 * len(slices), 3.2), squeeze=False)
+    for ax, (ratios, evidence, title) in zip(axes[0], slices):
+        for name, (low, high) in class_ranges.items():
+            ax.axvspan(low, high, color=CLASS_COLOURS[name], alpha=0.12, label=name)
+        finite = np.isfinite(evidence)
+        ax.plot(np.asarray(ratios)[finite], np.asarray(evidence)[finite], color="k", lw=1)
+        ax.set_yscale("symlog", linthresh=1e3)
+        ax.set_xlabel("θE / θE,true")
+        ax.set_ylabel("ln evidence")
+        ax.set_title(title, fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -105,3 +105,18 @@ def read_array(paths, name, select=None):
 def read_attrs(path):
     with h5py.File(path, "r") as h5:
         return dict(h5.attrs)
+
+
+def read_lens(simulation, mask, row):
+    """One lens of a simulation shard with its annulus: arrays, truths, survey, flags."""
+    with h5py.File(simulation, "r") as sim, h5py.File(mask, "r") as msk:
+        return {
+            "image": sim["image"][row],
+            "noise_map": sim["noise_map"][row],
+            "mask": msk["mask"][row],
+            "truth": {name: float(sim["params"][name][row]) for name in sim["params"]},
+            "annulus": {name: float(msk["params"][name][row]) for name in msk["params"]},
+            "index": int(sim["index"][row]),
+            "survey": json.loads(sim.attrs["survey"]),
+            "usable": bool(sim["flags"][row] == 0 and msk["flags"][row] & 3 == 0),
+        }

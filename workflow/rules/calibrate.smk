@@ -1,0 +1,45 @@
+"""M21 section 3.2 full analysis: constrained fits and the theta_U / theta_O relations."""
+
+
+rule calibrate_lens:
+    input:
+        sim=lambda w: slacs_shard_of("simulate", int(w.lens)),
+        mask=lambda w: slacs_shard_of("mask", int(w.lens)),
+    output:
+        "results/calibrate/fits/lens-{lens}.h5",
+    log:
+        "logs/calibrate/lens-{lens}.log",
+    conda:
+        "../../envs/hybridlens.yaml"
+    params:
+        settings=config["calibrate_relations"],
+        inversion=config["inversion"],
+        shard_size=config["simulate_slacs"]["shard_size"],
+        seed=config["seed"],
+        scratch=lambda w: f"results/calibrate/autofit/lens-{w.lens}",
+    script:
+        "../scripts/calibrate_lens.py"
+
+
+rule calibrate_relations:
+    input:
+        calibration_fits(),
+    output:
+        relations="results/calibrate/relations.h5",
+        figures=multiext(
+            "results/figures/m21_fig4_einstein_radius",
+            ".json",
+            *[f".{f}" for f in config["figures"]["format"]],
+        ),
+        q=multiext("results/figures/m21_fig5_axis_ratio", *[f".{f}" for f in config["figures"]["format"]]),
+        phi=multiext("results/figures/m21_fig6_angle", *[f".{f}" for f in config["figures"]["format"]]),
+    log:
+        "logs/calibrate/relations.log",
+    conda:
+        "../../envs/hybridlens.yaml"
+    params:
+        settings=config["calibrate_relations"],
+        seed=config["seed"],
+        formats=config["figures"]["format"],
+    script:
+        "../scripts/calibrate_relations.py"

@@ -1,0 +1,43 @@
+"""M21 section 3.2 fast training set and the inversion figures (Figs 2, 7)."""
+
+
+rule trainingset:
+    input:
+        sim="results/simulate/slacs/shard-{shard}.h5",
+        mask="results/mask/slacs/shard-{shard}.h5",
+        relations=rules.calibrate_relations.output.relations,
+    output:
+        "results/trainingset/slacs/shard-{shard}.h5",
+    log:
+        "logs/trainingset/slacs/shard-{shard}.log",
+    conda:
+        "../../envs/hybridlens.yaml"
+    params:
+        settings=trainingset_settings(),
+        seed=config["seed"],
+    script:
+        "../scripts/trainingset.py"
+
+
+rule inversion_figures:
+    input:
+        sim="results/simulate/slacs/shard-00000.h5",
+        mask="results/mask/slacs/shard-00000.h5",
+        relations=rules.calibrate_relations.output.relations,
+    output:
+        fig2=multiext(
+            "results/figures/m21_fig2_reconstructions", ".json", *[f".{f}" for f in config["figures"]["format"]]
+        ),
+        fig7=multiext(
+            "results/figures/m21_fig7_evidence_slice", ".json", *[f".{f}" for f in config["figures"]["format"]]
+        ),
+    log:
+        "logs/figures/m21_fig2_fig7.log",
+    conda:
+        "../../envs/hybridlens.yaml"
+    params:
+        settings=trainingset_settings(),
+        slice=config["figures"]["evidence_slice"],
+        formats=config["figures"]["format"],
+    script:
+        "../scripts/inversion_figures.py"
