@@ -1,5 +1,6 @@
 """End-to-end: real Snakemake runs of the pipeline on config/test.yaml."""
 
+import json
 import os
 import shutil
 import signal
@@ -65,18 +66,38 @@ def test_run_produces_every_artifact(finished):
         assert h5["mask"].shape == (3, 100, 100) and h5["mask"].dtype == bool
         assert h5.attrs["stage"] == "mask" and h5["params/outer_radius"].attrs["units"] == "arcsec"
         assert (h5["params/inner_radius"][()] < h5["params/outer_radius"][()]).all()
-    for stem in ("m21_fig3_gallery", "p21_fig1_gallery"):
+    for stem in ("m21_fig2_reconstructions", "m21_fig3_gallery", "m21_fig4_einstein_radius",
+                 "m21_fig7_evidence_slice", "p21_fig1_gallery"):  # fmt: skip
         assert (finished / f"results/figures/{stem}.png").stat().st_size > 10_000
         assert (finished / f"results/figures/{stem}.json").exists()
+    for stem in ("m21_fig5_axis_ratio", "m21_fig6_angle"):
+        assert (finished / f"results/figures/{stem}.png").exists()
+
+
+def test_relations_and_training_pairs(finished):
+    with h5py.File(finished / "results/calibrate/relations.h5") as h5:
+        for name in ("under", "correct", "over"):
+            assert {"slope", "intercept", "scatter"} <= set(h5[name])
+        assert len(h5["params/label"]) == 6  # 2 lenses x 3 classes
+    summary = json.loads((finished / "results/figures/m21_fig4_einstein_radius.json").read_text())
+    assert set(summary) >= {"ours", "m21_reference"} and "slope" in summary["ours"]["under"]
+    shards = sorted((finished / "results/trainingset/slacs").glob("shard-*.h5"))
+    table = io.read_params(shards)
+    assert len(table) == 3 * 6 and list(table["label"][:3]) == [0, 1, 2]
+    usable = table[table["flags"] == 0]
+    ratio = usable["einstein_radius"] / usable["einstein_radius_true"]
+    assert (ratio[usable["label"] == 0] < 0.9 + 1e-9).all() and (ratio[usable["label"] == 2] > 1.1 - 1e-9).all()
+    with h5py.File(shards[0]) as h5:
+        assert h5["source"].shape == (9, 100, 100) and h5["residual"].shape == (9, 100, 100)
     assert (finished / "logs/simulate/slacs/shard-00000.log").read_text().count("s/image") == 1
 
 
 def test_deleted_shard_is_the_only_job_redone(finished):
-    (finished / "results/mask/slacs/shard-00001.h5").unlink()
+    (finished / "results/mask/training_sie/shard-00001.h5").unlink()
     counts = planned(snakemake(finished, "-n", "--configfile", "config/test.yaml"))
-    assert counts == {"mask": 1, "gallery_slacs": 1, "all": 1}
+    assert counts == {"mask": 1, "gallery_training": 1, "all": 1}
     snakemake(finished, "--configfile", "config/test.yaml")
-    assert (finished / "results/mask/slacs/shard-00001.h5").exists()
+    assert (finished / "results/mask/training_sie/shard-00001.h5").exists()
 
 
 def test_killed_run_resumes_to_identical_results(root, finished, tmp_path):

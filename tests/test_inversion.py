@@ -1,0 +1,109 @@
+"""Semi-linear inversion: theta_E recovery, U/C/O morphology, flux conservation."""
+
+import autolens as al
+import numpy as np
+import pytest
+
+from hybridlens import inversion, masking, simulate, trainingset
+from hybridlens.survey import NoiseModel
+
+SETTINGS = {
+    "over_sample": 4, "overlay_shape": [24, 24], "positive_only": False,
+    "log10_coefficient_range": [-4.0, 2.0], "log10_coefficient_tolerance": 0.05,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lens(default_config, euclid):
+    """A noiseless SLACS-like lens (data = model) with a realistic noise map, and its annulus."""
+    renderer = simulate.Renderer(euclid, 4)
+    sim = simulate.slacs_image(simulate.image_rng(2, "slacs", 0), default_config["simulate_slacs"], renderer, euclid)
+    noise_map = np.sqrt(NoiseModel(True, True, False, False).variance(euclid, sim.model_image))
+    annulus = masking.fit_annulus(sim.image, euclid.pixel_scale)
+    masked = inversion.MaskedLens(sim.model_image, noise_map, annulus.mask, renderer.psf, euclid.pixel_scale, SETTINGS)
+    p = sim.params
+    truth = inversion.Mass(p["einstein_radius"], p["axis_ratio"], p["angle"])
+    coefficient, _ = masked.best_coefficient(truth)
+    return sim, annulus, masked, truth, coefficient, renderer
+
+
+def test_correct_scan_recovers_theta_e_within_two_percent(lens):
+    _, _, masked, truth, coefficient, _ = lens
+    theta, _ = trainingset.maximise_in_window(
+        lambda t: masked.log_evidence(truth.with_einstein_radius(t), coefficient),
+        (0.8 * truth.einstein_radius, 1.2 * truth.einstein_radius), 9, 0.002,
+    )  # fmt: skip
+    assert theta == pytest.approx(truth.einstein_radius, rel=0.02)
+
+
+def size(raster, half_width):
+    """Flux-weighted rms radius of the positive part of a raster (arcsec)."""
+    y, x = inversion.raster_coordinates(raster.shape, half_width)
+    weight = np.clip(raster, 0, None)
+    cy, cx = (weight * y).sum() / weight.sum(), (weight * x).sum() / weight.sum()
+    return float(np.sqrt((weight * ((y - cy) ** 2 + (x - cx) ** 2)).sum() / weight.sum()))
+
+
+def test_under_and_over_reconstructions_are_larger_than_the_correct_one(lens):
+    sim, annulus, masked, truth, coefficient, _ = lens
+    extent = annulus.outer_radius
+    products = {
+        name: masked.products(truth.with_einstein_radius(ratio * truth.einstein_radius), coefficient, (80, 80), extent)
+        for name, ratio in (("under", 0.4), ("correct", 1.0), ("over", 2.1))
+    }
+    sizes = {name: size(p.source, extent) for name, p in products.items()}
+    assert sizes["under"] > 1.5 * sizes["correct"] and sizes["over"] > 1.5 * sizes["correct"]
+    assert sizes["over"] > sizes["under"]
+
+
+def test_over_magnified_model_mirrors_the_data_and_under_does_not(lens, euclid):
+    """Parity: the fraction of the observed flux where the model's lens mapping has det A < 0.
+
+    The over-magnified model puts every image inside its tangential critical curve, so the
+    reconstruction is a mirror image of the data; the under-magnified one maps the data
+    without flipping it; the true model flips only the (fainter) counter-image.
+    """
+    sim, _, _, truth, _, renderer = lens
+    fractions = {
+        name: mirrored_flux_fraction(truth.with_einstein_radius(ratio * truth.einstein_radius), sim.model_image, euclid)
+        for name, ratio in (("under", 0.4), ("correct", 1.0), ("over", 2.1))
+    }
+    assert fractions["over"] > 0.9
+    assert fractions["under"] < 0.2
+    assert 0.0 < fractions["correct"] < 0.5
+
+
+def mirrored_flux_fraction(mass, image, survey):
+    grid = al.Grid2D.uniform(shape_native=survey.shape, pixel_scales=survey.pixel_scale, over_sample_size=1)
+    profile = inversion.lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
+    tracer = al.Tracer(galaxies=[al.Galaxy(redshift=0.5, mass=profile), al.Galaxy(redshift=1.0)])
+    beta = np.asarray(tracer.traced_grid_2d_list_from(grid=grid)[-1].native)
+    step = survey.pixel_scale
+    dby_dy, dby_dx = np.gradient(beta[..., 0], -step, step)  # rows run towards -y
+    dbx_dy, dbx_dx = np.gradient(beta[..., 1], -step, step)
+    determinant = dby_dy * dbx_dx - dby_dx * dbx_dy
+    weight = np.clip(image, 0, None)
+    return float(weight[determinant < 0].sum() / weight.sum())
+
+
+def test_rasterised_flux_is_conserved(lens):
+    sim, annulus, masked, truth, coefficient, renderer = lens
+    fit = masked.fit(truth, coefficient)
+    points = np.asarray(fit.inversion.linear_obj_list[0].source_plane_mesh_grid)
+    values = np.asarray(fit.inversion.reconstruction)
+    extent = annulus.outer_radius
+    raster = inversion.rasterise(points, values, (200, 200), extent)
+    pixel_area = (2 * extent / 200) ** 2
+    mesh = inversion.mesh_flux(points, values)
+    assert raster.sum() * pixel_area == pytest.approx(mesh, rel=0.02)
+    true_flux, _ = renderer.flux_and_half_light_radius(simulate.sources.galaxy(sim.components, 1.0), (0.0, 0.0))
+    assert mesh / renderer.survey.pixel_scale**2 == pytest.approx(true_flux, rel=0.1)
+
+
+def test_products_have_the_cnn_shapes_and_zero_outside_the_mask(lens):
+    _, annulus, masked, truth, coefficient, _ = lens
+    products = masked.products(truth, coefficient, (100, 100), annulus.outer_radius)
+    assert products.source.shape == (100, 100) and products.residual.shape == annulus.mask.shape
+    assert not products.residual[~annulus.mask].any() and not products.chi_squared_map[~annulus.mask].any()
+    assert products.chi_squared == pytest.approx(products.chi_squared_map.sum(), rel=1e-6)
+    assert np.isfinite(products.log_evidence)

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from hybridlens import inversion, masking, simulate, trainingset
+
+RANGES = {"under": [0.1, 0.9], "correct": [0.95, 1.05], "over": [1.1, 3.0]}
+
+
+def settings(**extra):
+    return {"class_ratio_ranges": RANGES, "window_sigma": 3.0, "min_window_fraction": 0.1, **extra}
+
+
+def test_scan_window_follows_the_relation_inside_the_class_range():
+    under = {"slope": 0.46, "intercept": -0.08, "scatter": 0.02}
+    low, high = trainingset.scan_window("under", 1.5, under, settings())
+    centre = 0.46 * 1.5 - 0.08
+    assert low == pytest.approx(centre - 0.15) and high == pytest.approx(centre + 0.15)  # 10 % floor
+    wide = {**under, "scatter": 5.0}
+    assert trainingset.scan_window("under", 1.5, wide, settings()) == pytest.approx((0.15, 1.35))
+    outside = {"slope": 5.0, "intercept": 0.0, "scatter": 0.01}  # predicts theta_U above 0.9 theta
+    assert trainingset.scan_window("under", 1.0, outside, settings()) == pytest.approx((0.1, 0.9))
+    assert trainingset.scan_window("correct", 2.0, None, settings()) == pytest.approx((1.9, 2.1))
+    assert trainingset.scan_window("over", 1.0, {"slope": np.nan}, settings()) == pytest.approx((1.1, 3.0))
+
+
+def test_coarse_to_fine_finds_a_sharp_peak_between_grid_points():
+    calls = []
+
+    def evidence(t):
+        calls.append(t)
+        return -((t - 1.2345) ** 2) * 1e4
+
+    theta, value = trainingset.maximise_in_window(evidence, (0.5, 2.0), 9, 1e-4)
+    assert theta == pytest.approx(1.2345, rel=1e-3)
+    assert len(calls) < 40
+
+
+def test_bad_lens_is_flagged_and_the_rest_of_the_shard_goes_on(default_config, euclid):
+    renderer = simulate.Renderer(euclid, 4)
+    sim = simulate.slacs_image(simulate.image_rng(2, "slacs", 0), default_config["simulate_slacs"], renderer, euclid)
+    annulus = masking.fit_annulus(sim.image, euclid.pixel_scale)
+    p = sim.params
+    truth = inversion.Mass(p["einstein_radius"], p["axis_ratio"], p["angle"])
+    images = np.stack([sim.image, np.full(sim.image.shape, np.nan)])
+    relations = {"under": {"slope": 0.46, "intercept": -0.08, "scatter": 0.05},
+                 "over": {"slope": 2.11, "intercept": 0.16, "scatter": 0.2}}  # fmt: skip
+    config = settings(
+        scan_points=5, scan_rtol=0.01, source_shape=[40, 40], source_extent=1.0,
+        inversion={**default_config["inversion"], "overlay_shape": [16, 16]},
+    )
+    out = trainingset.build_shard(
+        images, np.stack([sim.noise_map] * 2), np.stack([annulus.mask, annulus.mask]), [truth, truth],
+        [annulus.outer_radius] * 2, [True, False], renderer.psf, euclid.pixel_scale, relations, config,
+    )  # fmt: skip
+    assert list(out["params"]["label"]) == [0, 1, 2, 0, 1, 2]
+    assert list(out["flags"]) == [0, 0, 0, 1, 1, 1]
+    assert out["arrays"]["source"].shape == (6, 40, 40)
+    good = out["params"]["einstein_radius"][:3]
+    assert good[0] < 0.9 * truth.einstein_radius < 1.1 * truth.einstein_radius < good[2]
+    assert good[1] == pytest.approx(truth.einstein_radius, rel=0.05)
+    assert np.isnan(out["params"]["log_evidence"][3:]).all() and np.isfinite(out["params"]["log_evidence"][:3]).all()
