@@ -132,6 +132,7 @@ def test_paper_scale_plans_every_shard(root, tmp_path):
     counts = planned(snakemake(workdir, "-n", "--configfile", "config/paper.yaml"))
     assert counts["simulate_slacs"] == 100 and counts["simulate_training"] == 400
     assert counts["mask"] == 500
+    assert counts["calibrate_lens"] == 250 and counts["trainingset"] == 100
 
 
 def test_lint_and_format_are_clean(root):
