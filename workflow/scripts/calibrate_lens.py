@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 
-from hybridlens import calibration, config, inversion, io, modelling, runlog
+from hybridlens import calibration, config, inversion, io, masking, modelling, runlog
 from hybridlens.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -14,7 +14,7 @@ lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.shard_s
 truth = lens["truth"]
 rows = [{"label": float(label)} for label in range(len(calibration.CLASSES))]
 flags = np.ones(len(rows), np.uint8)
-if lens["usable"]:
+if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     modelling.configure(p.scratch)
     survey = Survey.from_settings(lens["survey"])
     masked = inversion.MaskedLens(

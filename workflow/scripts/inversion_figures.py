@@ -3,7 +3,7 @@
 import h5py
 import numpy as np
 
-from hybridlens import calibration, figures, inversion, io, runlog, trainingset
+from hybridlens import calibration, figures, inversion, io, masking, runlog, trainingset
 from hybridlens.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -13,7 +13,10 @@ with h5py.File(snakemake.input.relations) as h5:
 with h5py.File(snakemake.input.sim) as h5:
     n_rows = h5["image"].shape[0]
 lenses = [io.read_lens(snakemake.input.sim, snakemake.input.mask, row) for row in range(n_rows)]
-lenses = [lens for lens in lenses if lens["usable"]][: p.slice["n_lenses"]]
+lenses = [lens for lens in lenses if masking.usable(lens["simulation_flags"], lens["mask_flags"])]
+lenses = lenses[: p.slice["n_lenses"]]
+if not lenses:
+    raise RuntimeError(f"{snakemake.input.sim}: no usable lens (every image flagged) for Figs 2 and 7")
 survey = Survey.from_settings(lenses[0]["survey"])
 
 

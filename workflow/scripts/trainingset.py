@@ -6,7 +6,7 @@ import time
 import h5py
 import numpy as np
 
-from hybridlens import config, io, runlog, trainingset
+from hybridlens import config, io, masking, runlog, trainingset
 from hybridlens.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -23,7 +23,7 @@ result = trainingset.build_shard(
     io.read_array([sim], "image"), io.read_array([sim], "noise_map"), io.read_array([mask], "mask"),
     [trainingset.inversion.Mass(r.einstein_radius, r.axis_ratio, r.angle, (r.lens_centre_y, r.lens_centre_x))
      for r in truths.itertuples()],
-    annuli["outer_radius"].to_numpy(), (truths["flags"].to_numpy() == 0) & (annuli["flags"].to_numpy() & 3 == 0),
+    annuli["outer_radius"].to_numpy(), masking.usable(truths["flags"], annuli["flags"]),
     survey.psf_kernel(), survey.pixel_scale, relations, p.settings,
 )  # fmt: skip
 elapsed = time.perf_counter() - start

@@ -108,7 +108,10 @@ def read_attrs(path):
 
 
 def read_lens(simulation, mask, row):
-    """One lens of a simulation shard with its annulus: arrays, truths, survey, flags."""
+    """One lens of a simulation shard with its annulus: arrays, truths, survey, flags.
+
+    See `masking.usable` for whether it can be modelled.
+    """
     with h5py.File(simulation, "r") as sim, h5py.File(mask, "r") as msk:
         return {
             "image": sim["image"][row],
@@ -118,5 +121,6 @@ def read_lens(simulation, mask, row):
             "annulus": {name: float(msk["params"][name][row]) for name in msk["params"]},
             "index": int(sim["index"][row]),
             "survey": json.loads(sim.attrs["survey"]),
-            "usable": bool(sim["flags"][row] == 0 and msk["flags"][row] & 3 == 0),
+            "simulation_flags": int(sim["flags"][row]),
+            "mask_flags": int(msk["flags"][row]),
         }

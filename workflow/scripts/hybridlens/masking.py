@@ -128,6 +128,11 @@ def mask_shard(images, pixel_scale, settings, input_flags=None, model_images=Non
     }
 
 
+def usable(simulation_flags, mask_flags):
+    """A lens can be modelled when its simulation is clean and it has a mask."""
+    return (np.asarray(simulation_flags) == 0) & (np.asarray(mask_flags) & FLAGS_NO_MASK == 0)
+
+
 def flux_fraction(model_images, results):
     """Fraction of each noiseless image's flux inside its annulus (NaN if unmasked)."""
     fractions = np.full(len(results), np.nan)

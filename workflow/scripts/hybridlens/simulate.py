@@ -11,7 +11,6 @@ Every image draws from its own generator, SeedSequence(seed, spawn_key=
 core count.
 """
 
-import time
 import zlib
 from dataclasses import dataclass, field
 
@@ -287,19 +286,17 @@ def simulate_shard(kind, settings, survey_settings, reference_settings, seed, da
     survey = Survey.from_settings(survey_settings)
     renderer = Renderer(survey, settings["over_sample"])
     reference = Survey.from_settings(reference_settings)
-    results, seconds = [], []
+    results = []
     for index in indices:
-        start = time.perf_counter()
         rng = image_rng(seed, dataset, index)
         if kind == "slacs":
             results.append(slacs_image(rng, settings, renderer, reference))
         else:
             results.append(training_image(rng, settings, renderer, mass_model))
-        seconds.append(time.perf_counter() - start)
-    return collate(results, indices, seconds)
+    return collate(results, indices)
 
 
-def collate(results, indices, seconds):
+def collate(results, indices):
     """Stack per-image results into the arrays and 1-D parameter columns of a shard."""
     n = len(results)
     arrays = {
@@ -321,6 +318,5 @@ def collate(results, indices, seconds):
         "components": components,
         "flags": np.array([r.flags for r in results], dtype=np.uint8),
         "index": np.asarray(indices, dtype=np.int64),
-        "seconds": np.asarray(seconds),
         "rejections": rejections,
     }
