@@ -28,6 +28,7 @@ include: "workflow/rules/masking.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/trainingset.smk"
+include: "workflow/rules/classifier.smk"
 
 
 rule all:
@@ -40,3 +41,4 @@ rule all:
         rules.calibrate_relations.output,
         shards("trainingset", "slacs"),
         rules.inversion_figures.output,
+        rules.evaluate_classifier.output,

@@ -89,6 +89,17 @@ def test_relations_and_training_pairs(finished):
     assert (ratio[usable["label"] == 0] < 0.9 + 1e-9).all() and (ratio[usable["label"] == 2] > 1.1 - 1e-9).all()
     with h5py.File(shards[0]) as h5:
         assert h5["source"].shape == (9, 100, 100) and h5["residual"].shape == (9, 100, 100)
+
+
+def test_classifier_is_trained_and_evaluated(finished):
+    with h5py.File(finished / "results/classifier/model.h5") as h5:
+        assert len(h5["params/train_loss"]) == 2 and h5.attrs["n_parameters"] > 1e6
+        held_out = set(h5["split_test/lens_index"][()])
+        assert held_out and not held_out & set(h5["split_train/lens_index"][()])
+    summary = json.loads((finished / "results/figures/m21_fig11_confusion_sersic.json").read_text())
+    assert 0.0 <= summary["accuracy"] <= 1.0 and summary["n_pairs"] == 3 * len(held_out)
+    table = (finished / "results/classifier/m21_table2_sersic.csv").read_text().splitlines()
+    assert table[0] == "class,precision,recall,f1,support" and len(table) == 4
     assert (finished / "logs/simulate/slacs/shard-00000.log").read_text().count("s/image") == 1
 
 

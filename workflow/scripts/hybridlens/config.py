@@ -87,6 +87,16 @@ def _check_cross_fields(config):
     if sum(fractions.values()) <= 0:
         raise ConfigError("config key simulate_training.source.fractions: all fractions are zero")
     _check_ranges(config, "")
+    classifier, stamp = config["classifier"], config["surveys"][config["simulate_slacs"]["survey"]]["shape"]
+    if list(classifier["input_shape"]) != list(config["trainingset"]["source_shape"]) or list(
+        classifier["input_shape"]
+    ) != list(stamp):
+        raise ConfigError(
+            f"config key classifier.input_shape: {classifier['input_shape']} must equal trainingset.source_shape "
+            f"{config['trainingset']['source_shape']} and the SLACS survey's stamp shape {stamp}"
+        )
+    if len(classifier["filters"]) != len(classifier["kernel_sizes"]):
+        raise ConfigError("config key classifier.kernel_sizes: needs one kernel size per entry of classifier.filters")
     n_slacs = config["simulate_slacs"]["n_images"]
     if config["calibrate_relations"]["n_lenses"] > n_slacs:
         raise ConfigError(

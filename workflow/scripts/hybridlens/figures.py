@@ -231,3 +231,20 @@ def evidence_slices(slices, class_ranges):
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def confusion(fractions, classes, title):
+    """M21 Figs 11-12: row-normalised confusion matrix."""
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{fractions[i, j]:.3f}", ha="center", va="center",
+                    color="white" if fractions[i, j] > 0.5 else "black", fontsize=8)  # fmt: skip
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig

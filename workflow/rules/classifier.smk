@@ -1,0 +1,46 @@
+"""M21 sections 3.3-3.4: train the reconstruction classifier (GPU rule) and evaluate it."""
+
+
+rule train_classifier:
+    input:
+        shards("trainingset", "slacs"),
+    output:
+        model="results/classifier/model.h5",
+        weights="results/classifier/weights.pt",
+    log:
+        "logs/classifier/train.log",
+    conda:
+        "../../envs/hybridlens.yaml"
+    resources:
+        gpu=1,
+    params:
+        settings=config["classifier"],
+        seed=config["seed"],
+        checkpoint="results/classifier/checkpoint.pt",
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule evaluate_classifier:
+    input:
+        model=rules.train_classifier.output.model,
+        weights=rules.train_classifier.output.weights,
+        shards=shards("trainingset", "slacs"),
+    output:
+        evaluation="results/classifier/evaluation.h5",
+        table="results/classifier/m21_table2_sersic.csv",
+        figure=multiext(
+            "results/figures/m21_fig11_confusion_sersic",
+            ".json",
+            *[f".{f}" for f in config["figures"]["format"]],
+        ),
+    log:
+        "logs/classifier/evaluate.log",
+    conda:
+        "../../envs/hybridlens.yaml"
+    params:
+        settings=config["classifier"],
+        seed=config["seed"],
+        formats=config["figures"]["format"],
+    script:
+        "../scripts/evaluate_classifier.py"

@@ -1,0 +1,35 @@
+"""Classification metrics (M21 Table 2, Figs 11-12) as small pure functions."""
+
+import numpy as np
+
+
+def confusion_matrix(truth, predicted, n_classes):
+    """Counts[i, j] = pairs of true class i predicted as class j."""
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(truth, int), np.asarray(predicted, int)), 1)
+    return counts
+
+
+def row_normalise(counts):
+    """Each true class's row as fractions (recall on the diagonal); empty rows stay 0."""
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros(counts.shape, float), where=totals > 0)
+
+
+def precision_recall_f1(counts):
+    """Per-class precision, recall, F1 and support from a confusion matrix."""
+    diagonal = np.diag(counts).astype(float)
+    predicted = counts.sum(axis=0).astype(float)
+    support = counts.sum(axis=1)
+    precision = np.divide(diagonal, predicted, out=np.zeros_like(diagonal), where=predicted > 0)
+    recall = np.divide(diagonal, support, out=np.zeros_like(diagonal), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(diagonal), where=total > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def table(scores, classes):
+    """M21 Table 2 as a DataFrame: precision, recall, F1 and support per class."""
+    import pandas as pd
+
+    return pd.DataFrame({key: np.asarray(value) for key, value in scores.items()}, index=list(classes))

@@ -1,0 +1,172 @@
+"""Training the reconstruction classifier from training-set shards.
+
+Pairs are read from the HDF5 shards on demand (one compressed chunk per image),
+so 300,000 pairs never sit in memory. Splits are by lens, not by pair: the three
+reconstructions of one lens share its noise and source, and must not straddle
+train and test. Every epoch ends with an atomic checkpoint (model, optimiser,
+scaler, history, RNG state); a killed run resumes from it and ends after the same
+number of epochs.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from hybridlens.networks.classifier import ReconstructionClassifier, augment, normalise
+
+SPLITS = ("train", "validation", "test")
+
+
+class PairShards(Dataset):
+    """(source, residual, label) pairs of selected rows across training-set shards."""
+
+    def __init__(self, rows):
+        self.rows = rows  # list of (path, row, label)
+        self._files = {}
+
+    def __len__(self):
+        return len(self.rows)
+
+    def _file(self, path):
+        if path not in self._files:
+            self._files[path] = h5py.File(path, "r")
+        return self._files[path]
+
+    def __getitem__(self, i):
+        path, row, label = self.rows[i]
+        h5 = self._file(path)
+        source = torch.from_numpy(h5["source"][row][None].astype(np.float32))
+        residual = torch.from_numpy(h5["residual"][row][None].astype(np.float32))
+        return normalise(source), normalise(residual), int(label)
+
+
+def catalogue(paths):
+    """Usable pairs of the shards: (path, row, label, lens index) for every unflagged row."""
+    entries = []
+    for path in paths:
+        with h5py.File(path, "r") as h5:
+            labels, flags, index = h5["params/label"][()], h5["flags"][()], h5["index"][()]
+        entries += [(str(path), row, int(labels[row]), int(index[row])) for row in np.flatnonzero(flags == 0)]
+    return entries
+
+
+def split_by_lens(entries, fractions, seed):
+    """Assign whole lenses to train / validation / test with the given fractions."""
+    lenses = np.unique([entry[3] for entry in entries])
+    order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,))).permutation(lenses)
+    n_val = int(round(fractions["validation"] * len(order)))
+    n_test = int(round(fractions["test"] * len(order)))
+    groups = {"validation": set(order[:n_val]), "test": set(order[n_val : n_val + n_test])}
+    groups["train"] = set(order[n_val + n_test :])
+    return {name: [e for e in entries if e[3] in groups[name]] for name in SPLITS}
+
+
+def device_for(preference="auto"):
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def build_model(settings):
+    return ReconstructionClassifier(
+        input_shape=tuple(settings["input_shape"]), filters=tuple(settings["filters"]),
+        kernel_sizes=tuple(settings["kernel_sizes"]), dropout=settings["dropout"], dense=settings["dense"],
+    )  # fmt: skip
+
+
+def _loader(entries, settings, shuffle, generator):
+    rows = [(path, row, label) for path, row, label, _ in entries]
+    return DataLoader(
+        PairShards(rows), batch_size=settings["batch_size"], shuffle=shuffle, generator=generator,
+        num_workers=settings["loader_workers"],
+    )  # fmt: skip
+
+
+def _save_atomic(state, path):
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def run_epoch(model, loader, device, optimiser=None, scaler=None, generator=None, progress=None):
+    """One pass; trains when `optimiser` is given. Returns (mean loss, accuracy)."""
+    training = optimiser is not None
+    model.train(training)
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    total_loss, correct, seen = 0.0, 0, 0
+    use_amp = device.type == "cuda"
+    with torch.set_grad_enabled(training):
+        for source, residual, label in loader:
+            if training:
+                source, residual = augment(source, residual, generator)
+            source, residual, label = source.to(device), residual.to(device), label.to(device)
+            with torch.autocast(device_type=device.type, enabled=use_amp):
+                logits = model(source, residual)
+                loss = loss_fn(logits, label)
+            if training:
+                optimiser.zero_grad(set_to_none=True)
+                scaler.scale(loss / len(label)).backward()
+                scaler.step(optimiser)
+                scaler.update()
+            total_loss += float(loss.detach())
+            correct += int((logits.argmax(1) == label).sum())
+            seen += len(label)
+            if progress is not None:
+                progress.update(len(label))
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def train(entries_by_split, settings, checkpoint, seed, log=print):
+    """Train (or resume) to `settings['epochs']`; returns the model and its history."""
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    device = device_for(settings["device"])
+    model = build_model(settings).to(device)
+    optimiser = torch.optim.NAdam(model.parameters(), lr=settings["learning_rate"])
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    generator = torch.Generator().manual_seed(seed)
+    history = {key: [] for key in ("train_loss", "train_accuracy", "validation_loss", "validation_accuracy",
+                                   "epoch_seconds")}  # fmt: skip
+    start_epoch = 0
+    if Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scaler.load_state_dict(state["scaler"])
+        generator.set_state(state["generator"])
+        history, start_epoch = state["history"], state["epoch"]
+        log(f"resuming after epoch {start_epoch}")
+    train_loader = _loader(entries_by_split["train"], settings, True, generator)
+    validation_loader = _loader(entries_by_split["validation"], settings, False, None)
+    for epoch in range(start_epoch, settings["epochs"]):
+        began = time.perf_counter()
+        with tqdm(total=len(train_loader.dataset), desc=f"epoch {epoch + 1}/{settings['epochs']}",
+                  disable=not settings["progress_bar"]) as bar:  # fmt: skip
+            train_loss, train_acc = run_epoch(model, train_loader, device, optimiser, scaler, generator, bar)
+        val_loss, val_acc = run_epoch(model, validation_loader, device)
+        for key, value in zip(history, (train_loss, train_acc, val_loss, val_acc, time.perf_counter() - began)):
+            history[key].append(value)
+        log(f"epoch {epoch + 1}: loss {train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
+            f"acc {val_acc:.3f} | {history['epoch_seconds'][-1]:.1f} s on {device}")  # fmt: skip
+        _save_atomic({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                      "scaler": scaler.state_dict(), "generator": generator.get_state(),
+                      "history": history, "epoch": epoch + 1}, checkpoint)  # fmt: skip
+    return model, history
+
+
+@torch.no_grad()
+def predict(model, entries, settings):
+    """Class probabilities of `entries` (eval mode: dropout off)."""
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    for source, residual, _ in _loader(entries, settings, False, None):
+        out.append(torch.softmax(model(source.to(device), residual.to(device)).float(), 1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 3))

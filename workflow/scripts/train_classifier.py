@@ -1,0 +1,33 @@
+"""Rule adapter: train the M21 classifier on the training-set shards (resumable)."""
+
+import numpy as np
+import torch
+
+from hybridlens import config, io, runlog
+from hybridlens.networks import classifier, training
+
+log = runlog.start(snakemake.log[0])
+p = snakemake.params
+splits = training.split_by_lens(training.catalogue(snakemake.input), p.settings["split"], p.seed)
+log.info("pairs: %s", {name: len(rows) for name, rows in splits.items()})
+model, history = training.train(splits, p.settings, p.checkpoint, p.seed, log=log.info)
+log.info("%d trainable parameters", classifier.count_parameters(model))
+torch.save(model.state_dict(), snakemake.output.weights)
+io.write_shard(
+    snakemake.output.model,
+    attrs=io.provenance(
+        "train_classifier", config.digest(p.settings), p.seed,
+        n_parameters=classifier.count_parameters(model), device=str(training.device_for(p.settings["device"])),
+    ),  # fmt: skip
+    params={key: np.asarray(values, float) for key, values in history.items()},
+    units={"epoch_seconds": "s"},
+    groups={
+        f"split_{name}": {
+            "shard": np.array([entry[0] for entry in rows], dtype="S"),
+            "row": np.array([entry[1] for entry in rows], dtype=np.int64),
+            "label": np.array([entry[2] for entry in rows], dtype=np.int64),
+            "lens_index": np.array([entry[3] for entry in rows], dtype=np.int64),
+        }
+        for name, rows in splits.items()
+    },
+)
