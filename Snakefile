@@ -28,6 +28,7 @@ include: "workflow/rules/masking.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/trainingset.smk"
+include: "workflow/rules/complex.smk"
 include: "workflow/rules/classifier.smk"
 
 

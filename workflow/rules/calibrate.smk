@@ -3,8 +3,8 @@
 
 rule calibrate_lens:
     input:
-        sim=lambda w: slacs_shard_of("simulate", int(w.lens)),
-        mask=lambda w: slacs_shard_of("mask", int(w.lens)),
+        sim=lambda w: shard_of("simulate", "slacs", int(w.lens)),
+        mask=lambda w: shard_of("mask", "slacs", int(w.lens)),
     output:
         "results/calibrate/fits/lens-{lens}.h5",
     log:

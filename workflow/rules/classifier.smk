@@ -26,11 +26,18 @@ rule evaluate_classifier:
         model=rules.train_classifier.output.model,
         weights=rules.train_classifier.output.weights,
         shards=shards("trainingset", "slacs"),
+        complex=complex_pairs(),
     output:
         evaluation="results/classifier/evaluation.h5",
         table="results/classifier/m21_table2_sersic.csv",
+        complex_table="results/classifier/m21_table2_hudf.csv",
         figure=multiext(
             "results/figures/m21_fig11_confusion_sersic",
+            ".json",
+            *[f".{f}" for f in config["figures"]["format"]],
+        ),
+        complex_figure=multiext(
+            "results/figures/m21_fig12_confusion_hudf",
             ".json",
             *[f".{f}" for f in config["figures"]["format"]],
         ),

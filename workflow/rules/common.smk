@@ -5,16 +5,20 @@ wildcard_constraints:
     shard=r"\d{5}",
     lens=r"\d{5}",
     mass_model="sie|power_law",
-    dataset="slacs|training_sie|training_power_law",
+    dataset="slacs|hudf|training_sie|training_power_law",
 
 
 def dataset_stage(dataset):
-    """The config block that simulates `dataset`."""
-    return "simulate_slacs" if dataset == "slacs" else "simulate_training"
+    """The config block that sizes `dataset`."""
+    return {"slacs": "simulate_slacs", "hudf": "complex_sources"}.get(dataset, "simulate_training")
+
+
+def training_datasets():
+    return [f"training_{m}" for m in config["simulate_training"]["mass_models"]]
 
 
 def datasets():
-    return ["slacs"] + [f"training_{m}" for m in config["simulate_training"]["mass_models"]]
+    return ["slacs", "hudf", *training_datasets()]
 
 
 def shards(stage_dir, dataset):
@@ -46,14 +50,20 @@ def gallery_shards(stage_dir, dataset):
     return shards(stage_dir, dataset)[:needed]
 
 
-def slacs_shard_of(stage_dir, lens):
-    """The shard of results/<stage_dir>/slacs holding global image `lens`."""
-    return f"results/{stage_dir}/slacs/shard-{lens // config['simulate_slacs']['shard_size']:05d}.h5"
+def shard_of(stage_dir, dataset, lens):
+    """The shard of results/<stage_dir>/<dataset> holding global image `lens`."""
+    size = config[dataset_stage(dataset)]["shard_size"]
+    return f"results/{stage_dir}/{dataset}/shard-{lens // size:05d}.h5"
 
 
 def calibration_fits():
     n = config["calibrate_relations"]["n_lenses"]
     return expand("results/calibrate/fits/lens-{lens:05d}.h5", lens=range(n))
+
+
+def complex_pairs():
+    n = config["complex_sources"]["n_images"]
+    return expand("results/complex/pairs/lens-{lens:05d}.h5", lens=range(n))
 
 
 def trainingset_settings():

@@ -20,8 +20,8 @@ rule gallery_slacs:
 
 rule gallery_training:
     input:
-        sims=[p for d in datasets()[1:] for p in shards("simulate", d)],
-        masks=[p for d in datasets()[1:] for p in shards("mask", d)],
+        sims=[p for d in training_datasets() for p in shards("simulate", d)],
+        masks=[p for d in training_datasets() for p in shards("mask", d)],
     output:
         multiext("results/figures/p21_fig1_gallery", ".json", *[f".{f}" for f in config["figures"]["format"]]),
     log:

@@ -10,8 +10,12 @@ p = snakemake.params
 dataset = snakemake.output[0].split("/")[-2]
 indices = config.shard_indices(int(snakemake.wildcards.shard), p.settings)
 start = time.perf_counter()
+stamps = None
+if p.kind == "hudf":
+    stamps = {"stamps": io.read_array([snakemake.input.stamps], "stamps"),
+              "half_light_radius": io.read_params([snakemake.input.stamps])["half_light_radius"].to_numpy()}  # fmt: skip
 result = simulate.simulate_shard(
-    p.kind, p.settings, p.survey, p.reference, p.seed, dataset, indices, snakemake.wildcards.get("mass_model")
+    p.kind, p.settings, p.survey, p.reference, p.seed, dataset, indices, snakemake.wildcards.get("mass_model"), stamps
 )
 elapsed = time.perf_counter() - start
 log.info("%s: %d images in %.2f s (%.3f s/image); rejections %s", dataset, len(indices), elapsed,

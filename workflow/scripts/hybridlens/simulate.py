@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import autolens as al
 import numpy as np
+from scipy.ndimage import map_coordinates
 from scipy.signal import fftconvolve
 
 from hybridlens import distributions as dist
@@ -44,6 +45,7 @@ PARAM_UNITS = {
     "source_centre_y": "arcsec", "source_centre_x": "arcsec", "source_magnitude": "AB mag",
     "source_flux": "e-/s", "source_half_light_radius": "arcsec", "magnification": "",
     "n_point_images": "", "image_separation": "arcsec", "snr": "", "n_attempts": "",
+    "stamp": "index into the HDF stamps", "stamp_pixel_scale": "arcsec",
 }  # fmt: skip
 
 SOURCE_TYPES = ("sersic", "gaussian", "multi_sersic")
@@ -60,6 +62,7 @@ class Renderer:
 
     def __init__(self, survey, over_sample):
         self.survey = survey
+        self.over_sample = over_sample
         self.psf = survey.psf_kernel()
         pad = self.psf.shape[0] - 1
         self.padded = al.Grid2D.uniform(
@@ -91,6 +94,28 @@ class Renderer:
     def flux_and_half_light_radius(self, galaxy, centre):
         return sources.flux_and_half_light_radius(galaxy, self.fine, centre, self.survey.pixel_scale)
 
+    def lensed_pixelised(self, lens, source, source_pixel_scale, centre):
+        """Padded image of a pixelised source (flux per source pixel) behind `lens`.
+
+        Sub-pixel centres are ray-traced and the source surface brightness is
+        interpolated bilinearly there, then averaged over each pixel's sub-pixels.
+        """
+        sub = self.over_sample
+        shape = self.padded.shape_native
+        step = self.survey.pixel_scale / sub
+        ys = (shape[0] * sub - 1) / 2.0 - np.arange(shape[0] * sub)
+        xs = np.arange(shape[1] * sub) - (shape[1] * sub - 1) / 2.0
+        yy, xx = np.meshgrid(ys * step, xs * step, indexing="ij")
+        points = np.column_stack([yy.ravel(), xx.ravel()])
+        deflection = np.asarray(lens.deflections_yx_2d_from(grid=al.Grid2DIrregular(points)))
+        beta = points - deflection
+        n = source.shape[0]
+        rows = (n - 1) / 2.0 - (beta[:, 0] - centre[0]) / source_pixel_scale
+        cols = (beta[:, 1] - centre[1]) / source_pixel_scale + (source.shape[1] - 1) / 2.0
+        brightness = map_coordinates(source, [rows, cols], order=1, mode="constant", cval=0.0)
+        per_pixel = brightness * (self.survey.pixel_scale / source_pixel_scale) ** 2
+        return per_pixel.reshape(shape[0], sub, shape[1], sub).mean(axis=(1, 3))
+
     def stamp_flux(self, padded_image):
         return float(padded_image[self.inner].sum())
 
@@ -108,20 +133,19 @@ class Simulated:
     rejections: dict = field(default_factory=dict)
 
 
-def slacs_image(rng, settings, renderer, reference):
-    """One M21 section 3.1 lens: SIE at the centre, Sersic source inside theta_E.
+def slacs_lens(rng, settings, renderer):
+    """M21 lens (SIE at the centre) and a source centre inside theta_E.
 
     M21 places the source "inside the Einstein radius (i.e. that there are
     multiple images)"; for an elliptical lens the two differ near theta_E, so
     with `require_multiple_images` the centre is redrawn until it is.
+    Returns (lens galaxy, params, source centre, number of draws, flags).
     """
-    survey = renderer.survey
-    lens_cfg, src_cfg = settings["lens"], settings["source"]
+    lens_cfg = settings["lens"]
     theta_e = dist.truncated_normal(rng, lens_cfg["einstein_radius"])[0]
     q = dist.truncated_normal(rng, lens_cfg["axis_ratio"])[0]
     angle = rng.uniform(0.0, 180.0)
-    mass = lenses.mass_profile("sie", (0.0, 0.0), theta_e, q, angle)
-    lens = al.Galaxy(redshift=NOMINAL_REDSHIFTS[0], mass=mass)
+    lens = al.Galaxy(redshift=NOMINAL_REDSHIFTS[0], mass=lenses.mass_profile("sie", (0.0, 0.0), theta_e, q, angle))
     traced = None
     for attempt in range(1, settings["max_attempts"] + 1):
         sy, sx = dist.uniform_disc(rng, theta_e)
@@ -132,8 +156,21 @@ def slacs_image(rng, settings, renderer, reference):
         _, mus = renderer.point_images(traced, (sy[0], sx[0]), settings["min_image_magnification"])
         if len(mus) >= 2:
             break
+    flags = FLAG_SINGLY_IMAGED if settings["require_multiple_images"] and len(mus) < 2 else 0
+    params = {
+        "lens_centre_y": 0.0, "lens_centre_x": 0.0, "einstein_radius": theta_e, "axis_ratio": q,
+        "angle": angle, "source_centre_y": sy[0], "source_centre_x": sx[0], "n_attempts": attempt,
+    }  # fmt: skip
+    return lens, params, (sy[0], sx[0]), flags
+
+
+def slacs_image(rng, settings, renderer, reference):
+    """One M21 section 3.1 lens: SIE at the centre, Sersic source inside theta_E."""
+    survey = renderer.survey
+    src_cfg = settings["source"]
+    lens, params, centre, flags = slacs_lens(rng, settings, renderer)
     row = sources.component(
-        sources.SERSIC, (sy[0], sx[0]),
+        sources.SERSIC, centre,
         axis_ratio=dist.uniform(rng, src_cfg["axis_ratio"])[0], angle=rng.uniform(0.0, 180.0),
         intensity=dist.uniform(rng, src_cfg["intensity"])[0] * flux_scale(survey, reference),
         effective_radius=dist.truncated_exponential(rng, src_cfg["effective_radius"])[0],
@@ -141,15 +178,36 @@ def slacs_image(rng, settings, renderer, reference):
     )  # fmt: skip
     tracer = al.Tracer(galaxies=[lens, sources.galaxy([row], NOMINAL_REDSHIFTS[1])])
     model = renderer.convolve(renderer.unconvolved(tracer))
-    noise = NoiseModel(**settings["noise"])
-    image, noise_map = noise.realise(rng, survey, model)
-    params = {
-        "lens_centre_y": 0.0, "lens_centre_x": 0.0, "einstein_radius": theta_e, "axis_ratio": q,
-        "angle": angle, "source_centre_y": row["centre_y"], "source_centre_x": row["centre_x"],
-        "n_attempts": attempt,
-    }  # fmt: skip
-    flags = FLAG_SINGLY_IMAGED if settings["require_multiple_images"] and len(mus) < 2 else 0
+    image, noise_map = NoiseModel(**settings["noise"]).realise(rng, survey, model)
     return Simulated(image, noise_map, model, params, [row], flags)
+
+
+# Total flux of a round exponential (n = 1) profile in units of I(R_eff) R_eff^2.
+EXPONENTIAL_FLUX = 2.0 * np.pi * np.exp(1.67835) / 1.67835**2
+
+
+def hudf_image(rng, settings, renderer, reference, stamps):
+    """An M21 lens of a real-morphology HDF galaxy (M21 section 3.3).
+
+    The unit-flux stamp (randomly flipped and turned) is scaled so that its
+    half-light radius is an M21 effective radius, and given the flux of an
+    exponential source with an M21 intensity; it is ray-traced through the SIE
+    on the sub-pixel grid and interpolated bilinearly.
+    """
+    survey = renderer.survey
+    src_cfg = settings["source"]
+    lens, params, centre, flags = slacs_lens(rng, settings, renderer)
+    pick = int(rng.integers(len(stamps["stamps"])))
+    stamp = np.rot90(stamps["stamps"][pick], int(rng.integers(4)))
+    stamp = stamp[:, ::-1] if rng.uniform() < 0.5 else stamp
+    radius = dist.truncated_exponential(rng, src_cfg["effective_radius"])[0]
+    scale = radius / stamps["half_light_radius"][pick]  # arcsec per stamp pixel
+    intensity = dist.uniform(rng, src_cfg["intensity"])[0] * flux_scale(survey, reference)
+    flux = EXPONENTIAL_FLUX * intensity * (radius / survey.pixel_scale) ** 2
+    model = renderer.convolve(renderer.lensed_pixelised(lens, stamp * flux, scale, centre))
+    image, noise_map = NoiseModel(**settings["noise"]).realise(rng, survey, model)
+    params.update({"stamp": pick, "stamp_pixel_scale": scale, "source_half_light_radius": radius, "source_flux": flux})
+    return Simulated(image, noise_map, model, params, [], flags)
 
 
 def _training_source(rng, src_cfg, survey, centre):
@@ -278,10 +336,13 @@ def integrated_snr(model, noise_map):
     return float(model[bright].sum() / np.sqrt((noise_map[bright] ** 2).sum()))
 
 
-def simulate_shard(kind, settings, survey_settings, reference_settings, seed, dataset, indices, mass_model=None):
+def simulate_shard(
+    kind, settings, survey_settings, reference_settings, seed, dataset, indices, mass_model=None, stamps=None
+):  # fmt: skip
     """Simulate images `indices` of `dataset`; returns arrays, params and statistics.
 
-    `kind` is `slacs` (M21) or `training` (P21, needs `mass_model`).
+    `kind` is `slacs` (M21), `hudf` (M21 with real-morphology `stamps`) or
+    `training` (P21, needs `mass_model`).
     """
     survey = Survey.from_settings(survey_settings)
     renderer = Renderer(survey, settings["over_sample"])
@@ -291,6 +352,8 @@ def simulate_shard(kind, settings, survey_settings, reference_settings, seed, da
         rng = image_rng(seed, dataset, index)
         if kind == "slacs":
             results.append(slacs_image(rng, settings, renderer, reference))
+        elif kind == "hudf":
+            results.append(hudf_image(rng, settings, renderer, reference, stamps))
         else:
             results.append(training_image(rng, settings, renderer, mass_model))
     return collate(results, indices)

@@ -1,0 +1,44 @@
+"""Rule adapter: full-analysis U/C/O reconstructions of one real-morphology lens."""
+
+import shutil
+
+import numpy as np
+
+from hybridlens import calibration, config, inversion, io, masking, modelling, runlog, trainingset
+from hybridlens.survey import Survey
+
+log = runlog.start(snakemake.log[0])
+p = snakemake.params
+index = int(snakemake.wildcards.lens)
+lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.shard_size)
+survey = Survey.from_settings(lens["survey"])
+shape = tuple(p.settings["source_shape"])
+pairs = [(0, label, np.nan, (np.nan, np.nan), None, trainingset.FLAG_NO_MASK) for label in range(3)]
+if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
+    modelling.configure(p.scratch)
+    masked = inversion.MaskedLens(
+        lens["image"], lens["noise_map"], lens["mask"], survey.psf_kernel(), survey.pixel_scale, p.settings["inversion"]
+    )
+    rows, products = calibration.full_analysis_pairs(
+        masked, lens["truth"]["einstein_radius"], p.calibration, p.seed + index, shape,
+        p.settings["source_extent"] * lens["annulus"]["outer_radius"],
+    )  # fmt: skip
+    shutil.rmtree(p.scratch, ignore_errors=True)
+    pairs = [
+        (0, int(row["label"]), row["ml_einstein_radius"],
+         calibration.class_range(calibration.CLASSES[int(row["label"])], lens["truth"]["einstein_radius"], p.calibration),
+         product, 0)
+        for row, product in zip(rows, products)
+    ]  # fmt: skip
+    log.info("theta_E per class %s (true %.3f)", [round(r["ml_einstein_radius"], 3) for r in rows],
+             lens["truth"]["einstein_radius"])  # fmt: skip
+result = trainingset.collate(pairs, shape, lens["image"].shape)
+io.write_shard(
+    snakemake.output[0],
+    attrs=io.provenance("complex_pairs", config.digest(p.calibration), p.seed, lens["survey"], lens=index),
+    arrays={**result["arrays"], "index": np.full(3, index)},
+    params={**result["params"], "einstein_radius_true": np.full(3, lens["truth"]["einstein_radius"])},
+    units={**trainingset.UNITS, "einstein_radius_true": "arcsec"},
+    flags=result["flags"],
+    flag_bits=trainingset.FLAG_BITS,
+)
