@@ -100,6 +100,17 @@ def test_classifier_is_trained_and_evaluated(finished):
     assert 0.0 <= summary["accuracy"] <= 1.0 and summary["n_pairs"] == 3 * len(held_out)
     table = (finished / "results/classifier/m21_table2_sersic.csv").read_text().splitlines()
     assert table[0] == "class,precision,recall,f1,support" and len(table) == 4
+    hudf = json.loads((finished / "results/figures/m21_fig12_confusion_hudf.json").read_text())
+    assert hudf["n_pairs"] == 3  # one real-morphology lens, U/C/O from its three full-analysis fits
+
+
+def test_real_morphology_pairs_come_from_constrained_fits(finished):
+    with h5py.File(finished / "results/sources/hudf_stamps.h5") as h5:
+        assert h5["stamps"].shape[0] == 20 and np.allclose(h5["stamps"][()].sum(axis=(1, 2)), 1, rtol=1e-4)
+    table = io.read_params([finished / "results/complex/pairs/lens-00000.h5"])
+    assert list(table["label"]) == [0, 1, 2] and not table["flags"].any()
+    assert (table["einstein_radius"] >= table["window_low"] - 1e-9).all()
+    assert (table["einstein_radius"] <= table["window_high"] + 1e-9).all()
     assert (finished / "logs/simulate/slacs/shard-00000.log").read_text().count("s/image") == 1
 
 
@@ -143,7 +154,7 @@ def test_paper_scale_plans_every_shard(root, tmp_path):
     counts = planned(snakemake(workdir, "-n", "--configfile", "config/paper.yaml"))
     assert counts["simulate_slacs"] == 100 and counts["simulate_training"] == 400
     assert counts["mask"] == 500
-    assert counts["calibrate_lens"] == 250 and counts["trainingset"] == 100
+    assert counts["calibrate_lens"] == 250 and counts["trainingset"] == 100 and counts["complex_pairs"] == 100
 
 
 def test_lint_and_format_are_clean(root):
