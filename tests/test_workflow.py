@@ -153,7 +153,7 @@ def test_paper_scale_plans_every_shard(root, tmp_path):
     workdir = copy_workflow(root, tmp_path / "paper")
     counts = planned(snakemake(workdir, "-n", "--configfile", "config/paper.yaml"))
     assert counts["simulate_slacs"] == 100 and counts["simulate_training"] == 400
-    assert counts["mask"] == 500
+    assert counts["mask"] == 505 and counts["simulate_hudf"] == 5
     assert counts["calibrate_lens"] == 250 and counts["trainingset"] == 100 and counts["complex_pairs"] == 100
 
 

@@ -1,0 +1,48 @@
+"""Held-out accuracy of the classifier against training-set size.
+
+Trains from scratch on nested fractions of the training lenses of a finished run
+(same validation / test lenses throughout) and prints test accuracy per size.
+
+    python benchmarks/classifier_learning_curve.py [--fractions 0.25 0.5 1] [--epochs N]
+"""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+
+import numpy as np  # noqa: E402
+
+from hybridlens import config as hlconfig  # noqa: E402
+from hybridlens.networks import training  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shards", nargs="*", default=sorted(str(p) for p in (ROOT / "results/trainingset/slacs").glob("*.h5")))
+    parser.add_argument("--fractions", nargs="*", type=float, default=[0.25, 0.5, 1.0])
+    parser.add_argument("--epochs", type=int)
+    args = parser.parse_args()
+    cfg = hlconfig.load(ROOT / "config" / "config.yaml")
+    settings = {**cfg["classifier"], "progress_bar": False}
+    if args.epochs:
+        settings["epochs"] = args.epochs
+    splits = training.split_by_lens(training.catalogue(args.shards), settings["split"], cfg["seed"])
+    lenses = np.unique([entry[3] for entry in splits["train"]])
+    order = np.random.default_rng(cfg["seed"]).permutation(lenses)
+    truth = np.array([entry[2] for entry in splits["test"]])
+    for fraction in args.fractions:
+        keep = set(order[: max(1, int(round(fraction * len(order))))])
+        subset = {**splits, "train": [e for e in splits["train"] if e[3] in keep]}
+        with tempfile.TemporaryDirectory() as scratch:
+            model, history = training.train(subset, settings, Path(scratch) / "c.pt", cfg["seed"], log=lambda _: None)
+        accuracy = (training.predict(model, splits["test"], settings).argmax(1) == truth).mean()
+        print(f"{len(subset['train']):6d} training pairs: test accuracy {accuracy:.3f} "
+              f"({len(truth)} pairs), final train loss {history['train_loss'][-1]:.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
