@@ -62,18 +62,25 @@ def fake_shards(tmp_path, n_lenses=12, side=32, seed=0):
         for lens in range(n_lenses // 2):
             for label, width in enumerate((0.6, 0.15, 0.35)):
                 sources.append(np.exp(-(x**2 + y**2) / (2 * width**2)) + 0.05 * rng.normal(size=(side, side)))
-                residuals.append(rng.normal(size=(side, side)) * (1 + label))
+                residuals.append(rng.normal(size=(side, side)) * 4.0**label)
                 labels.append(label)
                 index.append(shard * n_lenses + lens)
         path = tmp_path / f"shard-{shard:05d}.h5"
         with h5py.File(path, "w") as h5:
             h5["source"] = np.array(sources, np.float32)
             h5["residual"] = np.array(residuals, np.float32)
+            h5["chi_squared_map"] = np.array(residuals, np.float32) ** 2
             h5["params/label"] = np.array(labels, float)
             h5["flags"] = np.zeros(len(labels), np.uint8)
             h5["index"] = np.array(index)
         paths.append(path)
     return paths
+
+
+def test_residual_input_is_in_noise_units_with_its_sign():
+    residual = np.array([[-2.0, 0.0], [3.0, 0.5]])
+    scaled = training.noise_scaled_residual(residual, (residual / 0.5) ** 2)  # noise rms 0.5
+    np.testing.assert_allclose(scaled, np.arcsinh(residual / 0.5))
 
 
 def test_split_keeps_each_lens_in_one_split(tmp_path):
@@ -101,7 +108,7 @@ def test_killed_training_resumes_to_the_same_epoch_count(tmp_path):
 
 def test_training_learns_separable_classes(tmp_path):
     splits = training.split_by_lens(training.catalogue(fake_shards(tmp_path, 24)), {"validation": 0.2, "test": 0.2}, 1)
-    model, history = training.train(splits, {**SMALL, "epochs": 6}, tmp_path / "c.pt", seed=2, log=lambda _: None)
+    model, history = training.train(splits, {**SMALL, "epochs": 10}, tmp_path / "c.pt", seed=2, log=lambda _: None)
     assert history["train_loss"][-1] < history["train_loss"][0]
     predicted = training.predict(model, splits["test"], SMALL).argmax(1)
     truth = np.array([e[2] for e in splits["test"]])

@@ -42,8 +42,17 @@ class PairShards(Dataset):
         path, row, label = self.rows[i]
         h5 = self._file(path)
         source = torch.from_numpy(h5["source"][row][None].astype(np.float32))
-        residual = torch.from_numpy(h5["residual"][row][None].astype(np.float32))
-        return normalise(source), normalise(residual), int(label)
+        residual = noise_scaled_residual(h5["residual"][row], h5["chi_squared_map"][row])
+        return normalise(source), torch.from_numpy(residual[None].astype(np.float32)), int(label)
+
+
+def noise_scaled_residual(residual, chi_squared_map):
+    """asinh of the residual in units of the noise (sign of the residual, size from chi^2).
+
+    Unlike a peak-normalised residual this keeps how badly a model fits, the
+    strongest clue to an unphysical solution; asinh tames the dynamic range.
+    """
+    return np.arcsinh(np.sign(residual) * np.sqrt(np.clip(chi_squared_map, 0.0, None)))
 
 
 def catalogue(paths):
