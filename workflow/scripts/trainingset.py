@@ -4,9 +4,8 @@ import json
 import time
 
 import h5py
-import numpy as np
 
-from hybridlens import config, io, masking, runlog, trainingset
+from hybridlens import config, inversion, io, masking, runlog, trainingset
 from hybridlens.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -21,7 +20,7 @@ with h5py.File(snakemake.input.relations) as h5:
 start = time.perf_counter()
 result = trainingset.build_shard(
     io.read_array([sim], "image"), io.read_array([sim], "noise_map"), io.read_array([mask], "mask"),
-    [trainingset.inversion.Mass(r.einstein_radius, r.axis_ratio, r.angle, (r.lens_centre_y, r.lens_centre_x))
+    [inversion.Mass(r.einstein_radius, r.axis_ratio, r.angle, (r.lens_centre_y, r.lens_centre_x))
      for r in truths.itertuples()],
     annuli["outer_radius"].to_numpy(), masking.usable(truths["flags"], annuli["flags"]),
     survey.psf_kernel(), survey.pixel_scale, relations, p.settings,
