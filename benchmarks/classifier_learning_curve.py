@@ -25,11 +25,14 @@ def main():
     parser.add_argument("--shards", nargs="*", default=sorted(str(p) for p in (ROOT / "results/trainingset/slacs").glob("*.h5")))
     parser.add_argument("--fractions", nargs="*", type=float, default=[0.25, 0.5, 1.0])
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--learning-rate", type=float)
     args = parser.parse_args()
     cfg = hlconfig.load(ROOT / "config" / "config.yaml")
     settings = {**cfg["classifier"], "progress_bar": False}
     if args.epochs:
         settings["epochs"] = args.epochs
+    if args.learning_rate:
+        settings["learning_rate"] = args.learning_rate
     splits = training.split_by_lens(training.catalogue(args.shards), settings["split"], cfg["seed"])
     lenses = np.unique([entry[3] for entry in splits["train"]])
     order = np.random.default_rng(cfg["seed"]).permutation(lenses)
