@@ -29,7 +29,8 @@ def prepared(lens):
     return masked, mass
 
 
-masked, mass = prepared(lenses[0])
+prepared_lenses = [prepared(lens) for lens in lenses]
+masked, mass = prepared_lenses[0]
 pairs = trainingset.lens_pairs(masked, mass, relations, p.settings, lenses[0]["annulus"]["outer_radius"])
 fig = figures.reconstruction_panels(lenses[0]["image"], pairs, survey.pixel_scale, calibration.CLASSES)
 summary = {
@@ -43,8 +44,7 @@ figures.save(fig, snakemake.output.fig2[0].removesuffix(".json"), p.formats, sum
 
 ratios = np.linspace(p.slice["min_ratio"], p.slice["max_ratio"], p.slice["points"])
 slices, summary = [], {"ratios": ratios.tolist(), "lenses": []}
-for lens in lenses:
-    masked, mass = prepared(lens)
+for lens, (masked, mass) in zip(lenses, prepared_lenses):
     coefficient, _ = masked.best_coefficient(mass)
     evidence = np.array([masked.log_evidence(mass.with_einstein_radius(r * mass.einstein_radius), coefficient) for r in ratios])
     peaks = {}

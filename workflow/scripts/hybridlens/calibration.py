@@ -10,7 +10,7 @@ training set (and the hybrid loop's prior moves) use.
 
 import numpy as np
 
-from hybridlens import modelling
+from hybridlens import inversion, modelling
 
 CLASSES = ("under", "correct", "over")
 
@@ -76,8 +76,6 @@ def full_analysis_pairs(masked_lens, theta_true, settings, seed, source_shape, s
 
     Returns the fit rows and, per class, the inversion products of its best model.
     """
-    from hybridlens import inversion
-
     rows = calibrate_lens(masked_lens, theta_true, settings, seed)
     products = []
     for row in rows:
