@@ -1,7 +1,9 @@
-"""Held-out accuracy of the classifier against training-set size.
+"""Validation accuracy of the classifier against training-set size.
 
 Trains from scratch on nested fractions of the training lenses of a finished run
-(same validation / test lenses throughout) and prints test accuracy per size.
+(same validation lenses throughout) and prints validation accuracy per size: the
+number to choose settings by. The test split is never read here; it is scored
+once, by the evaluate_classifier rule, after the settings are fixed.
 
     python benchmarks/classifier_learning_curve.py [--fractions 0.25 0.5 1] [--epochs N]
 """
@@ -22,7 +24,9 @@ from hybridlens.networks import training  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shards", nargs="*", default=sorted(str(p) for p in (ROOT / "results/trainingset/slacs").glob("*.h5")))
+    parser.add_argument(
+        "--shards", nargs="*", default=sorted(str(p) for p in (ROOT / "results/trainingset/slacs").glob("*.h5"))
+    )
     parser.add_argument("--fractions", nargs="*", type=float, default=[0.25, 0.5, 1.0])
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--learning-rate", type=float)
@@ -36,15 +40,16 @@ def main():
     splits = training.split_by_lens(training.catalogue(args.shards), settings["split"], cfg["seed"])
     lenses = np.unique([entry[3] for entry in splits["train"]])
     order = np.random.default_rng(cfg["seed"]).permutation(lenses)
-    truth = np.array([entry[2] for entry in splits["test"]])
     for fraction in args.fractions:
         keep = set(order[: max(1, int(round(fraction * len(order))))])
-        subset = {**splits, "train": [e for e in splits["train"] if e[3] in keep]}
+        subset = {"train": [e for e in splits["train"] if e[3] in keep], "validation": splits["validation"], "test": []}
         with tempfile.TemporaryDirectory() as scratch:
-            model, history = training.train(subset, settings, Path(scratch) / "c.pt", cfg["seed"], log=lambda _: None)
-        accuracy = (training.predict(model, splits["test"], settings).argmax(1) == truth).mean()
-        print(f"{len(subset['train']):6d} training pairs: test accuracy {accuracy:.3f} "
-              f"({len(truth)} pairs), final train loss {history['train_loss'][-1]:.3f}")  # fmt: skip
+            _, history = training.train(subset, settings, Path(scratch) / "c.pt", cfg["seed"], log=lambda _: None)
+        accuracy = history["validation_accuracy"]
+        best = int(np.argmax(accuracy))
+        print(f"{len(subset['train']):6d} training pairs: validation accuracy {accuracy[-1]:.3f} after "
+              f"{len(accuracy)} epochs (best {accuracy[best]:.3f} at epoch {best + 1}; "
+              f"{len(splits['validation'])} pairs), final train loss {history['train_loss'][-1]:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""The M21 classifier: shapes, size, learning, aligned augmentation, kill-and-resume."""
+"""The M21 classifier: shapes, size, learning, aligned augmentation, exact kill-and-resume, fast inference."""
 
 import h5py
 import numpy as np
+import pytest
 import torch
 
 from hybridlens.networks import classifier, training
@@ -55,7 +56,7 @@ def test_augmentation_applies_the_same_transform_to_both_images():
 def fake_shards(tmp_path, n_lenses=12, side=32, seed=0):
     """Training-set shards whose classes differ in reconstruction size, like U/C/O."""
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[-1:1:side * 1j, -1:1:side * 1j]
+    y, x = np.mgrid[-1 : 1 : side * 1j, -1 : 1 : side * 1j]
     paths = []
     for shard in range(2):
         sources, residuals, labels, index = [], [], [], []
@@ -91,19 +92,83 @@ def test_split_keeps_each_lens_in_one_split(tmp_path):
     assert sum(len(splits[name]) for name in training.SPLITS) == len(entries)
 
 
-def test_killed_training_resumes_to_the_same_epoch_count(tmp_path):
-    splits = training.split_by_lens(training.catalogue(fake_shards(tmp_path)), {"validation": 0.2, "test": 0.2}, 3)
+def _splits(tmp_path, **kwargs):
+    return training.split_by_lens(
+        training.catalogue(fake_shards(tmp_path, **kwargs)), {"validation": 0.2, "test": 0.2}, 3
+    )
+
+
+def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    splits = _splits(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: CPU kernels reduce in a fixed order
+    try:
+        straight, straight_history = training.train(splits, SMALL, tmp_path / "straight.pt", seed=5, log=lambda _: None)
+        checkpoint = tmp_path / "killed.pt"
+        training.train(splits, {**SMALL, "epochs": 1}, checkpoint, seed=5, log=lambda _: None)  # killed after epoch 1
+        torch.manual_seed(987)  # a fresh process would start from other global RNG state
+        torch.rand(1000)
+        messages = []
+        resumed, resumed_history = training.train(splits, SMALL, checkpoint, seed=5, log=messages.append)
+    finally:
+        torch.set_num_threads(threads)
+    assert any("resuming after epoch 1" in m for m in messages)
+    assert torch.load(checkpoint, weights_only=False)["epoch"] == SMALL["epochs"]
+    for key in straight_history.keys() - {"epoch_seconds"}:
+        assert resumed_history[key] == straight_history[key], key
+    straight_state, resumed_state = straight.state_dict(), resumed.state_dict()
+    assert straight_state.keys() == resumed_state.keys()
+    for key in straight_state:
+        assert torch.equal(straight_state[key], resumed_state[key]), key
+
+
+def test_checkpoint_of_other_settings_is_started_afresh(tmp_path):
+    splits = _splits(tmp_path)
     checkpoint = tmp_path / "classifier.pt"
-    training.train(splits, {**SMALL, "epochs": 1}, checkpoint, seed=5, log=lambda _: None)  # "killed" after 1
-    model, history = training.train(splits, SMALL, checkpoint, seed=5, log=lambda _: None)
-    assert len(history["train_loss"]) == SMALL["epochs"]
+    training.train(splits, {**SMALL, "epochs": 1}, checkpoint, seed=5, log=lambda _: None)
+    other = {**SMALL, "learning_rate": 5e-4}
+    messages = []
+    _, history = training.train(splits, other, checkpoint, seed=5, log=messages.append)
+    assert any("other settings or data" in m and "starting afresh" in m for m in messages)
+    assert not any("resuming" in m for m in messages)
+    assert len(history["train_loss"]) == other["epochs"]
+    _, fresh = training.train(splits, other, tmp_path / "fresh.pt", seed=5, log=lambda _: None)
+    assert history["train_loss"][0] == pytest.approx(fresh["train_loss"][0], rel=1e-5)  # epoch 1 redone under B
     state = torch.load(checkpoint, weights_only=False)
-    assert state["epoch"] == SMALL["epochs"]
-    reloaded = training.build_model(SMALL)
-    reloaded.load_state_dict(state["model"])
-    probabilities = training.predict(reloaded, splits["test"], SMALL)
-    assert probabilities.shape == (len(splits["test"]), 3)
-    np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
+    assert state["epoch"] == other["epochs"]
+    assert state["digest"] == training.training_digest(splits, other, 5)
+
+
+def test_training_digest_follows_data_and_settings_not_cosmetics(tmp_path):
+    splits = _splits(tmp_path)
+    digest = training.training_digest(splits, SMALL, 5)
+    assert training.training_digest(splits, {**SMALL, "progress_bar": True, "loader_workers": 4}, 5) == digest
+    assert training.training_digest(splits, {**SMALL, "dropout": 0.3}, 5) != digest
+    assert training.training_digest(splits, SMALL, 6) != digest
+    moved = {**splits, "validation": splits["validation"][1:], "test": splits["test"] + splits["validation"][:1]}
+    assert training.training_digest(moved, SMALL, 5) != digest
+    with h5py.File(splits["train"][0][0], "a") as h5:  # the same rows, regenerated under another config
+        h5.attrs["config_sha256"] = "0" * 64
+    assert training.training_digest(splits, SMALL, 5) != digest
+
+
+@pytest.mark.parametrize(
+    "input_shape, filters, micro_batch", [((100, 100), (32, 64, 128), 8), ((30, 27), (4, 8, 16), 3)]
+)
+def test_fast_inference_matches_the_eager_model(input_shape, filters, micro_batch):
+    torch.manual_seed(11)
+    model = classifier.ReconstructionClassifier(input_shape=input_shape, filters=filters, dense=64)
+    with torch.no_grad():  # a spread of logits, as from a trained model
+        model.head[-1].weight.mul_(30)
+    source = classifier.normalise(torch.randn(10, 1, *input_shape).cumsum(-1))
+    residual = torch.asinh(torch.randn(10, 1, *input_shape) * 3)
+    model.eval()
+    with torch.no_grad():
+        eager = torch.softmax(model(source, residual), 1)
+    fast = torch.softmax(classifier.FastClassifier(model, micro_batch=micro_batch)(source, residual), 1)
+    assert eager.max(1).values.min() < 0.99  # not saturated: the comparison sees small differences
+    assert torch.equal(fast.argmax(1), eager.argmax(1))
+    torch.testing.assert_close(fast, eager, atol=1e-5, rtol=0)
 
 
 def test_training_learns_separable_classes(tmp_path):

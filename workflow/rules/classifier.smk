@@ -11,6 +11,9 @@ rule train_classifier:
         "logs/classifier/train.log",
     conda:
         "../../envs/hybridlens.yaml"
+    # Snakemake lowers threads to --cores; beyond 8 the CPU side (loading, or the
+    # whole run without a GPU) gains little and starves the jobs running beside it.
+    threads: 8
     resources:
         gpu=1,
     params:
@@ -45,6 +48,7 @@ rule evaluate_classifier:
         "logs/classifier/evaluate.log",
     conda:
         "../../envs/hybridlens.yaml"
+    threads: 8
     params:
         settings=config["classifier"],
         seed=config["seed"],

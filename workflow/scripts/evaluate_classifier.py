@@ -8,6 +8,8 @@ from hybridlens import config, evaluation, figures, io, runlog
 from hybridlens.networks import classifier, training
 
 log = runlog.start(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)  # overrides the OMP_NUM_THREADS=1 the Snakefile exports
+log.info("%d CPU threads", torch.get_num_threads())
 p = snakemake.params
 with h5py.File(snakemake.input.model) as h5:
     group = h5["split_test"]

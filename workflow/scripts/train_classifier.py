@@ -7,17 +7,20 @@ from hybridlens import config, io, runlog
 from hybridlens.networks import classifier, training
 
 log = runlog.start(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)  # overrides the OMP_NUM_THREADS=1 the Snakefile exports
 p = snakemake.params
 splits = training.split_by_lens(training.catalogue(snakemake.input), p.settings["split"], p.seed)
-log.info("pairs: %s", {name: len(rows) for name, rows in splits.items()})
+log.info("pairs: %s; %d CPU threads", {name: len(rows) for name, rows in splits.items()}, torch.get_num_threads())
 model, history = training.train(splits, p.settings, p.checkpoint, p.seed, log=log.info)
 log.info("%d trainable parameters", classifier.count_parameters(model))
 torch.save(model.state_dict(), snakemake.output.weights)
-io.write_shard(
-    snakemake.output.model,
-    attrs=io.provenance(
-        "train_classifier", config.digest(p.settings), p.seed,
-        n_parameters=classifier.count_parameters(model), device=str(training.device_for(p.settings["device"])),
+io.write_shard(snakemake.output.model, attrs=io.provenance(
+    "train_classifier",
+    config.digest(p.settings),
+    p.seed,
+    n_parameters=classifier.count_parameters(model),
+    device=str(training.device_for(p.settings["device"])),
+    training_digest=training.training_digest(splits, p.settings, p.seed),
     ),  # fmt: skip
     params={key: np.asarray(values, float) for key, values in history.items()},
     units={"epoch_seconds": "s"},

@@ -4,10 +4,13 @@ Pairs are read from the HDF5 shards on demand (one compressed chunk per image),
 so 300,000 pairs never sit in memory. Splits are by lens, not by pair: the three
 reconstructions of one lens share its noise and source, and must not straddle
 train and test. Every epoch ends with an atomic checkpoint (model, optimiser,
-scaler, history, RNG state); a killed run resumes from it and ends after the same
-number of epochs.
+scaler, history, every RNG training draws from) keyed by a digest of the settings
+and data; a killed run resumes from it and ends with the weights an uninterrupted
+run would have had, while a checkpoint of other settings or data is discarded.
 """
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -18,9 +21,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from hybridlens.networks.classifier import ReconstructionClassifier, augment, normalise
+from hybridlens.networks.classifier import FastClassifier, ReconstructionClassifier, augment, normalise
 
 SPLITS = ("train", "validation", "test")
+# Settings that change neither the arithmetic nor the data of training. `epochs`
+# only says where to stop (the first k epochs do not depend on it), so raising it
+# continues a finished run instead of repeating it.
+UNDIGESTED_SETTINGS = frozenset({"progress_bar", "loader_workers", "device", "epochs"})
 
 
 class PairShards(Dataset):
@@ -74,6 +81,58 @@ def split_by_lens(entries, fractions, seed):
     groups = {"validation": set(order[:n_val]), "test": set(order[n_val : n_val + n_test])}
     groups["train"] = set(order[n_val + n_test :])
     return {name: [e for e in entries if e[3] in groups[name]] for name in SPLITS}
+
+
+def training_digest(entries_by_split, settings, seed):
+    """SHA-256 of what determines a training run: settings, seed, split rows, shard provenance.
+
+    Every (split, shard, row, label, lens) enters, held-out rows included, so any
+    change of split is another run; so does each shard's `config_sha256`, so
+    regenerated shards with the same row layout still count as new data.
+    """
+    h = hashlib.sha256()
+    kept = {key: value for key, value in settings.items() if key not in UNDIGESTED_SETTINGS}
+    h.update(json.dumps({"settings": kept, "seed": int(seed)}, sort_keys=True, separators=(",", ":")).encode())
+    shards = set()
+    for name in SPLITS:
+        h.update(f"\n[{name}]\n".encode())
+        for path, row, label, lens in entries_by_split.get(name, ()):
+            h.update(f"{path}\t{int(row)}\t{int(label)}\t{int(lens)}\n".encode())
+            shards.add(str(path))
+    for path in sorted(shards):
+        with h5py.File(path, "r") as h5:
+            stamp = h5.attrs.get("config_sha256", "")
+        h.update(f"{path}\t{stamp.decode() if isinstance(stamp, bytes) else stamp}\n".encode())
+    return h.hexdigest()
+
+
+def _rng_state(generator, device):
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state, generator, device):
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _resumable(checkpoint, digest, epochs, log):
+    """The checkpoint's state if it was made by these settings and data and not past `epochs`, else None."""
+    if not Path(checkpoint).exists():
+        return None
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if state.get("digest") != digest:
+        log(f"checkpoint {checkpoint} was made by other settings or data (digest {str(state.get('digest'))[:12]}... "
+            f"!= {digest[:12]}...); starting afresh")  # fmt: skip
+        return None
+    if state["epoch"] > epochs:
+        log(f"checkpoint {checkpoint} is {state['epoch']} epochs in, past the {epochs} asked for; starting afresh")
+        return None
+    return state
 
 
 def device_for(preference="auto"):
@@ -132,9 +191,16 @@ def run_epoch(model, loader, device, optimiser=None, scaler=None, generator=None
 
 
 def train(entries_by_split, settings, checkpoint, seed, log=print):
-    """Train (or resume) to `settings['epochs']`; returns the model and its history."""
+    """Train (or resume) to `settings['epochs']`; returns the model and its history.
+
+    Resuming restores every RNG the epochs draw from (the shuffle and augmentation
+    generator, torch's global RNG behind dropout, CUDA's on GPU), so on a
+    deterministic device a resumed run ends with the same weights as one never
+    interrupted.
+    """
     from tqdm import tqdm
 
+    digest = training_digest(entries_by_split, settings, seed)
     torch.manual_seed(seed)
     device = device_for(settings["device"])
     model = build_model(settings).to(device)
@@ -144,14 +210,14 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
     history = {key: [] for key in ("train_loss", "train_accuracy", "validation_loss", "validation_accuracy",
                                    "epoch_seconds")}  # fmt: skip
     start_epoch = 0
-    if Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = _resumable(checkpoint, digest, settings["epochs"], log)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         scaler.load_state_dict(state["scaler"])
-        generator.set_state(state["generator"])
+        _set_rng_state(state["rng"], generator, device)
         history, start_epoch = state["history"], state["epoch"]
-        log(f"resuming after epoch {start_epoch}")
+        log(f"resuming after epoch {start_epoch} from {checkpoint}")
     train_loader = _loader(entries_by_split["train"], settings, True, generator)
     validation_loader = _loader(entries_by_split["validation"], settings, False, None)
     for epoch in range(start_epoch, settings["epochs"]):
@@ -165,17 +231,15 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
         log(f"epoch {epoch + 1}: loss {train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
             f"acc {val_acc:.3f} | {history['epoch_seconds'][-1]:.1f} s on {device}")  # fmt: skip
         _save_atomic({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                      "scaler": scaler.state_dict(), "generator": generator.get_state(),
-                      "history": history, "epoch": epoch + 1}, checkpoint)  # fmt: skip
+                      "scaler": scaler.state_dict(), "rng": _rng_state(generator, device),
+                      "history": history, "epoch": epoch + 1, "digest": digest}, checkpoint)  # fmt: skip
     return model, history
 
 
-@torch.no_grad()
-def predict(model, entries, settings):
-    """Class probabilities of `entries` (eval mode: dropout off)."""
-    device = next(model.parameters()).device
-    model.eval()
+def predict(model, entries, settings, batch_size=256):
+    """Class probabilities of `entries` (eval mode: dropout off), through the fast inference path."""
+    fast = FastClassifier(model)
     out = []
-    for source, residual, _ in _loader(entries, settings, False, None):
-        out.append(torch.softmax(model(source.to(device), residual.to(device)).float(), 1).cpu().numpy())
+    for source, residual, _ in _loader(entries, {**settings, "batch_size": batch_size}, False, None):
+        out.append(torch.softmax(fast(source, residual), 1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 3))
