@@ -41,5 +41,6 @@ rule all:
         rules.gallery_training.output,
         rules.calibrate_relations.output,
         shards("trainingset", "slacs"),
+        rules.trainingset_summary.output,
         rules.inversion_figures.output,
         rules.evaluate_classifier.output,

@@ -42,7 +42,9 @@ def main():
     renderer = simulate.Renderer(survey, slacs["over_sample"])
     renderer.convolve(renderer.unconvolved(al.Galaxy(redshift=0.5, light=al.lp.Sersic())))  # warm-up
 
-    ours, sims = timed(lambda i: simulate.slacs_image(simulate.image_rng(1, "slacs", i), slacs, renderer, survey), args.images)
+    ours, sims = timed(
+        lambda i: simulate.slacs_image(simulate.image_rng(1, "slacs", i), slacs, renderer, survey), args.images
+    )
 
     def baseline(i):
         sim = sims[i]

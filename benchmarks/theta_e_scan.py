@@ -63,7 +63,9 @@ def main():
     cfg = hlconfig.load(args.config)
     survey = simulate.Survey.from_settings(hlconfig.survey_settings(cfg, "simulate_slacs"))
     renderer = simulate.Renderer(survey, cfg["simulate_slacs"]["over_sample"])
-    sim = simulate.slacs_image(simulate.image_rng(cfg["seed"], "slacs", args.lens), cfg["simulate_slacs"], renderer, survey)
+    sim = simulate.slacs_image(
+        simulate.image_rng(cfg["seed"], "slacs", args.lens), cfg["simulate_slacs"], renderer, survey
+    )
     annulus = masking.fit_annulus(sim.image, survey.pixel_scale, **cfg["masking"])
     settings = cfg["inversion"]
     p = sim.params

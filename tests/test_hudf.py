@@ -43,7 +43,9 @@ def test_hudf_lens_simulation(default_config, euclid, stamps):
     images, _ = stamps
     table = {"stamps": images, "half_light_radius": np.array([hudf.half_light_radius(i) for i in images])}
     renderer = simulate.Renderer(euclid, 4)
-    sim = simulate.hudf_image(simulate.image_rng(1, "hudf", 0), default_config["simulate_slacs"], renderer, euclid, table)
+    sim = simulate.hudf_image(
+        simulate.image_rng(1, "hudf", 0), default_config["simulate_slacs"], renderer, euclid, table
+    )
     assert sim.flags == 0 and np.isfinite(sim.image).all()
     # Lensing magnifies: the stamp's flux reappears, more of it, in the image.
     assert sim.model_image.sum() > sim.params["source_flux"]

@@ -50,3 +50,21 @@ def test_velocity_dispersion_scales_as_sqrt_theta_e():
     assert 200 < sigma[0] < 280  # km/s: an L* elliptical gives a ~1 arcsec ring
     with pytest.raises(ValueError):
         lenses.mass_profile("nfw", (0, 0), 1.0, 1.0, 0.0)
+
+
+def test_slacs_intermediate_axis_radius_converts_to_pyautolens_major_axis():
+    """theta_int (SLACS) -> theta_major gives the same SIE as PyAutoLens' intermediate-axis power law."""
+    q, theta_int, angle = 0.55, 1.2, 35.0
+    ell = al.convert.ell_comps_from(axis_ratio=q, angle=angle)
+    major = al.mp.Isothermal(ell_comps=ell, einstein_radius=lenses.major_axis_einstein_radius(theta_int, q))
+    intermediate = al.mp.PowerLawIntermediate(ell_comps=ell, einstein_radius=theta_int, slope=2.0)
+    grid = al.Grid2DIrregular([(0.9, 0.3), (-0.4, 1.3), (0.2, -0.7)])
+    np.testing.assert_allclose(
+        major.deflections_yx_2d_from(grid=grid), intermediate.deflections_yx_2d_from(grid=grid), rtol=1e-6
+    )
+    assert lenses.intermediate_axis_einstein_radius(lenses.major_axis_einstein_radius(theta_int, q), q) == (
+        pytest.approx(theta_int)
+    )
+    assert lenses.major_axis_einstein_radius(theta_int, q) / theta_int - 1 == pytest.approx(
+        0.0450, abs=1e-3
+    )  # 1.55 / (2 sqrt 0.55)

@@ -11,13 +11,13 @@ def settings(**extra):
 
 
 def test_scan_window_follows_the_relation_inside_the_class_range():
-    under = {"slope": 0.46, "intercept": -0.08, "scatter": 0.02}
+    under = {"slope": 0.46, "intercept": -0.08, "scatter": 0.02, "reliable": 1.0}
     low, high = trainingset.scan_window("under", 1.5, under, settings())
     centre = 0.46 * 1.5 - 0.08
     assert low == pytest.approx(centre - 0.15) and high == pytest.approx(centre + 0.15)  # 10 % floor
     wide = {**under, "scatter": 5.0}
     assert trainingset.scan_window("under", 1.5, wide, settings()) == pytest.approx((0.15, 1.35))
-    outside = {"slope": 5.0, "intercept": 0.0, "scatter": 0.01}  # predicts theta_U above 0.9 theta
+    outside = {"slope": 5.0, "intercept": 0.0, "scatter": 0.01, "reliable": 1.0}  # predicts theta_U above 0.9 theta
     assert trainingset.scan_window("under", 1.0, outside, settings()) == pytest.approx((0.1, 0.9))
     assert trainingset.scan_window("correct", 2.0, None, settings()) == pytest.approx((1.9, 2.1))
     assert trainingset.scan_window("over", 1.0, {"slope": np.nan}, settings()) == pytest.approx((1.1, 3.0))
@@ -45,7 +45,10 @@ def test_bad_lens_is_flagged_and_the_rest_of_the_shard_goes_on(default_config, e
     relations = {"under": {"slope": 0.46, "intercept": -0.08, "scatter": 0.05},
                  "over": {"slope": 2.11, "intercept": 0.16, "scatter": 0.2}}  # fmt: skip
     config = settings(
-        scan_points=5, scan_rtol=0.01, source_shape=[40, 40], source_extent=1.0,
+        scan_points=5,
+        scan_rtol=0.01,
+        source_shape=[40, 40],
+        source_extent=1.0,
         inversion={**default_config["inversion"], "overlay_shape": [16, 16]},
     )
     out = trainingset.build_shard(

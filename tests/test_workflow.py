@@ -81,6 +81,14 @@ def test_relations_and_training_pairs(finished):
         assert len(h5["params/label"]) == 6  # 2 lenses x 3 classes
     summary = json.loads((finished / "results/figures/m21_fig4_einstein_radius.json").read_text())
     assert set(summary) >= {"ours", "m21_reference"} and "slope" in summary["ours"]["under"]
+    # The tiny test search (150 calls) cannot converge: every fit must say it stopped at the cap.
+    fits = io.read_params(sorted((finished / "results/calibrate/fits").glob("lens-*.h5")))
+    assert (fits["hit_call_cap"] == 1).all() and summary["call_cap_hits"] == len(fits) == 6
+    # Two lenses cannot constrain a line: the training set falls back to the class ranges and says so.
+    assert not summary["ours"]["under"]["reliable"] and not summary["ours"]["over"]["reliable"]
+    ratios = json.loads((finished / "results/figures/m21_trainingset_ratios.json").read_text())
+    assert ratios["windows_from_class_range"] == ["under", "over"]
+    assert ratios["ratio_to_truth"]["correct"]["n"] == 6
     shards = sorted((finished / "results/trainingset/slacs").glob("shard-*.h5"))
     table = io.read_params(shards)
     assert len(table) == 3 * 6 and list(table["label"][:3]) == [0, 1, 2]

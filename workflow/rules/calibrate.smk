@@ -11,8 +11,10 @@ rule calibrate_lens:
         "logs/calibrate/lens-{lens}.log",
     conda:
         "../../envs/hybridlens.yaml"
+    threads: 1
     params:
         settings=config["calibrate_relations"],
+        modelling=config["modelling"],
         inversion=config["inversion"],
         shard_size=config["simulate_slacs"]["shard_size"],
         seed=config["seed"],
@@ -39,6 +41,7 @@ rule calibrate_relations:
         "../../envs/hybridlens.yaml"
     params:
         settings=config["calibrate_relations"],
+        modelling=config["modelling"],
         seed=config["seed"],
         formats=config["figures"]["format"],
     script:

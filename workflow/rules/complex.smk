@@ -42,11 +42,13 @@ rule complex_pairs:
         "results/complex/pairs/lens-{lens}.h5",
     log:
         "logs/complex/lens-{lens}.log",
+    threads: 1
     conda:
         "../../envs/hybridlens.yaml"
     params:
         settings=trainingset_settings(),
         calibration=config["calibrate_relations"],
+        modelling=config["modelling"],
         shard_size=config["complex_sources"]["shard_size"],
         seed=config["seed"],
         scratch=lambda w: f"results/complex/autofit/lens-{w.lens}",

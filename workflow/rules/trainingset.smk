@@ -10,6 +10,7 @@ rule trainingset:
         "results/trainingset/slacs/shard-{shard}.h5",
     log:
         "logs/trainingset/slacs/shard-{shard}.log",
+    threads: 1
     conda:
         "../../envs/hybridlens.yaml"
     params:
@@ -17,6 +18,22 @@ rule trainingset:
         seed=config["seed"],
     script:
         "../scripts/trainingset.py"
+
+
+rule trainingset_summary:
+    input:
+        shards=shards("trainingset", "slacs"),
+        relations=rules.calibrate_relations.output.relations,
+    output:
+        multiext("results/figures/m21_trainingset_ratios", ".json", *[f".{f}" for f in config["figures"]["format"]]),
+    log:
+        "logs/figures/m21_trainingset_ratios.log",
+    conda:
+        "../../envs/hybridlens.yaml"
+    params:
+        formats=config["figures"]["format"],
+    script:
+        "../scripts/trainingset_summary.py"
 
 
 rule inversion_figures:

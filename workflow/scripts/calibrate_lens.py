@@ -11,7 +11,7 @@ log = runlog.start(snakemake.log[0])
 p = snakemake.params
 index = int(snakemake.wildcards.lens)
 lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.shard_size)
-truth = lens["truth"]
+truth = inversion.Mass.from_truth(lens["truth"])
 rows = [{"label": float(label)} for label in range(len(calibration.CLASSES))]
 flags = np.ones(len(rows), np.uint8)
 if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
@@ -20,19 +20,26 @@ if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     masked = inversion.MaskedLens(
         lens["image"], lens["noise_map"], lens["mask"], survey.psf_kernel(), survey.pixel_scale, p.inversion
     )
-    rows = calibration.calibrate_lens(masked, truth["einstein_radius"], p.settings, p.seed + index)
-    flags[:] = 0
+    results = calibration.calibrate_lens(masked, truth, p.settings, p.modelling, p.seed + index)
     shutil.rmtree(p.scratch, ignore_errors=True)
+    rows = [{"label": float(label), **result.row()} for label, result in enumerate(results)]
+    flags[:] = 0
     for row in rows:
-        log.info("class %d: theta_E %.3f (true %.3f), %d samples in %.0f s", row["label"],
-                 row["ml_einstein_radius"], truth["einstein_radius"], row["n_calls"], row["seconds"])  # fmt: skip
+        log.info(
+            "class %d: theta_E %.3f (true %.3f), %d calls in %.0f s%s", row["label"], row["ml_einstein_radius"],
+            truth.einstein_radius, row["n_calls"], row["seconds"], ", CALL CAP HIT" if row["hit_call_cap"] else "",
+        )  # fmt: skip
 columns = {key: np.array([row.get(key, np.nan) for row in rows]) for key in sorted(set().union(*rows))}
-for name in ("einstein_radius", "axis_ratio", "angle"):
-    columns[f"truth_{name}"] = np.full(len(rows), truth[name])
+for name, value in lens["truth"].items():
+    columns[f"truth_{name}"] = np.full(len(rows), value)
 columns["lens_index"] = np.full(len(rows), float(index))
-io.write_shard(
-    snakemake.output[0],
-    attrs=io.provenance("calibrate_lens", config.digest(p.settings), p.seed, lens["survey"], lens=index),
+io.write_shard(snakemake.output[0], attrs=io.provenance(
+    "calibrate_lens",
+    config.digest({"calibration": p.settings, "modelling": p.modelling}),
+    p.seed,
+    lens["survey"],
+    lens=index,
+    ),  # fmt: skip
     params=columns,
     flags=flags,
     flag_bits={1: "lens unusable (no mask or flagged simulation): not fitted"},

@@ -19,23 +19,30 @@ if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     masked = inversion.MaskedLens(
         lens["image"], lens["noise_map"], lens["mask"], survey.psf_kernel(), survey.pixel_scale, p.settings["inversion"]
     )
-    rows, products = calibration.full_analysis_pairs(
-        masked, lens["truth"]["einstein_radius"], p.calibration, p.seed + index, shape,
+    truth = inversion.Mass.from_truth(lens["truth"])
+    results, products = calibration.full_analysis_pairs(
+        masked, truth, p.calibration, p.modelling, p.seed + index, shape,
         p.settings["source_extent"] * lens["annulus"]["outer_radius"],
     )  # fmt: skip
     shutil.rmtree(p.scratch, ignore_errors=True)
     pairs = [
-        (0, int(row["label"]), row["ml_einstein_radius"],
-         calibration.class_range(calibration.CLASSES[int(row["label"])], lens["truth"]["einstein_radius"], p.calibration),
-         product, 0)
-        for row, product in zip(rows, products)
+        (0, label, result.max_likelihood["einstein_radius"],
+         calibration.class_range(name, truth.einstein_radius, p.calibration), product, 0)
+        for (label, name), result, product in zip(enumerate(calibration.CLASSES), results, products)
     ]  # fmt: skip
-    log.info("theta_E per class %s (true %.3f)", [round(r["ml_einstein_radius"], 3) for r in rows],
-             lens["truth"]["einstein_radius"])  # fmt: skip
+    log.info(
+        "theta_E per class %s (true %.3f); call cap hit: %s",
+        [round(r.max_likelihood["einstein_radius"], 3) for r in results], truth.einstein_radius,
+        [r.hit_call_cap for r in results],
+    )  # fmt: skip
 result = trainingset.collate(pairs, shape, lens["image"].shape)
-io.write_shard(
-    snakemake.output[0],
-    attrs=io.provenance("complex_pairs", config.digest(p.calibration), p.seed, lens["survey"], lens=index),
+io.write_shard(snakemake.output[0], attrs=io.provenance(
+    "complex_pairs",
+    config.digest({"calibration": p.calibration, "modelling": p.modelling}),
+    p.seed,
+    lens["survey"],
+    lens=index,
+    ),  # fmt: skip
     arrays={**result["arrays"], "index": np.full(3, index)},
     params={**result["params"], "einstein_radius_true": np.full(3, lens["truth"]["einstein_radius"])},
     units={**trainingset.UNITS, "einstein_radius_true": "arcsec"},

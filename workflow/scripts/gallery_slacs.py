@@ -7,7 +7,9 @@ from hybridlens import figures, io, masking, runlog
 runlog.start(snakemake.log[0])
 sims, masks = list(snakemake.input.sims), list(snakemake.input.masks)
 head = sims[: snakemake.params.gallery_shards]
-components = {name: io.read_array(sims, f"components/{name}") for name in ("sersic_index", "effective_radius", "intensity")}
+components = {
+    name: io.read_array(sims, f"components/{name}") for name in ("sersic_index", "effective_radius", "intensity")
+}
 fig, summary = figures.slacs_gallery(
     (io.read_params(sims), io.read_array(head, "image"), components),
     io.read_params(masks),
@@ -15,4 +17,6 @@ fig, summary = figures.slacs_gallery(
     json.loads(io.read_attrs(sims[0])["survey"])["pixel_scale"],
     masking.FLAG_BITS,
 )
-figures.save(fig, snakemake.output[0].removesuffix(".json"), [o.rsplit(".", 1)[1] for o in snakemake.output[1:]], summary)
+figures.save(
+    fig, snakemake.output[0].removesuffix(".json"), [o.rsplit(".", 1)[1] for o in snakemake.output[1:]], summary
+)

@@ -22,4 +22,6 @@ fig, summary = figures.training_gallery(
     json.loads(io.read_attrs(snakemake.input.sims[0])["survey"])["pixel_scale"],
     masking.FLAG_BITS,
 )
-figures.save(fig, snakemake.output[0].removesuffix(".json"), [o.rsplit(".", 1)[1] for o in snakemake.output[1:]], summary)
+figures.save(
+    fig, snakemake.output[0].removesuffix(".json"), [o.rsplit(".", 1)[1] for o in snakemake.output[1:]], summary
+)

@@ -8,8 +8,7 @@ from hybridlens.survey import Survey
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
-with h5py.File(snakemake.input.relations) as h5:
-    relations = {name: {k: float(h5[name][k][()]) for k in h5[name]} for name in calibration.CLASSES}
+relations = io.read_relations(snakemake.input.relations)
 with h5py.File(snakemake.input.sim) as h5:
     n_rows = h5["image"].shape[0]
 lenses = [io.read_lens(snakemake.input.sim, snakemake.input.mask, row) for row in range(n_rows)]
@@ -25,8 +24,7 @@ def prepared(lens):
     masked = inversion.MaskedLens(
         lens["image"], lens["noise_map"], lens["mask"], survey.psf_kernel(), survey.pixel_scale, p.settings["inversion"]
     )
-    mass = inversion.Mass(t["einstein_radius"], t["axis_ratio"], t["angle"], (t["lens_centre_y"], t["lens_centre_x"]))
-    return masked, mass
+    return masked, inversion.Mass.from_truth(t)
 
 
 prepared_lenses = [prepared(lens) for lens in lenses]
@@ -46,7 +44,9 @@ ratios = np.linspace(p.slice["min_ratio"], p.slice["max_ratio"], p.slice["points
 slices, summary = [], {"ratios": ratios.tolist(), "lenses": []}
 for lens, (masked, mass) in zip(lenses, prepared_lenses):
     coefficient, _ = masked.best_coefficient(mass)
-    evidence = np.array([masked.log_evidence(mass.with_einstein_radius(r * mass.einstein_radius), coefficient) for r in ratios])
+    evidence = np.array(
+        [masked.log_evidence(mass.with_einstein_radius(r * mass.einstein_radius), coefficient) for r in ratios]
+    )
     peaks = {}
     for name in calibration.CLASSES:
         low, high = p.settings["class_ratio_ranges"][name]

@@ -14,11 +14,14 @@ result = masking.mask_shard(
     input_flags=io.read_array([source], "flags"), model_images=io.read_array([source], "model_image"),
 )  # fmt: skip
 log.info("%d images, %d without a mask", len(images), int((result["flags"] & masking.FLAGS_NO_MASK != 0).sum()))
-io.write_shard(
-    snakemake.output[0],
-    attrs=io.provenance(
-        "mask", config.digest(snakemake.params.settings), snakemake.params.seed, survey,
-        dataset=attrs["dataset"], shard=attrs["shard"], input_config_sha256=attrs["config_sha256"],
+io.write_shard(snakemake.output[0], attrs=io.provenance(
+    "mask",
+    config.digest(snakemake.params.settings),
+    snakemake.params.seed,
+    survey,
+    dataset=attrs["dataset"],
+    shard=attrs["shard"],
+    input_config_sha256=attrs["config_sha256"],
     ),  # fmt: skip
     arrays={"mask": result["mask"], "index": io.read_array([source], "index")},
     params=result["params"],

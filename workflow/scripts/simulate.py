@@ -21,11 +21,14 @@ elapsed = time.perf_counter() - start
 log.info("%s: %d images in %.2f s (%.3f s/image); rejections %s", dataset, len(indices), elapsed,
          elapsed / max(len(indices), 1), result["rejections"])  # fmt: skip
 settings_digest = config.digest({"settings": p.settings, "survey": p.survey, "reference": p.reference})
-io.write_shard(
-    snakemake.output[0],
-    attrs=io.provenance(
-        f"simulate_{p.kind}", settings_digest, p.seed, p.survey, dataset=dataset,
-        shard=int(snakemake.wildcards.shard), rejections=json.dumps(result["rejections"], sort_keys=True),
+io.write_shard(snakemake.output[0], attrs=io.provenance(
+    f"simulate_{p.kind}",
+    settings_digest,
+    p.seed,
+    p.survey,
+    dataset=dataset,
+    shard=int(snakemake.wildcards.shard),
+    rejections=json.dumps(result["rejections"], sort_keys=True),
     ),  # fmt: skip
     arrays={**result["arrays"], "index": result["index"]},
     params=result["params"],

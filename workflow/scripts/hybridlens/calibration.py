@@ -8,11 +8,15 @@ theta_O = c theta_E + d through the inferred radii are the relations the fast
 training set (and the hybrid loop's prior moves) use.
 """
 
+import logging
+
 import numpy as np
 
-from hybridlens import inversion, modelling
+from hybridlens import modelling
+from hybridlens.evaluation import describe
 
 CLASSES = ("under", "correct", "over")
+log = logging.getLogger(__name__)
 
 
 def class_range(name, theta_true, settings):
@@ -21,15 +25,20 @@ def class_range(name, theta_true, settings):
     return low * theta_true, high * theta_true
 
 
-def calibrate_lens(masked_lens, theta_true, settings, seed):
-    """The three constrained fits of one lens, as one row per class."""
-    rows = []
-    for label, name in enumerate(CLASSES):
-        result = modelling.fit_sie(
-            masked_lens, class_range(name, theta_true, settings), settings["search"], f"{name}", seed + label
-        )
-        rows.append({"label": float(label), **result})
-    return rows
+def class_priors(name, truth, settings, modelling_settings):
+    """M21's full-analysis priors: all uniform over their full ranges, theta_E over the class's range."""
+    return modelling.uniform_priors(
+        truth.centre, class_range(name, truth.einstein_radius, settings), modelling_settings["priors"]
+    )
+
+
+def calibrate_lens(masked_lens, truth, settings, modelling_settings, seed):
+    """The three constrained fits of one lens: one `FitResult` per class."""
+    search = modelling.SearchSettings.from_config(modelling_settings["search"])
+    return [
+        modelling.fit_sie(masked_lens, class_priors(name, truth, settings, modelling_settings), search, name, seed + k)
+        for k, name in enumerate(CLASSES)
+    ]
 
 
 def linear_relation(theta_true, theta_inferred):
@@ -48,8 +57,10 @@ def linear_relation(theta_true, theta_inferred):
     design = np.column_stack([x, np.ones_like(x)])
     (slope, intercept), *_ = np.linalg.lstsq(design, y, rcond=None)
     residual = y - (slope * x + intercept)
-    dof = max(x.size - 2, 1)
-    scatter = float(np.sqrt((residual**2).sum() / dof))
+    if x.size == 2:  # a line through two points: exact, with unknown errors
+        return {"slope": float(slope), "intercept": float(intercept), "slope_error": np.inf,
+                "intercept_error": np.inf, "scatter": np.nan, "n": 2}  # fmt: skip
+    scatter = float(np.sqrt((residual**2).sum() / (x.size - 2)))
     covariance = scatter**2 * np.linalg.inv(design.T @ design)
     return {
         "slope": float(slope), "intercept": float(intercept),
@@ -58,29 +69,72 @@ def linear_relation(theta_true, theta_inferred):
     }  # fmt: skip
 
 
-def relations(table):
-    """Under and over relations from a calibration table (columns truth_*, ml_*, label)."""
+def relations(table, max_relative_slope_error=np.inf):
+    """Under / correct / over relations from a calibration table (columns truth_*, ml_*, label).
+
+    Each line gets `reliable` = its slope is positive and known to better than
+    `max_relative_slope_error`; an unreliable line is reported (and logged)
+    but must not steer the training set or the prior moves.
+    """
     out = {}
     for label, name in enumerate(CLASSES):
         rows = table[table["label"] == label]
-        out[name] = linear_relation(rows["truth_einstein_radius"], rows["ml_einstein_radius"])
+        line = linear_relation(rows["truth_einstein_radius"], rows["ml_einstein_radius"])
+        relative = line["slope_error"] / abs(line["slope"]) if line["slope"] else np.inf
+        line["relative_slope_error"] = float(relative) if np.isfinite(relative) else np.inf
+        line["reliable"] = bool(line["slope"] > 0 and line["relative_slope_error"] <= max_relative_slope_error)
+        if not line["reliable"]:
+            log.warning(
+                "%s relation unreliable: slope %.3f +- %.3f (relative error %.2f > %.2f or slope <= 0) from %d lenses; "
+                "the training set falls back to the class range",
+                name, line["slope"], line["slope_error"], line["relative_slope_error"], max_relative_slope_error,
+                line["n"],
+            )  # fmt: skip
+        out[name] = line
     return out
+
+
+def is_reliable(relation):
+    """A relation (as stored) the training set may use."""
+    return relation is not None and bool(relation.get("reliable", False)) and np.isfinite(relation.get("slope", np.nan))
 
 
 # M21's published lines, drawn beside ours for comparison only (never used as inputs).
 M21_REFERENCE = {"under": {"slope": 0.46, "intercept": -0.08}, "over": {"slope": 2.11, "intercept": 0.16}}
 
 
-def full_analysis_pairs(masked_lens, theta_true, settings, seed, source_shape, source_extent):
+def full_analysis_pairs(masked_lens, truth, settings, modelling_settings, seed, source_shape, source_extent):
     """M21 section 3.3: U/C/O reconstructions at the maximum-likelihood models of the three fits.
 
-    Returns the fit rows and, per class, the inversion products of its best model.
+    Returns the `FitResult`s and, per class, the inversion products of its best model.
     """
-    rows = calibrate_lens(masked_lens, theta_true, settings, seed)
-    products = []
-    for row in rows:
-        mass = inversion.Mass(
-            row["ml_einstein_radius"], row["ml_axis_ratio"], row["ml_angle"], (row["ml_centre_y"], row["ml_centre_x"])
-        )
-        products.append(masked_lens.products(mass, row["ml_coefficient"], source_shape, source_extent))
-    return rows, products
+    results = calibrate_lens(masked_lens, truth, settings, modelling_settings, seed)
+    products = [
+        masked_lens.products(r.mass(), r.max_likelihood["coefficient"], source_shape, source_extent) for r in results
+    ]
+    return results, products
+
+
+def summary(table, lines):
+    """What Fig 4's JSON reports: our lines beside M21's, fractional errors, fit cost and call-cap hits."""
+    per_class = {name: table[table["label"] == k] for k, name in enumerate(CLASSES)}
+    hit = table["hit_call_cap"] > 0 if "hit_call_cap" in table else np.zeros(len(table), bool)
+    return {
+        "ours": lines,
+        "m21_reference": M21_REFERENCE,
+        "n_lenses": int(table["lens_index"].nunique()),
+        "mean_fractional_error": {
+            name: float(np.mean(rows["ml_einstein_radius"] / rows["truth_einstein_radius"] - 1))
+            for name, rows in per_class.items()
+        },
+        "ratio_to_truth": {
+            name: describe(rows["ml_einstein_radius"] / rows["truth_einstein_radius"])
+            for name, rows in per_class.items()
+        },
+        "fit_seconds_median": float(np.median(table["seconds"])) if len(table) else float("nan"),
+        "fit_calls_median": float(np.median(table["n_calls"])) if len(table) else float("nan"),
+        "call_cap_hits": int(hit.sum()),
+        "call_cap_hit_fits": [
+            {"lens_index": int(row.lens_index), "class": CLASSES[int(row.label)]} for row in table[hit].itertuples()
+        ],
+    }

@@ -1,4 +1,4 @@
-"""Classification metrics (M21 Table 2, Figs 11-12) as small pure functions."""
+"""Summary statistics and classification metrics (M21 Table 2, Figs 11-12) as small pure functions."""
 
 import numpy as np
 
@@ -33,3 +33,16 @@ def table(scores, classes):
     import pandas as pd
 
     return pd.DataFrame({key: np.asarray(value) for key, value in scores.items()}, index=list(classes))
+
+
+def describe(values):
+    """Robust summary of a column for the JSON beside a figure."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(values.size), "mean": float(values.mean()), "sd": float(values.std()),
+        "median": float(np.median(values)), "p05": float(np.percentile(values, 5)),
+        "p95": float(np.percentile(values, 95)),
+    }  # fmt: skip

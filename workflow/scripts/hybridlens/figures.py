@@ -10,9 +10,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
+
+from hybridlens.evaluation import describe  # noqa: E402
 
 SOURCE_TYPE_NAMES = ("Sérsic", "Gaussian", "multi-Sérsic")
 
@@ -37,7 +40,9 @@ def _show(ax, image, pixel_scale, annulus=None):
     """One stamp, colour scale normalised to its peak (as M21 Fig 3)."""
     half_y, half_x = image.shape[0] * pixel_scale / 2, image.shape[1] * pixel_scale / 2
     peak = np.nanmax(image) if np.isfinite(image).any() else 1.0
-    ax.imshow(image / peak, origin="upper", cmap="inferno", vmin=0.0, vmax=1.0, extent=(-half_x, half_x, -half_y, half_y))
+    ax.imshow(
+        image / peak, origin="upper", cmap="inferno", vmin=0.0, vmax=1.0, extent=(-half_x, half_x, -half_y, half_y)
+    )
     if annulus is not None and np.isfinite(annulus[0]):
         inner, outer, cy, cx = annulus
         for radius in (inner, outer):
@@ -63,23 +68,8 @@ def gallery(images, pixel_scale, annuli, titles, n_cols, row_labels=None):
     return fig
 
 
-def describe(values):
-    """Robust summary of a column for the JSON beside a figure."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return {"n": 0}
-    return {
-        "n": int(values.size), "mean": float(values.mean()), "sd": float(values.std()),
-        "median": float(np.median(values)), "p05": float(np.percentile(values, 5)),
-        "p95": float(np.percentile(values, 95)),
-    }  # fmt: skip
-
-
 def _annuli(mask_params, rows):
-    return [
-        tuple(mask_params.loc[i, ["inner_radius", "outer_radius", "centre_y", "centre_x"]]) for i in rows
-    ]
+    return [tuple(mask_params.loc[i, ["inner_radius", "outer_radius", "centre_y", "centre_x"]]) for i in rows]
 
 
 def _flag_counts(flags, bits):
@@ -95,9 +85,7 @@ def slacs_gallery(sims, masks, n, pixel_scale, mask_bits):
     params, images, components = sims
     mask_params = masks
     rows = list(range(min(n, len(images))))
-    titles = [
-        f"θE={params.loc[i, 'einstein_radius']:.2f}″ q={params.loc[i, 'axis_ratio']:.2f}" for i in rows
-    ]
+    titles = [f"θE={params.loc[i, 'einstein_radius']:.2f}″ q={params.loc[i, 'axis_ratio']:.2f}" for i in rows]
     fig = gallery(images[rows], pixel_scale, _annuli(mask_params, rows), titles, n_cols=min(6, len(rows)))
     fraction = mask_params["model_flux_fraction"]
     summary = {
@@ -203,12 +191,14 @@ def reconstruction_panels(observation, pairs, pixel_scale, classes):
             ax_obs.set_title("observation", fontsize=8)
         ax_obs.axis("off")
         extent = products.source_extent
-        ax_src.imshow(products.source, cmap="inferno", extent=(-extent, extent, -extent, extent))
+        low, high = robust_range(products.source)
+        ax_src.imshow(products.source, cmap="inferno", vmin=low, vmax=high, extent=(-extent, extent, -extent, extent))
         ax_src.set_title(f"{classes[label]}: θE={theta:.3f}″, ln Z={products.log_evidence:.0f}", fontsize=8)
-        limit = np.nanmax(np.abs(products.residual)) or 1.0
+        limit = robust_range(np.abs(products.residual))[1]
         ax_res.imshow(products.residual, cmap="coolwarm", vmin=-limit, vmax=limit, extent=(-half, half, -half, half))
         ax_res.set_title("residual (data − model)", fontsize=8)
-        ax_chi.imshow(products.chi_squared_map, cmap="viridis", extent=(-half, half, -half, half))
+        ax_chi.imshow(products.chi_squared_map, cmap="viridis", vmin=0, vmax=robust_range(products.chi_squared_map)[1],
+                      extent=(-half, half, -half, half))  # fmt: skip
         ax_chi.set_title(f"χ² = {products.chi_squared:.0f}", fontsize=8)
         for ax in (ax_src, ax_res, ax_chi):
             ax.tick_params(labelsize=6)
@@ -216,20 +206,36 @@ def reconstruction_panels(observation, pairs, pixel_scale, classes):
     return fig
 
 
+def robust_range(image, percentiles=(0.5, 99.5)):
+    """Colour limits from percentiles of the non-zero pixels.
+
+    An unconstrained (e.g. over-magnified) reconstruction has a few extreme
+    pixels; scaled by its min / max it renders as one flat colour.
+    """
+    values = np.asarray(image, float)
+    values = values[np.isfinite(values) & (values != 0)]
+    if not values.size:
+        return 0.0, 1.0
+    low, high = np.percentile(values, percentiles)
+    return float(low), float(high) if high > low else float(low) + 1.0
+
+
 def evidence_slices(slices, class_ranges):
-    """M21 Fig 7: log evidence along theta_E / theta_true, class ranges shaded."""
-    fig, axes = plt.subplots(1, len(slices), figsize=(4.0 * len(slices), 3.2), squeeze=False)
+    """M21 Fig 7: ln evidence below its peak along theta_E / theta_true, class ranges shaded."""
+    fig, axes = plt.subplots(1, len(slices), figsize=(4.2 * len(slices), 3.4), squeeze=False, sharey=True,
+                             layout="constrained")  # fmt: skip
     for ax, (ratios, evidence, title) in zip(axes[0], slices):
         for name, (low, high) in class_ranges.items():
             ax.axvspan(low, high, color=CLASS_COLOURS[name], alpha=0.12, label=name)
         finite = np.isfinite(evidence)
-        ax.plot(np.asarray(ratios)[finite], np.asarray(evidence)[finite], color="k", lw=1)
-        ax.set_yscale("symlog", linthresh=1e3)
+        evidence = np.asarray(evidence)[finite]
+        ax.plot(np.asarray(ratios)[finite], evidence - evidence.max(), color="k", lw=1)
+        ax.set_yscale("symlog", linthresh=10.0)
+        ax.yaxis.set_major_locator(matplotlib.ticker.SymmetricalLogLocator(base=100, linthresh=10.0))
         ax.set_xlabel("θE / θE,true")
-        ax.set_ylabel("ln evidence")
         ax.set_title(title, fontsize=8)
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+    axes[0, 0].set_ylabel("ln Z − max ln Z")
+    axes[0, 0].legend(fontsize=7, loc="lower right")
     return fig
 
 
@@ -247,4 +253,21 @@ def confusion(fractions, classes, title):
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def class_ratio_histograms(ratios, relations, reference, theta_median):
+    """theta / theta_true of the training set per class, with where the relations put it at the median theta_E."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="constrained")
+    bins = np.linspace(0.0, max(3.2, np.nanmax([np.nanmax(v) for v in ratios.values() if len(v)] + [0])), 65)
+    for name, values in ratios.items():
+        ax.hist(values, bins=bins, color=CLASS_COLOURS[name], alpha=0.6, label=f"{name} (n={len(values)})")
+        for lines, style, who in ((relations, "-", "ours"), (reference, ":", "M21")):
+            line = (lines or {}).get(name)
+            if line is not None and np.isfinite(line.get("slope", np.nan)):
+                ax.axvline((line["slope"] * theta_median + line["intercept"]) / theta_median,
+                           color=CLASS_COLOURS[name], ls=style, lw=1)  # fmt: skip
+    ax.set_xlabel(f"θE / θE,true  (lines: relations at θE = {theta_median:.2f}″; solid ours, dotted M21)")
+    ax.set_ylabel("pairs")
+    ax.legend(fontsize=7)
     return fig

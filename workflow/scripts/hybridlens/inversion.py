@@ -37,6 +37,15 @@ class Mass:
     angle: float
     centre: tuple = (0.0, 0.0)
 
+    @classmethod
+    def from_truth(cls, truth):
+        """The true SIE of a simulated lens from its stored parameters (a dict or a table row)."""
+        get = truth.get if isinstance(truth, dict) else lambda key: getattr(truth, key)
+        return cls(
+            float(get("einstein_radius")), float(get("axis_ratio")), float(get("angle")),
+            (float(get("lens_centre_y")), float(get("lens_centre_x"))),
+        )  # fmt: skip
+
     def with_einstein_radius(self, value):
         return Mass(float(value), self.axis_ratio, self.angle, self.centre)
 

@@ -124,3 +124,9 @@ def read_lens(simulation, mask, row):
             "simulation_flags": int(sim["flags"][row]),
             "mask_flags": int(msk["flags"][row]),
         }
+
+
+def read_relations(path):
+    """The under / correct / over relations of `calibrate_relations` as {class: {key: float}}."""
+    with h5py.File(path, "r") as h5:
+        return {name: {key: float(h5[name][key][()]) for key in h5[name]} for name in ("under", "correct", "over")}

@@ -106,10 +106,7 @@ def mask_shard(images, pixel_scale, settings, input_flags=None, model_images=Non
     With the noiseless `model_images` of a simulation, also records the
     fraction of the true lensed flux that each annulus keeps.
     """
-    results = [
-        fit_annulus(image, pixel_scale, **settings)
-        for image in images
-    ]
+    results = [fit_annulus(image, pixel_scale, **settings) for image in images]
     flags = np.array([r.flags for r in results], dtype=np.uint8)
     if input_flags is not None:
         flags |= np.where(np.asarray(input_flags) != 0, FLAG_INPUT_FLAGGED, 0).astype(np.uint8)

@@ -1,21 +1,31 @@
-"""Non-linear lens-model searches with PyAutoFit + Nautilus.
+"""Every non-linear lens-model search of the pipeline: PyAutoFit + Nautilus.
 
 An SIE with a pixelised (Delaunay, constant-regularisation) source is fitted to
-a `inversion.MaskedLens`; the Einstein-radius prior is the only thing that
-differs between the M21 calibration fits (under / correct / over ranges), the
-blind fits and the CNN-informed fits of later stages. PyAutoFit's on-disk output
-goes to a scratch folder that the caller owns; what the pipeline keeps is the
-returned dictionary, written to HDF5 by the rule.
+a `inversion.MaskedLens`. What differs between the M21 calibration fits (under /
+correct / over ranges), the blind fits and the CNN-informed fits of later stages
+is only the `SIEPriors` handed in: every prior is a `Prior` on the physical
+parameters M21 and P21 state theirs in (centre, theta_E, q, phi, coefficient),
+never on `ell_comps`.
+
+A fit runs to Nautilus' own convergence (`f_live`, `n_eff`); `max_calls` is a
+safety net, and a fit that reaches it says so (`FitResult.hit_call_cap`).
+PyAutoFit's on-disk output goes to a scratch folder that the caller owns; what
+the pipeline keeps is the returned `FitResult`, written to HDF5 by the rule.
 """
 
+import math
 import time
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Tuple
 
 import autofit as af
 import autolens as al
 import numpy as np
 
 AUTOLENS_CONFIG = Path(__file__).resolve().parents[3] / "config" / "autolens"
+PARAMETERS = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "coefficient")
+ANGLE_PERIOD = 180.0  # an ellipse's position angle repeats every 180 degrees
 
 
 def configure(output_path):
@@ -24,24 +34,190 @@ def configure(output_path):
     af.conf.instance.push(new_path=str(AUTOLENS_CONFIG), output_path=str(output_path))
 
 
-def sie_model(einstein_radius_range, settings, n_mesh_points):
-    """SIE + pixelised source; theta_E ~ U[range], other priors from `settings`."""
-    mass = af.Model(al.mp.Isothermal)
-    centre = settings["centre_range"]
-    ell = settings["ell_comps_range"]
-    mass.centre.centre_0 = af.UniformPrior(lower_limit=centre[0], upper_limit=centre[1])
-    mass.centre.centre_1 = af.UniformPrior(lower_limit=centre[0], upper_limit=centre[1])
-    mass.ell_comps.ell_comps_0 = af.UniformPrior(lower_limit=ell[0], upper_limit=ell[1])
-    mass.ell_comps.ell_comps_1 = af.UniformPrior(lower_limit=ell[0], upper_limit=ell[1])
-    mass.einstein_radius = af.UniformPrior(
-        lower_limit=float(einstein_radius_range[0]), upper_limit=float(einstein_radius_range[1])
-    )
-    regularization = af.Model(al.reg.Constant)
+class SIE(al.mp.Isothermal):
+    """`al.mp.Isothermal` parametrised by axis ratio and position angle (degrees).
+
+    PyAutoFit builds priors from the constructor's arguments, so M21's
+    q ~ U[0.25, 0.999] and phi ~ U[0, 180) hold exactly as stated (a square
+    prior on `ell_comps` reaches q ~ 0.08 on its diagonals). phi enters only
+    through (sin 2phi, cos 2phi): a Gaussian prior on phi that straddles 0/180
+    degrees describes the same ellipses on both sides, i.e. it wraps.
+    theta_E is PyAutoLens' major-axis normalisation (see `lenses`).
+    """
+
+    def __init__(
+        self,
+        centre: Tuple[float, float] = (0.0, 0.0),
+        einstein_radius: float = 1.0,
+        axis_ratio: float = 1.0,
+        angle: float = 0.0,
+    ):
+        super().__init__(
+            centre=centre,
+            ell_comps=al.convert.ell_comps_from(axis_ratio=axis_ratio, angle=angle),
+            einstein_radius=einstein_radius,
+        )
+
+
+class PowerLaw(al.mp.PowerLaw):
+    """`al.mp.PowerLaw` parametrised like `SIE`, plus the 3-D density slope (2 = isothermal)."""
+
+    def __init__(
+        self,
+        centre: Tuple[float, float] = (0.0, 0.0),
+        einstein_radius: float = 1.0,
+        axis_ratio: float = 1.0,
+        angle: float = 0.0,
+        slope: float = 2.0,
+    ):
+        super().__init__(
+            centre=centre,
+            ell_comps=al.convert.ell_comps_from(axis_ratio=axis_ratio, angle=angle),
+            einstein_radius=einstein_radius,
+            slope=slope,
+        )
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A 1-D prior: uniform or log-uniform on [low, high], or Gaussian (mean, sigma) cut to [low, high]."""
+
+    kind: str
+    low: float = -math.inf
+    high: float = math.inf
+    mean: float = math.nan
+    sigma: float = math.nan
+
+    @classmethod
+    def uniform(cls, low, high):
+        return cls("uniform", float(low), float(high))
+
+    @classmethod
+    def log_uniform(cls, low, high):
+        return cls("log_uniform", float(low), float(high))
+
+    @classmethod
+    def gaussian(cls, mean, sigma, low=-math.inf, high=math.inf):
+        return cls("gaussian", float(low), float(high), float(mean), float(sigma))
+
+    def to_autofit(self):
+        if self.kind == "uniform":
+            return af.UniformPrior(lower_limit=self.low, upper_limit=self.high)
+        if self.kind == "log_uniform":
+            return af.LogUniformPrior(lower_limit=self.low, upper_limit=self.high)
+        if self.kind == "gaussian":
+            if math.isinf(self.low) and math.isinf(self.high):
+                return af.GaussianPrior(mean=self.mean, sigma=self.sigma)
+            return af.TruncatedGaussianPrior(
+                mean=self.mean, sigma=self.sigma, lower_limit=self.low, upper_limit=self.high
+            )
+        raise ValueError(f"unknown prior kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class SIEPriors:
+    """Priors of every free parameter of an SIE + pixelised-source fit."""
+
+    centre_y: Prior
+    centre_x: Prior
+    einstein_radius: Prior
+    axis_ratio: Prior
+    angle: Prior
+    coefficient: Prior
+
+    def replace(self, **priors):
+        return replace(self, **priors)
+
+    def describe(self):
+        """Flat {parameter_field: value} for an HDF5 row (kind coded 0 uniform, 1 log-uniform, 2 Gaussian)."""
+        codes = {"uniform": 0.0, "log_uniform": 1.0, "gaussian": 2.0}
+        out = {}
+        for name in PARAMETERS:
+            prior = getattr(self, name)
+            out[f"prior_{name}_kind"] = codes[prior.kind]
+            for key in ("low", "high", "mean", "sigma"):
+                out[f"prior_{name}_{key}"] = float(getattr(prior, key))
+        return out
+
+
+def uniform_priors(centre, einstein_radius_range, settings):
+    """M21's priors: everything uniform over its full range, theta_E over `einstein_radius_range`.
+
+    `settings` is the config's `modelling.priors`: centre half-width (arcsec)
+    about `centre`, axis-ratio and angle ranges, log10 coefficient range.
+    """
+    half = settings["centre_half_width"]
     low, high = settings["log10_coefficient_range"]
-    regularization.coefficient = af.LogUniformPrior(lower_limit=10.0**low, upper_limit=10.0**high)
-    pixelization = af.Model(
-        al.Pixelization, mesh=al.mesh.Delaunay(pixels=n_mesh_points), regularization=regularization
+    return SIEPriors(
+        centre_y=Prior.uniform(centre[0] - half, centre[0] + half),
+        centre_x=Prior.uniform(centre[1] - half, centre[1] + half),
+        einstein_radius=Prior.uniform(*einstein_radius_range),
+        axis_ratio=Prior.uniform(*settings["axis_ratio_range"]),
+        angle=Prior.uniform(*settings["angle_range"]),
+        coefficient=Prior.log_uniform(10.0**low, 10.0**high),
     )
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Nautilus settings; the fit stops at convergence (`f_live`, `n_eff`) or, as a safety net, `max_calls`."""
+
+    n_live: int
+    max_calls: int
+    f_live: float
+    n_eff: int
+
+    @classmethod
+    def from_config(cls, settings):
+        return cls(**{f.name: settings[f.name] for f in fields(cls)})
+
+
+@dataclass
+class FitResult:
+    """What a fit hands to HDF5: max-likelihood and median models, 68 % intervals, evidence, cost."""
+
+    max_likelihood: dict
+    median: dict
+    lower: dict  # 16th percentile
+    upper: dict  # 84th percentile
+    log_evidence: float
+    max_log_likelihood: float
+    n_calls: int
+    seconds: float
+    hit_call_cap: bool
+
+    def row(self):
+        """Flat columns: ml_*, median_*, lower_*, upper_*, sigma_* (half the 68 % interval) and the scalars."""
+        out = {}
+        for prefix, values in (("ml_", self.max_likelihood), ("median_", self.median), ("lower_", self.lower),
+                               ("upper_", self.upper)):  # fmt: skip
+            out.update({f"{prefix}{name}": float(value) for name, value in values.items()})
+        out.update({f"sigma_{name}": 0.5 * (self.upper[name] - self.lower[name]) for name in self.median})
+        out.update(log_evidence=self.log_evidence, max_log_likelihood=self.max_log_likelihood,
+                   n_calls=float(self.n_calls), seconds=self.seconds, hit_call_cap=float(self.hit_call_cap))  # fmt: skip
+        return out
+
+    def mass(self, which="max_likelihood"):
+        """The SIE of the max-likelihood (or median) model, as an `inversion.Mass`."""
+        from hybridlens.inversion import Mass
+
+        values = getattr(self, which)
+        return Mass(
+            values["einstein_radius"], values["axis_ratio"], values["angle"], (values["centre_y"], values["centre_x"])
+        )
+
+
+def sie_model(priors, n_mesh_points):
+    """PyAutoFit model: `SIE` lens with `priors`, Delaunay source with a constant regularisation."""
+    mass = af.Model(SIE)
+    mass.centre.centre_0 = priors.centre_y.to_autofit()
+    mass.centre.centre_1 = priors.centre_x.to_autofit()
+    mass.einstein_radius = priors.einstein_radius.to_autofit()
+    mass.axis_ratio = priors.axis_ratio.to_autofit()
+    mass.angle = priors.angle.to_autofit()
+    regularization = af.Model(al.reg.Constant)
+    regularization.coefficient = priors.coefficient.to_autofit()
+    pixelization = af.Model(al.Pixelization, mesh=al.mesh.Delaunay(pixels=n_mesh_points), regularization=regularization)
     return af.Collection(
         galaxies=af.Collection(
             lens=af.Model(al.Galaxy, redshift=0.5, mass=mass),
@@ -50,44 +226,89 @@ def sie_model(einstein_radius_range, settings, n_mesh_points):
     )
 
 
-def fit_sie(masked_lens, einstein_radius_range, settings, name, seed):
-    """Run Nautilus on one lens; returns max-likelihood / median parameters and evidence."""
-    model = sie_model(einstein_radius_range, settings, len(masked_lens.mesh_grid))
-    analysis = al.AnalysisImaging(
+def analysis_for(masked_lens):
+    """PyAutoLens' imaging analysis of a prepared lens (numba sparse path; JAX is slower on CPU)."""
+    return al.AnalysisImaging(
         dataset=masked_lens.dataset,
-        adapt_images=al.AdaptImages(galaxy_name_image_plane_mesh_grid_dict={"('galaxies', 'source')": masked_lens.mesh_grid}),
+        adapt_images=al.AdaptImages(
+            galaxy_name_image_plane_mesh_grid_dict={"('galaxies', 'source')": masked_lens.mesh_grid}
+        ),
         settings=masked_lens.solver,
         raise_inversion_positions_likelihood_exception=False,
         use_jax=False,
-    )  # fmt: skip
-    search = af.Nautilus(
-        name=name, n_live=settings["n_live"], n_like_max=settings["max_calls"], number_of_cores=1,
-        seed=int(seed), silence=True, verbose=False, iterations_per_full_update=10**9,
+    )
+
+
+def fit_sie(masked_lens, priors, search, name, seed):
+    """Run Nautilus on one lens to convergence; returns a `FitResult`."""
+    model = sie_model(priors, len(masked_lens.mesh_grid))
+    nautilus = af.Nautilus(
+        name=name, n_live=search.n_live, n_like_max=search.max_calls, f_live=search.f_live, n_eff=search.n_eff,
+        number_of_cores=1, seed=int(seed), silence=True, verbose=False, iterations_per_full_update=10**9,
     )  # fmt: skip
     start = time.perf_counter()
-    result = search.fit(model=model, analysis=analysis)
+    result = nautilus.fit(model=model, analysis=analysis_for(masked_lens))
     seconds = time.perf_counter() - start
     samples = result.samples
-    best = samples.max_log_likelihood()
-    median = samples.median_pdf()
-    return {
-        **_sie_values(best, "ml_"),
-        **_sie_values(median, "median_"),
-        "log_evidence": float(samples.log_evidence),
-        "max_log_likelihood": float(np.max(samples.log_likelihood_list)),
-        "n_calls": float(len(samples.log_likelihood_list)),
-        "seconds": float(seconds),
-    }
+    n_calls = int(samples.samples_info["total_samples"])
+    values = parameter_table(model, samples.parameter_lists)
+    summary = posterior_summary(values, np.asarray(samples.weight_list, float))
+    log_likelihood = np.asarray(samples.log_likelihood_list, float)
+    best = int(np.argmax(log_likelihood))
+    return FitResult(
+        max_likelihood={name: float(column[best]) % ANGLE_PERIOD if name == "angle" else float(column[best])
+                        for name, column in values.items()},  # fmt: skip
+        **summary,
+        log_evidence=float(samples.log_evidence),
+        max_log_likelihood=float(log_likelihood[best]),
+        n_calls=n_calls,
+        seconds=float(seconds),
+        hit_call_cap=n_calls >= search.max_calls,
+    )
 
 
-def _sie_values(instance, prefix):
-    mass = instance.galaxies.lens.mass
-    q, angle = al.convert.axis_ratio_and_angle_from(ell_comps=mass.ell_comps)
-    return {
-        f"{prefix}einstein_radius": float(mass.einstein_radius),
-        f"{prefix}axis_ratio": float(q),
-        f"{prefix}angle": float(angle) % 180.0,
-        f"{prefix}centre_y": float(mass.centre[0]),
-        f"{prefix}centre_x": float(mass.centre[1]),
-        f"{prefix}coefficient": float(instance.galaxies.source.pixelization.regularization.coefficient),
-    }
+def parameter_table(model, parameter_lists):
+    """{parameter: samples} from PyAutoFit's sample vectors, by each parameter's path in the model."""
+    array = np.asarray(parameter_lists, float)
+    names = {"centre_0": "centre_y", "centre_1": "centre_x"}
+    table = {}
+    for column, path in enumerate(model.paths):
+        if path[-1] in PARAMETERS or path[-1] in names:
+            table[names.get(path[-1], path[-1])] = array[:, column]
+    return {name: table[name] for name in PARAMETERS if name in table}
+
+
+def weighted_quantiles(values, weights, quantiles):
+    """Quantiles of weighted samples (linear interpolation of the weighted CDF)."""
+    order = np.argsort(values)
+    cdf = np.cumsum(weights[order])
+    cdf = (cdf - 0.5 * weights[order]) / cdf[-1]
+    return np.interp(quantiles, cdf, values[order])
+
+
+def unwrap_angles(angles, weights, period=ANGLE_PERIOD):
+    """Angles moved by whole periods to lie within half a period of their circular mean.
+
+    A posterior on phi that straddles 0/180 degrees (e.g. samples at 178 and 2)
+    then has its median and interval on one side instead of at 90 degrees.
+    """
+    phase = 2.0 * np.pi * np.asarray(angles) / period
+    centre = period * np.angle(np.sum(weights * np.exp(1j * phase))) / (2.0 * np.pi)
+    return centre + (np.asarray(angles) - centre + 0.5 * period) % period - 0.5 * period
+
+
+def posterior_summary(values, weights):
+    """Median and 16/84th percentiles per parameter; angles unwrapped first, medians reported in [0, 180)."""
+    out = {"median": {}, "lower": {}, "upper": {}}
+    for name, column in values.items():
+        column = unwrap_angles(column, weights) if name == "angle" else column
+        low, median, high = weighted_quantiles(column, weights, [0.16, 0.5, 0.84])
+        if name == "angle":
+            shift = median - median % ANGLE_PERIOD
+            low, median, high = low - shift, median - shift, high - shift
+        out["median"][name], out["lower"][name], out["upper"][name] = float(median), float(low), float(high)
+    return out
+
+
+def describe_search(search):
+    return asdict(search)

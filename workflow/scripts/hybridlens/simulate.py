@@ -37,7 +37,8 @@ REJECTION_REASONS = (
 )  # fmt: skip
 
 PARAM_UNITS = {
-    "lens_centre_y": "arcsec", "lens_centre_x": "arcsec", "einstein_radius": "arcsec",
+    "lens_centre_y": "arcsec", "lens_centre_x": "arcsec", "einstein_radius": "arcsec (PyAutoLens major-axis convention)",
+    "einstein_radius_intermediate": "arcsec (intermediate-axis convention of SLACS)",
     "axis_ratio": "", "angle": "deg", "slope": "", "z_lens": "", "z_source": "",
     "velocity_dispersion": "km/s", "lens_light_magnitude": "AB mag",
     "lens_light_intensity": "e-/s/pixel", "lens_light_effective_radius": "arcsec",
@@ -142,8 +143,9 @@ def slacs_lens(rng, settings, renderer):
     Returns (lens galaxy, params, source centre, number of draws, flags).
     """
     lens_cfg = settings["lens"]
-    theta_e = dist.truncated_normal(rng, lens_cfg["einstein_radius"])[0]
+    theta_slacs = dist.truncated_normal(rng, lens_cfg["einstein_radius"])[0]  # SLACS: intermediate axis
     q = dist.truncated_normal(rng, lens_cfg["axis_ratio"])[0]
+    theta_e = lenses.major_axis_einstein_radius(theta_slacs, q)
     angle = rng.uniform(0.0, 180.0)
     lens = al.Galaxy(redshift=NOMINAL_REDSHIFTS[0], mass=lenses.mass_profile("sie", (0.0, 0.0), theta_e, q, angle))
     traced = None
@@ -158,8 +160,8 @@ def slacs_lens(rng, settings, renderer):
             break
     flags = FLAG_SINGLY_IMAGED if settings["require_multiple_images"] and len(mus) < 2 else 0
     params = {
-        "lens_centre_y": 0.0, "lens_centre_x": 0.0, "einstein_radius": theta_e, "axis_ratio": q,
-        "angle": angle, "source_centre_y": sy[0], "source_centre_x": sx[0], "n_attempts": attempt,
+        "lens_centre_y": 0.0, "lens_centre_x": 0.0, "einstein_radius": theta_e,
+        "einstein_radius_intermediate": theta_slacs, "axis_ratio": q, "angle": angle, "source_centre_y": sy[0], "source_centre_x": sx[0], "n_attempts": attempt,
     }  # fmt: skip
     return lens, params, (sy[0], sx[0]), flags
 
@@ -325,7 +327,9 @@ def training_image(rng, settings, renderer, mass_model):
         }  # fmt: skip
         return Simulated(image - lens_light, noise_map, model, params, rows, 0, rejections)
     blank = np.full(survey.shape, np.nan)
-    return Simulated(blank, blank, blank, {"n_attempts": settings["max_attempts"]}, [], FLAG_NO_ACCEPTED_DRAW, rejections)
+    return Simulated(
+        blank, blank, blank, {"n_attempts": settings["max_attempts"]}, [], FLAG_NO_ACCEPTED_DRAW, rejections
+    )
 
 
 def integrated_snr(model, noise_map):

@@ -39,7 +39,9 @@ def light_profile(row):
             centre=centre, ell_comps=ell_comps, intensity=float(row["intensity"]),
             effective_radius=float(row["effective_radius"]), sersic_index=float(row["sersic_index"]),
         )  # fmt: skip
-    return al.lp.Gaussian(centre=centre, ell_comps=ell_comps, intensity=float(row["intensity"]), sigma=float(row["sigma"]))
+    return al.lp.Gaussian(
+        centre=centre, ell_comps=ell_comps, intensity=float(row["intensity"]), sigma=float(row["sigma"])
+    )
 
 
 def galaxy(components, redshift):

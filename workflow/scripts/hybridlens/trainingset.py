@@ -27,9 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def scan_window(name, theta_true, relation, settings):
-    """theta_E interval to search for class `name` (arcsec)."""
+    """theta_E interval to search for class `name` (arcsec).
+
+    Without a reliable measured relation (see `calibration.relations`) the
+    whole class range is searched: a noisy line would pin the window, and with
+    it every U or O row, wherever the line happens to point.
+    """
     low, high = calibration.class_range(name, theta_true, settings)
-    if name == "correct" or relation is None or not np.isfinite(relation.get("slope", np.nan)):
+    if name == "correct" or not calibration.is_reliable(relation):
         return low, high
     predicted = relation["slope"] * theta_true + relation["intercept"]
     half = max(settings["window_sigma"] * relation["scatter"], settings["min_window_fraction"] * theta_true)
@@ -112,7 +117,11 @@ def collate(rows, source_shape, image_shape):
             columns["coefficient"][j] = products.coefficient
             columns["chi_squared"][j] = products.chi_squared
             columns["source_extent"][j] = products.source_extent
-    return {"arrays": {"source": source, "residual": residual, "chi_squared_map": chi2}, "params": columns, "flags": flags}
+    return {
+        "arrays": {"source": source, "residual": residual, "chi_squared_map": chi2},
+        "params": columns,
+        "flags": flags,
+    }
 
 
 UNITS = {

@@ -1,0 +1,92 @@
+"""The (q, phi) SIE model, its priors and the posterior summaries of a fit."""
+
+import autolens as al
+import numpy as np
+import pytest
+
+from hybridlens import modelling
+
+PRIORS = {
+    "centre_half_width": 0.3, "axis_ratio_range": [0.25, 0.999], "angle_range": [0.0, 180.0],
+    "log10_coefficient_range": [-3.0, 2.0],
+}  # fmt: skip
+
+
+def draws(priors, n, seed=0):
+    """Model instances at `n` random points of the unit cube, and the vectors that made them."""
+    model = modelling.sie_model(priors, n_mesh_points=100)
+    rng = np.random.default_rng(seed)
+    instances, vectors = [], []
+    for unit in rng.uniform(size=(n, model.prior_count)):
+        vector = model.vector_from_unit_vector(list(unit))
+        instances.append(model.instance_from_vector(vector))
+        vectors.append(vector)
+    return model, instances, np.array(vectors)
+
+
+def ellipse_of(instance):
+    mass = instance.galaxies.lens.mass
+    q, angle = al.convert.axis_ratio_and_angle_from(ell_comps=mass.ell_comps)
+    return float(q), float(angle) % 180.0
+
+
+def circular_distance(a, b, period=180.0):
+    return np.abs((np.asarray(a) - b + 0.5 * period) % period - 0.5 * period)
+
+
+def test_m21_priors_hold_and_round_trip_through_ell_comps():
+    priors = modelling.uniform_priors((0.0, 0.0), (0.3, 2.0), PRIORS)
+    model, instances, vectors = draws(priors, 400)
+    columns = {path[-1]: i for i, path in enumerate(model.paths)}
+    recovered = np.array([ellipse_of(instance) for instance in instances])
+    np.testing.assert_allclose(recovered[:, 0], vectors[:, columns["axis_ratio"]], atol=1e-9)
+    assert circular_distance(recovered[:, 1], vectors[:, columns["angle"]]).max() < 1e-7
+    # Uniform in q and phi, as M21 states (a square prior on ell_comps is neither).
+    assert recovered[:, 0].min() >= 0.25 and np.mean(recovered[:, 0]) == pytest.approx(0.6245, abs=0.03)
+    assert np.histogram(recovered[:, 1], bins=4, range=(0, 180))[0].min() > 70
+
+
+def test_sie_deflects_like_isothermal_with_the_same_ellipse():
+    sie = modelling.SIE(centre=(0.05, -0.1), einstein_radius=1.3, axis_ratio=0.6, angle=110.0)
+    reference = al.mp.Isothermal(
+        centre=(0.05, -0.1), ell_comps=al.convert.ell_comps_from(axis_ratio=0.6, angle=110.0), einstein_radius=1.3
+    )
+    grid = al.Grid2DIrregular([(0.7, 0.2), (-1.1, 0.4), (0.3, -1.5)])
+    np.testing.assert_allclose(sie.deflections_yx_2d_from(grid=grid), reference.deflections_yx_2d_from(grid=grid))
+
+
+def test_gaussian_angle_prior_wraps_across_zero():
+    base = modelling.uniform_priors((0.0, 0.0), (0.3, 2.0), PRIORS)
+    priors = base.replace(angle=modelling.Prior.gaussian(178.0, 5.0))
+    _, instances, _ = draws(priors, 400, seed=1)
+    angles = np.array([ellipse_of(instance)[1] for instance in instances])
+    distance = circular_distance(angles, 178.0)
+    assert np.percentile(distance, 68) == pytest.approx(5.0, rel=0.2)  # a 5-degree Gaussian about 178...
+    assert (angles < 20).mean() > 0.25  # ...whose upper half lands just past 0 degrees
+
+
+def test_posterior_summary_of_an_angle_straddling_180():
+    rng = np.random.default_rng(2)
+    samples = (rng.normal(179.0, 3.0, 20_000)) % 180.0
+    summary = modelling.posterior_summary({"angle": samples}, np.ones(samples.size))
+    assert circular_distance(summary["median"]["angle"], 179.0) < 0.2
+    assert summary["upper"]["angle"] - summary["lower"]["angle"] == pytest.approx(6.0, rel=0.05)
+    assert 0.0 <= summary["median"]["angle"] < 180.0
+
+
+def test_weighted_quantiles_follow_the_weights():
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    weights = np.array([0.0, 0.0, 1.0, 0.0])
+    assert modelling.weighted_quantiles(values, weights + 1e-12, [0.5])[0] == pytest.approx(3.0, abs=1e-6)
+    rng = np.random.default_rng(3)
+    x = rng.normal(2.0, 0.5, 50_000)
+    low, median, high = modelling.weighted_quantiles(x, np.ones_like(x), [0.16, 0.5, 0.84])
+    assert median == pytest.approx(2.0, abs=0.01) and high - low == pytest.approx(1.0, rel=0.03)
+
+
+def test_truncated_gaussian_axis_ratio_stays_physical():
+    base = modelling.uniform_priors((0.0, 0.0), (0.3, 2.0), PRIORS)
+    priors = base.replace(axis_ratio=modelling.Prior.gaussian(0.95, 0.1, 0.25, 0.999))
+    _, instances, _ = draws(priors, 300, seed=4)
+    q = np.array([ellipse_of(instance)[0] for instance in instances])
+    assert q.max() <= 0.999 + 1e-9 and np.median(q) < 0.95  # the cut at 0.999 pulls the median below the mean
