@@ -42,9 +42,9 @@ rule complex_pairs:
         "results/complex/pairs/lens-{lens}.h5",
     log:
         "logs/complex/lens-{lens}.log",
-    threads: 1
     conda:
         "../../envs/hybridlens.yaml"
+    threads: 1
     params:
         settings=trainingset_settings(),
         calibration=config["calibrate_relations"],

@@ -10,9 +10,9 @@ rule trainingset:
         "results/trainingset/slacs/shard-{shard}.h5",
     log:
         "logs/trainingset/slacs/shard-{shard}.log",
-    threads: 1
     conda:
         "../../envs/hybridlens.yaml"
+    threads: 1
     params:
         settings=trainingset_settings(),
         seed=config["seed"],
