@@ -52,14 +52,16 @@ def plain_analysis(sim, annulus, psf, pixel_scale, settings, mesh_grid):
         data=al.Array2D.no_mask(sim.image, pixel_scales=pixel_scale),
         noise_map=al.Array2D.no_mask(sim.noise_map, pixel_scales=pixel_scale),
         psf=al.Convolver(kernel=al.Array2D.no_mask(psf, pixel_scales=pixel_scale)),
-        over_sample_size_lp=settings["over_sample"], over_sample_size_pixelization=settings["over_sample"],
-    ).apply_mask(mask)  # fmt: skip
+        over_sample_size_lp=settings["over_sample"],
+        over_sample_size_pixelization=settings["over_sample"],
+    ).apply_mask(mask)
     return al.AnalysisImaging(
         dataset=dataset,
         adapt_images=al.AdaptImages(galaxy_name_image_plane_mesh_grid_dict={"('galaxies', 'source')": mesh_grid}),
         settings=al.Settings(use_positive_only_solver=settings["positive_only"]),
-        raise_inversion_positions_likelihood_exception=False, use_jax=False,
-    )  # fmt: skip
+        raise_inversion_positions_likelihood_exception=False,
+        use_jax=False,
+    )
 
 
 class CountingAnalysis:
@@ -104,8 +106,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lens", type=int, default=0)
     parser.add_argument("--calls", type=int, default=30, help="likelihood calls per per-call timing")
-    parser.add_argument("--before", default='{"n_live": 50, "f_live": 0.01, "n_eff": 500, "max_calls": 30000}',
-                        help="JSON search settings of the 'before' fit")  # fmt: skip
+    parser.add_argument(
+        "--before",
+        default='{"n_live": 50, "n_batch": 100, "f_live": 0.01, "n_eff": 500, "max_calls": 30000}',
+        help="JSON search settings of the 'before' fit",
+    )
     parser.add_argument("--skip-before", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -119,9 +124,11 @@ def main():
     settings = cfg["inversion"]
     masked = inversion.MaskedLens(sim.image, sim.noise_map, annulus.mask, renderer.psf, survey.pixel_scale, settings)
     coefficient, log_z_truth = masked.best_coefficient(truth)
-    print(f"lens {args.lens}: theta_E {truth.einstein_radius:.3f}\" q {truth.axis_ratio:.2f} phi {truth.angle:.0f}; "
-          f"{int(annulus.mask.sum())} masked pixels, {len(masked.mesh_grid)} source pixels, "
-          f"{settings['over_sample']}x{settings['over_sample']} sub-pixels; ln Z at truth {log_z_truth:.1f}")  # fmt: skip
+    print(
+        f'lens {args.lens}: theta_E {truth.einstein_radius:.3f}" q {truth.axis_ratio:.2f} phi {truth.angle:.0f}; '
+        f"{int(annulus.mask.sum())} masked pixels, {len(masked.mesh_grid)} source pixels, "
+        f"{settings['over_sample']}x{settings['over_sample']} sub-pixels; ln Z at truth {log_z_truth:.1f}"
+    )
 
     priors = modelling.uniform_priors(
         truth.centre, (annulus.inner_radius, annulus.outer_radius), cfg["modelling"]["priors"]
@@ -135,9 +142,11 @@ def main():
     ms_plain = per_call_ms(lambda: plain.log_likelihood_function(instance), args.calls)
     ms_ours = per_call_ms(lambda: ours.log_likelihood_function(instance), args.calls)
     ms_bare = per_call_ms(lambda: masked.log_evidence(truth, coefficient), args.calls)
-    print(f"per call: plain al.AnalysisImaging {ms_plain:.1f} ms | ours (sparse operator, same analysis) "
-          f"{ms_ours:.1f} ms (x{ms_plain / ms_ours:.1f}) | bare FitImaging evidence {ms_bare:.1f} ms "
-          f"(PyAutoFit analysis overhead {ms_ours - ms_bare:+.1f} ms/call)")  # fmt: skip
+    print(
+        f"per call: plain al.AnalysisImaging {ms_plain:.1f} ms | ours (sparse operator, same analysis) "
+        f"{ms_ours:.1f} ms (x{ms_plain / ms_ours:.1f}) | bare FitImaging evidence {ms_bare:.1f} ms "
+        f"(PyAutoFit analysis overhead {ms_ours - ms_bare:+.1f} ms/call)"
+    )
 
     runs = [] if args.skip_before else [("before", json.loads(args.before))]
     runs.append(("after", cfg["modelling"]["search"]))
@@ -147,12 +156,14 @@ def main():
         result, likelihood = blind_fit(masked, priors, search, label, args.seed)
         best = result.max_likelihood
         seconds[label] = result.seconds
-        print(f"{label:6s} {json.dumps(search_settings)}: {result.seconds:.0f} s, {result.n_calls} calls, "
-              f"{1000 * result.seconds / result.n_calls:.1f} ms/call of which likelihood "
-              f"{1000 * likelihood / result.n_calls:.1f}, sampler + PyAutoFit {result.seconds - likelihood:.0f} s; "
-              f"{'CALL CAP HIT' if result.hit_call_cap else 'converged'}; ln Z {result.log_evidence:.1f}; "
-              f"theta_E {best['einstein_radius']:.3f} ({best['einstein_radius'] / truth.einstein_radius:.2f} x true) "
-              f"q {best['axis_ratio']:.2f} phi {best['angle']:.0f}")  # fmt: skip
+        print(
+            f"{label:6s} {json.dumps(search_settings)}: {result.seconds:.0f} s, {result.n_calls} calls, "
+            f"{1000 * result.seconds / result.n_calls:.1f} ms/call of which likelihood "
+            f"{1000 * likelihood / result.n_calls:.1f}, sampler + PyAutoFit {result.seconds - likelihood:.0f} s; "
+            f"{'CALL CAP HIT' if result.hit_call_cap else 'converged'}; ln Z {result.log_evidence:.1f}; "
+            f"theta_E {best['einstein_radius']:.3f} ({best['einstein_radius'] / truth.einstein_radius:.2f} x true) "
+            f"q {best['axis_ratio']:.2f} phi {best['angle']:.0f}"
+        )
     if len(seconds) == 2:
         print(f"after / before: x{seconds['before'] / seconds['after']:.2f} faster")
 

@@ -24,11 +24,13 @@ def test_linear_relation_needs_two_distinct_points():
 def test_relations_from_a_table_and_class_ranges(default_config):
     settings = default_config["calibrate_relations"]
     truth = np.array([0.8, 1.2, 1.6, 2.0])
-    table = pd.DataFrame({
-        "label": np.repeat([0, 1, 2], 4),
-        "truth_einstein_radius": np.tile(truth, 3),
-        "ml_einstein_radius": np.concatenate([0.5 * truth - 0.1, truth, 2.0 * truth + 0.2]),
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "label": np.repeat([0, 1, 2], 4),
+            "truth_einstein_radius": np.tile(truth, 3),
+            "ml_einstein_radius": np.concatenate([0.5 * truth - 0.1, truth, 2.0 * truth + 0.2]),
+        }
+    )
     lines = calibration.relations(table)
     assert lines["under"]["slope"] == pytest.approx(0.5) and lines["over"]["intercept"] == pytest.approx(0.2)
     low, high = calibration.class_range("over", 1.2, settings)
@@ -39,10 +41,13 @@ def test_relation_reliability_flags_a_noisy_or_negative_slope():
     rng = np.random.default_rng(1)
     truth = np.tile(np.linspace(0.6, 2.0, 4), 3)
     inferred = {0: 0.46 * truth[:4] - 0.08, 1: truth[:4], 2: -0.3 * truth[:4] + 2.5}
-    table = pd.DataFrame({
-        "label": np.repeat([0, 1, 2], 4), "truth_einstein_radius": truth,
-        "ml_einstein_radius": np.concatenate([inferred[k] for k in range(3)]) + rng.normal(0, 0.01, 12),
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "label": np.repeat([0, 1, 2], 4),
+            "truth_einstein_radius": truth,
+            "ml_einstein_radius": np.concatenate([inferred[k] for k in range(3)]) + rng.normal(0, 0.01, 12),
+        }
+    )
     lines = calibration.relations(table, max_relative_slope_error=0.25)
     assert lines["under"]["reliable"] and lines["correct"]["reliable"]
     assert not lines["over"]["reliable"]  # negative slope
@@ -67,7 +72,7 @@ def noisy_lens(default_config, euclid):
     renderer = simulate.Renderer(euclid, 4)
     sim = simulate.slacs_image(simulate.image_rng(2, "slacs", 1), default_config["simulate_slacs"], renderer, euclid)
     annulus = masking.fit_annulus(sim.image, euclid.pixel_scale)
-    settings = {**default_config["inversion"], "overlay_shape": [20, 20]}
+    settings = {**default_config["inversion"], "overlay_shape": [20, 20], "over_sample": 2}
     masked = inversion.MaskedLens(sim.image, sim.noise_map, annulus.mask, renderer.psf, euclid.pixel_scale, settings)
     return sim, annulus, masked, inversion.Mass.from_truth(sim.params)
 
@@ -82,7 +87,7 @@ def test_under_fit_converges_to_an_under_magnified_solution(default_config, eucl
     sim, annulus, masked, truth = noisy_lens
     modelling.configure(tmp_path)
     settings = default_config["calibrate_relations"]
-    search = modelling.SearchSettings(n_live=20, max_calls=20_000, f_live=0.05, n_eff=100)
+    search = modelling.SearchSettings(n_live=20, max_calls=20_000, f_live=0.05, n_eff=100, n_batch=10)
     priors = calibration.class_priors("under", truth, settings, default_config["modelling"])
     result = modelling.fit_sie(masked, priors, search, "under", seed=3)
     assert not result.hit_call_cap

@@ -7,9 +7,11 @@ import pytest
 from hybridlens import modelling
 
 PRIORS = {
-    "centre_half_width": 0.3, "axis_ratio_range": [0.25, 0.999], "angle_range": [0.0, 180.0],
+    "centre_half_width": 0.3,
+    "axis_ratio_range": [0.25, 0.999],
+    "angle_range": [0.0, 180.0],
     "log10_coefficient_range": [-3.0, 2.0],
-}  # fmt: skip
+}
 
 
 def draws(priors, n, seed=0):

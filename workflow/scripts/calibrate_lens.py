@@ -26,20 +26,27 @@ if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     flags[:] = 0
     for row in rows:
         log.info(
-            "class %d: theta_E %.3f (true %.3f), %d calls in %.0f s%s", row["label"], row["ml_einstein_radius"],
-            truth.einstein_radius, row["n_calls"], row["seconds"], ", CALL CAP HIT" if row["hit_call_cap"] else "",
-        )  # fmt: skip
+            "class %d: theta_E %.3f (true %.3f), %d calls in %.0f s%s",
+            row["label"],
+            row["ml_einstein_radius"],
+            truth.einstein_radius,
+            row["n_calls"],
+            row["seconds"],
+            ", CALL CAP HIT" if row["hit_call_cap"] else "",
+        )
 columns = {key: np.array([row.get(key, np.nan) for row in rows]) for key in sorted(set().union(*rows))}
 for name, value in lens["truth"].items():
     columns[f"truth_{name}"] = np.full(len(rows), value)
 columns["lens_index"] = np.full(len(rows), float(index))
-io.write_shard(snakemake.output[0], attrs=io.provenance(
-    "calibrate_lens",
-    config.digest({"calibration": p.settings, "modelling": p.modelling}),
-    p.seed,
-    lens["survey"],
-    lens=index,
-    ),  # fmt: skip
+io.write_shard(
+    snakemake.output[0],
+    attrs=io.provenance(
+        "calibrate_lens",
+        config.digest({"calibration": p.settings, "modelling": p.modelling}),
+        p.seed,
+        lens["survey"],
+        lens=index,
+    ),
     params=columns,
     flags=flags,
     flag_bits={1: "lens unusable (no mask or flagged simulation): not fitted"},

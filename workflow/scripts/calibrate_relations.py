@@ -14,15 +14,18 @@ lines = calibration.relations(table, p.settings["max_relative_slope_error"])
 log.info("relations: %s", lines)
 summary = calibration.summary(table, lines)
 if summary["call_cap_hits"]:
-    log.warning("%d of %d fits stopped at the call cap: %s", summary["call_cap_hits"], len(table),
-                summary["call_cap_hit_fits"])  # fmt: skip
-io.write_shard(snakemake.output.relations, attrs=io.provenance(
-    "calibrate_relations",
-    config.digest({"calibration": p.settings, "modelling": p.modelling}),
-    p.seed,
-    reliable=json.dumps({name: line["reliable"] for name, line in lines.items()}),
-    call_cap_hits=summary["call_cap_hits"],
-    ),  # fmt: skip
+    log.warning(
+        "%d of %d fits stopped at the call cap: %s", summary["call_cap_hits"], len(table), summary["call_cap_hit_fits"]
+    )
+io.write_shard(
+    snakemake.output.relations,
+    attrs=io.provenance(
+        "calibrate_relations",
+        config.digest({"calibration": p.settings, "modelling": p.modelling}),
+        p.seed,
+        reliable=json.dumps({name: line["reliable"] for name, line in lines.items()}),
+        call_cap_hits=summary["call_cap_hits"],
+    ),
     params={key: np.asarray(table[key]) for key in table.columns},
     groups={name: {k: np.asarray(v) for k, v in line.items()} for name, line in lines.items()},
 )

@@ -14,6 +14,7 @@ lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.shard_s
 survey = Survey.from_settings(lens["survey"])
 shape = tuple(p.settings["source_shape"])
 pairs = [(0, label, np.nan, (np.nan, np.nan), None, trainingset.FLAG_NO_MASK) for label in range(3)]
+results = []
 if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     modelling.configure(p.scratch)
     masked = inversion.MaskedLens(
@@ -21,31 +22,48 @@ if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     )
     truth = inversion.Mass.from_truth(lens["truth"])
     results, products = calibration.full_analysis_pairs(
-        masked, truth, p.calibration, p.modelling, p.seed + index, shape,
+        masked,
+        truth,
+        p.calibration,
+        p.modelling,
+        p.seed + index,
+        shape,
         p.settings["source_extent"] * lens["annulus"]["outer_radius"],
-    )  # fmt: skip
+    )
     shutil.rmtree(p.scratch, ignore_errors=True)
     pairs = [
-        (0, label, result.max_likelihood["einstein_radius"],
-         calibration.class_range(name, truth.einstein_radius, p.calibration), product, 0)
+        (
+            0,
+            label,
+            result.max_likelihood["einstein_radius"],
+            calibration.class_range(name, truth.einstein_radius, p.calibration),
+            product,
+            0,
+        )
         for (label, name), result, product in zip(enumerate(calibration.CLASSES), results, products)
-    ]  # fmt: skip
+    ]
     log.info(
         "theta_E per class %s (true %.3f); call cap hit: %s",
-        [round(r.max_likelihood["einstein_radius"], 3) for r in results], truth.einstein_radius,
+        [round(r.max_likelihood["einstein_radius"], 3) for r in results],
+        truth.einstein_radius,
         [r.hit_call_cap for r in results],
-    )  # fmt: skip
+    )
 result = trainingset.collate(pairs, shape, lens["image"].shape)
-io.write_shard(snakemake.output[0], attrs=io.provenance(
-    "complex_pairs",
-    config.digest({"calibration": p.calibration, "modelling": p.modelling}),
-    p.seed,
-    lens["survey"],
-    lens=index,
-    ),  # fmt: skip
+fit_columns = {
+    key: np.array([r.row()[key] for r in results] if results else np.full(3, np.nan))
+    for key in ("n_calls", "seconds", "hit_call_cap")
+}
+digest = config.digest({"calibration": p.calibration, "modelling": p.modelling})
+io.write_shard(
+    snakemake.output[0],
+    attrs=io.provenance("complex_pairs", digest, p.seed, lens["survey"], lens=index),
     arrays={**result["arrays"], "index": np.full(3, index)},
-    params={**result["params"], "einstein_radius_true": np.full(3, lens["truth"]["einstein_radius"])},
-    units={**trainingset.UNITS, "einstein_radius_true": "arcsec"},
+    params={
+        **result["params"],
+        **fit_columns,
+        "einstein_radius_true": np.full(3, lens["truth"]["einstein_radius"]),
+    },
+    units={**trainingset.UNITS, "einstein_radius_true": "arcsec", "seconds": "s"},
     flags=result["flags"],
     flag_bits=trainingset.FLAG_BITS,
 )

@@ -19,22 +19,30 @@ if fallback:
     log.warning("relations %s unreliable: their windows are the whole class ranges", fallback)
 start = time.perf_counter()
 result = trainingset.build_shard(
-    io.read_array([sim], "image"), io.read_array([sim], "noise_map"), io.read_array([mask], "mask"),
+    io.read_array([sim], "image"),
+    io.read_array([sim], "noise_map"),
+    io.read_array([mask], "mask"),
     [inversion.Mass.from_truth(row) for row in truths.itertuples()],
-    annuli["outer_radius"].to_numpy(), masking.usable(truths["flags"], annuli["flags"]),
-    survey.psf_kernel(), survey.pixel_scale, relations, p.settings,
-)  # fmt: skip
+    annuli["outer_radius"].to_numpy(),
+    masking.usable(truths["flags"], annuli["flags"]),
+    survey.psf_kernel(),
+    survey.pixel_scale,
+    relations,
+    p.settings,
+)
 elapsed = time.perf_counter() - start
 log.info("%d lenses in %.1f s (%.2f s/lens)", len(truths), elapsed, elapsed / max(len(truths), 1))
 rows = result["params"]["lens_row"].astype(int)
-io.write_shard(snakemake.output[0], attrs=io.provenance(
-    "trainingset",
-    config.digest(p.settings),
-    p.seed,
-    survey.as_dict(),
-    shard=attrs["shard"],
-    windows_from_class_range=json.dumps(fallback),
-    ),  # fmt: skip
+io.write_shard(
+    snakemake.output[0],
+    attrs=io.provenance(
+        "trainingset",
+        config.digest(p.settings),
+        p.seed,
+        survey.as_dict(),
+        shard=attrs["shard"],
+        windows_from_class_range=json.dumps(fallback),
+    ),
     arrays={**result["arrays"], "index": truths["index"].to_numpy()[rows]},
     params={**result["params"], "einstein_radius_true": truths["einstein_radius"].to_numpy()[rows]},
     units={**trainingset.UNITS, "einstein_radius_true": "arcsec"},

@@ -18,10 +18,13 @@ summary = {
     "windows_from_class_range": [name for name in ("under", "over") if not calibration.is_reliable(relations[name])],
     "relations_at_median_theta": {
         "theta_e": theta_median,
-        **{f"{who}_{name}": (line["slope"] * theta_median + line["intercept"]) / theta_median
-           for who, lines in (("ours", relations), ("m21", calibration.M21_REFERENCE))
-           for name, line in lines.items() if name != "correct"},
-    },  # fmt: skip
+        **{
+            f"{who}_{name}": (line["slope"] * theta_median + line["intercept"]) / theta_median
+            for who, lines in (("ours", relations), ("m21", calibration.M21_REFERENCE))
+            for name, line in lines.items()
+            if name != "correct"
+        },
+    },
 }
 log.info("theta / theta_true per class: %s", summary["ratio_to_truth"])
 fig = figures.class_ratio_histograms(ratios, relations, calibration.M21_REFERENCE, theta_median)

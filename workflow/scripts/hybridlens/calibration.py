@@ -52,21 +52,36 @@ def linear_relation(theta_true, theta_inferred):
     good = np.isfinite(x) & np.isfinite(y)
     x, y = x[good], y[good]
     if x.size < 2 or np.ptp(x) == 0:
-        return {"slope": np.nan, "intercept": np.nan, "slope_error": np.nan, "intercept_error": np.nan,
-                "scatter": np.nan, "n": int(x.size)}  # fmt: skip
+        return {
+            "slope": np.nan,
+            "intercept": np.nan,
+            "slope_error": np.nan,
+            "intercept_error": np.nan,
+            "scatter": np.nan,
+            "n": int(x.size),
+        }
     design = np.column_stack([x, np.ones_like(x)])
     (slope, intercept), *_ = np.linalg.lstsq(design, y, rcond=None)
     residual = y - (slope * x + intercept)
     if x.size == 2:  # a line through two points: exact, with unknown errors
-        return {"slope": float(slope), "intercept": float(intercept), "slope_error": np.inf,
-                "intercept_error": np.inf, "scatter": np.nan, "n": 2}  # fmt: skip
+        return {
+            "slope": float(slope),
+            "intercept": float(intercept),
+            "slope_error": np.inf,
+            "intercept_error": np.inf,
+            "scatter": np.nan,
+            "n": 2,
+        }
     scatter = float(np.sqrt((residual**2).sum() / (x.size - 2)))
     covariance = scatter**2 * np.linalg.inv(design.T @ design)
     return {
-        "slope": float(slope), "intercept": float(intercept),
-        "slope_error": float(np.sqrt(covariance[0, 0])), "intercept_error": float(np.sqrt(covariance[1, 1])),
-        "scatter": scatter, "n": int(x.size),
-    }  # fmt: skip
+        "slope": float(slope),
+        "intercept": float(intercept),
+        "slope_error": float(np.sqrt(covariance[0, 0])),
+        "intercept_error": float(np.sqrt(covariance[1, 1])),
+        "scatter": scatter,
+        "n": int(x.size),
+    }
 
 
 def relations(table, max_relative_slope_error=np.inf):
@@ -87,9 +102,13 @@ def relations(table, max_relative_slope_error=np.inf):
             log.warning(
                 "%s relation unreliable: slope %.3f +- %.3f (relative error %.2f > %.2f or slope <= 0) from %d lenses; "
                 "the training set falls back to the class range",
-                name, line["slope"], line["slope_error"], line["relative_slope_error"], max_relative_slope_error,
+                name,
+                line["slope"],
+                line["slope_error"],
+                line["relative_slope_error"],
+                max_relative_slope_error,
                 line["n"],
-            )  # fmt: skip
+            )
         out[name] = line
     return out
 

@@ -231,7 +231,8 @@ def evidence_slices(slices, class_ranges):
         evidence = np.asarray(evidence)[finite]
         ax.plot(np.asarray(ratios)[finite], evidence - evidence.max(), color="k", lw=1)
         ax.set_yscale("symlog", linthresh=10.0)
-        ax.yaxis.set_major_locator(matplotlib.ticker.SymmetricalLogLocator(base=100, linthresh=10.0))
+        ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.0] + [-(10.0**k) for k in range(1, 9)]))
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("θE / θE,true")
         ax.set_title(title, fontsize=8)
     axes[0, 0].set_ylabel("ln Z − max ln Z")

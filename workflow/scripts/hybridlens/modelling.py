@@ -166,6 +166,7 @@ class SearchSettings:
     max_calls: int
     f_live: float
     n_eff: int
+    n_batch: int
 
     @classmethod
     def from_config(cls, settings):
@@ -189,12 +190,21 @@ class FitResult:
     def row(self):
         """Flat columns: ml_*, median_*, lower_*, upper_*, sigma_* (half the 68 % interval) and the scalars."""
         out = {}
-        for prefix, values in (("ml_", self.max_likelihood), ("median_", self.median), ("lower_", self.lower),
-                               ("upper_", self.upper)):  # fmt: skip
+        for prefix, values in (
+            ("ml_", self.max_likelihood),
+            ("median_", self.median),
+            ("lower_", self.lower),
+            ("upper_", self.upper),
+        ):
             out.update({f"{prefix}{name}": float(value) for name, value in values.items()})
         out.update({f"sigma_{name}": 0.5 * (self.upper[name] - self.lower[name]) for name in self.median})
-        out.update(log_evidence=self.log_evidence, max_log_likelihood=self.max_log_likelihood,
-                   n_calls=float(self.n_calls), seconds=self.seconds, hit_call_cap=float(self.hit_call_cap))  # fmt: skip
+        out.update(
+            log_evidence=self.log_evidence,
+            max_log_likelihood=self.max_log_likelihood,
+            n_calls=float(self.n_calls),
+            seconds=self.seconds,
+            hit_call_cap=float(self.hit_call_cap),
+        )
         return out
 
     def mass(self, which="max_likelihood"):
@@ -243,9 +253,18 @@ def fit_sie(masked_lens, priors, search, name, seed):
     """Run Nautilus on one lens to convergence; returns a `FitResult`."""
     model = sie_model(priors, len(masked_lens.mesh_grid))
     nautilus = af.Nautilus(
-        name=name, n_live=search.n_live, n_like_max=search.max_calls, f_live=search.f_live, n_eff=search.n_eff,
-        number_of_cores=1, seed=int(seed), silence=True, verbose=False, iterations_per_full_update=10**9,
-    )  # fmt: skip
+        name=name,
+        n_live=search.n_live,
+        n_like_max=search.max_calls,
+        f_live=search.f_live,
+        n_eff=search.n_eff,
+        n_batch=search.n_batch,
+        number_of_cores=1,
+        seed=int(seed),
+        silence=True,
+        verbose=False,
+        iterations_per_full_update=10**9,
+    )
     start = time.perf_counter()
     result = nautilus.fit(model=model, analysis=analysis_for(masked_lens))
     seconds = time.perf_counter() - start
@@ -256,8 +275,10 @@ def fit_sie(masked_lens, priors, search, name, seed):
     log_likelihood = np.asarray(samples.log_likelihood_list, float)
     best = int(np.argmax(log_likelihood))
     return FitResult(
-        max_likelihood={name: float(column[best]) % ANGLE_PERIOD if name == "angle" else float(column[best])
-                        for name, column in values.items()},  # fmt: skip
+        max_likelihood={
+            name: float(column[best]) % ANGLE_PERIOD if name == "angle" else float(column[best])
+            for name, column in values.items()
+        },
         **summary,
         log_evidence=float(samples.log_evidence),
         max_log_likelihood=float(log_likelihood[best]),
