@@ -32,9 +32,19 @@ def class_priors(name, truth, settings, modelling_settings):
     )
 
 
+def search_settings(settings, modelling_settings):
+    """The calibration's search: `modelling.search` with `calibrate_relations.search` on top.
+
+    The relations use only each fit's maximum-likelihood theta_E, inside a prior
+    that already forces the class, so the calibration may stop earlier (a looser
+    f_live, fewer effective samples) than fits whose posteriors are reported.
+    """
+    return modelling.SearchSettings.from_config({**modelling_settings["search"], **settings.get("search", {})})
+
+
 def calibrate_lens(masked_lens, truth, settings, modelling_settings, seed):
     """The three constrained fits of one lens: one `FitResult` per class."""
-    search = modelling.SearchSettings.from_config(modelling_settings["search"])
+    search = search_settings(settings, modelling_settings)
     return [
         modelling.fit_sie(masked_lens, class_priors(name, truth, settings, modelling_settings), search, name, seed + k)
         for k, name in enumerate(CLASSES)
