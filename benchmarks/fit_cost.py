@@ -82,7 +82,7 @@ class CountingAnalysis:
         analysis.log_likelihood_function = timed
 
 
-def blind_fit(masked, priors, search, label, seed):
+def blind_fit(masked, priors, search, label, seed, checkpoint=False):
     scratch = Path(tempfile.mkdtemp(prefix="fit_cost_"))
     modelling.configure(scratch)
     counter = {}
@@ -94,7 +94,7 @@ def blind_fit(masked, priors, search, label, seed):
 
     modelling.analysis_for = counted
     try:
-        result = modelling.fit_sie(masked, priors, search, label, seed)
+        result = modelling.fit_sie(masked, priors, search, label, seed, checkpoint=checkpoint)
     finally:
         modelling.analysis_for = original
         shutil.rmtree(scratch, ignore_errors=True)

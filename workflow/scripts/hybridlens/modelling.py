@@ -249,8 +249,12 @@ def analysis_for(masked_lens):
     )
 
 
-def fit_sie(masked_lens, priors, search, name, seed):
-    """Run Nautilus on one lens to convergence; returns a `FitResult`."""
+def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False):
+    """Run Nautilus on one lens to convergence; returns a `FitResult`.
+
+    Nautilus' own checkpoint (an HDF5 file rewritten as the sampler goes) is off
+    by default: a killed job reruns its lens, and the write costs time per batch.
+    """
     model = sie_model(priors, len(masked_lens.mesh_grid))
     nautilus = af.Nautilus(
         name=name,
@@ -264,6 +268,7 @@ def fit_sie(masked_lens, priors, search, name, seed):
         silence=True,
         verbose=False,
         iterations_per_full_update=10**9,
+        checkpoint=checkpoint,
     )
     start = time.perf_counter()
     result = nautilus.fit(model=model, analysis=analysis_for(masked_lens))
