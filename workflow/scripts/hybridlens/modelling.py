@@ -15,7 +15,7 @@ the pipeline keeps is the returned `FitResult`, written to HDF5 by the rule.
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Tuple
 
@@ -335,6 +335,3 @@ def posterior_summary(values, weights):
         out["median"][name], out["lower"][name], out["upper"][name] = float(median), float(low), float(high)
     return out
 
-
-def describe_search(search):
-    return asdict(search)
