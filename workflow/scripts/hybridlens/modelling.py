@@ -334,4 +334,3 @@ def posterior_summary(values, weights):
             low, median, high = low - shift, median - shift, high - shift
         out["median"][name], out["lower"][name], out["upper"][name] = float(median), float(low), float(high)
     return out
-
