@@ -97,9 +97,11 @@ def main():
     if args.weights:
         model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
     source, residual = lens_like_pairs(args.pairs, settings["input_shape"])
-    print(f"{classifier.count_parameters(model):,} parameters, {args.pairs} lens-like synthetic pairs, "
-          f"{'weights ' + args.weights if args.weights else 'random-initialised weights'}, "
-          f"{torch.get_num_threads()} CPU threads")  # fmt: skip
+    print(
+        f"{classifier.count_parameters(model):,} parameters, {args.pairs} lens-like synthetic pairs, "
+        f"{'weights ' + args.weights if args.weights else 'random-initialised weights'}, "
+        f"{torch.get_num_threads()} CPU threads"
+    )
 
     def eager(s, r):
         with torch.no_grad():
@@ -115,15 +117,19 @@ def main():
         )
     fast = classifier.FastClassifier(model, micro_batch=args.micro_batch)
     after, logits = rate(fast, source, residual, args.batch, args.repeats)
-    print(f"AFTER  FastClassifier, batch {args.batch}, micro-batch {args.micro_batch}: {after:7.1f} pairs/s "
-          f"(x{after / before:.2f}; target 500: x{after / 500:.2f})")  # fmt: skip
+    print(
+        f"AFTER  FastClassifier, batch {args.batch}, micro-batch {args.micro_batch}: {after:7.1f} pairs/s "
+        f"(x{after / before:.2f}; target 500: x{after / 500:.2f})"
+    )
     p_ref, p_fast = torch.softmax(reference, 1), torch.softmax(logits, 1)
     agree = torch.equal(p_ref.argmax(1), p_fast.argmax(1))
     print(f"max |probability difference| {float((p_ref - p_fast).abs().max()):.1e}; all argmaxes agree: {agree}")
     gflop, peak = gflop_per_pair(model, settings["input_shape"]), matmul_gflops()
-    print(f"arithmetic: {gflop:.3f} GFLOP/pair; AFTER sustains {gflop * after:.0f} GFLOP/s; this CPU's 2048^2 "
-          f"float32 matmul reaches {peak:.0f} GFLOP/s on {args.threads} threads, so direct arithmetic caps at "
-          f"{peak / gflop:.0f} pairs/s; 500 pairs/s needs {500 * gflop:.0f} GFLOP/s")  # fmt: skip
+    print(
+        f"arithmetic: {gflop:.3f} GFLOP/pair; AFTER sustains {gflop * after:.0f} GFLOP/s; this CPU's 2048^2 "
+        f"float32 matmul reaches {peak:.0f} GFLOP/s on {args.threads} threads, so direct arithmetic caps at "
+        f"{peak / gflop:.0f} pairs/s; 500 pairs/s needs {500 * gflop:.0f} GFLOP/s"
+    )
 
 
 if __name__ == "__main__":

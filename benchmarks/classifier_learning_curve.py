@@ -47,9 +47,11 @@ def main():
             _, history = training.train(subset, settings, Path(scratch) / "c.pt", cfg["seed"], log=lambda _: None)
         accuracy = history["validation_accuracy"]
         best = int(np.argmax(accuracy))
-        print(f"{len(subset['train']):6d} training pairs: validation accuracy {accuracy[-1]:.3f} after "
-              f"{len(accuracy)} epochs (best {accuracy[best]:.3f} at epoch {best + 1}; "
-              f"{len(splits['validation'])} pairs), final train loss {history['train_loss'][-1]:.3f}")  # fmt: skip
+        print(
+            f"{len(subset['train']):6d} training pairs: validation accuracy {accuracy[-1]:.3f} after "
+            f"{len(accuracy)} epochs (best {accuracy[best]:.3f} at epoch {best + 1}; "
+            f"{len(splits['validation'])} pairs), final train loss {history['train_loss'][-1]:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,10 @@ def describe(values):
     if values.size == 0:
         return {"n": 0}
     return {
-        "n": int(values.size), "mean": float(values.mean()), "sd": float(values.std()),
-        "median": float(np.median(values)), "p05": float(np.percentile(values, 5)),
+        "n": int(values.size),
+        "mean": float(values.mean()),
+        "sd": float(values.std()),
+        "median": float(np.median(values)),
+        "p05": float(np.percentile(values, 5)),
         "p95": float(np.percentile(values, 95)),
-    }  # fmt: skip
+    }

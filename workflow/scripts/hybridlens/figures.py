@@ -197,8 +197,13 @@ def reconstruction_panels(observation, pairs, pixel_scale, classes):
         limit = robust_range(np.abs(products.residual))[1]
         ax_res.imshow(products.residual, cmap="coolwarm", vmin=-limit, vmax=limit, extent=(-half, half, -half, half))
         ax_res.set_title("residual (data − model)", fontsize=8)
-        ax_chi.imshow(products.chi_squared_map, cmap="viridis", vmin=0, vmax=robust_range(products.chi_squared_map)[1],
-                      extent=(-half, half, -half, half))  # fmt: skip
+        ax_chi.imshow(
+            products.chi_squared_map,
+            cmap="viridis",
+            vmin=0,
+            vmax=robust_range(products.chi_squared_map)[1],
+            extent=(-half, half, -half, half),
+        )
         ax_chi.set_title(f"χ² = {products.chi_squared:.0f}", fontsize=8)
         for ax in (ax_src, ax_res, ax_chi):
             ax.tick_params(labelsize=6)
@@ -222,8 +227,9 @@ def robust_range(image, percentiles=(0.5, 99.5)):
 
 def evidence_slices(slices, class_ranges):
     """M21 Fig 7: ln evidence below its peak along theta_E / theta_true, class ranges shaded."""
-    fig, axes = plt.subplots(1, len(slices), figsize=(4.2 * len(slices), 3.4), squeeze=False, sharey=True,
-                             layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(
+        1, len(slices), figsize=(4.2 * len(slices), 3.4), squeeze=False, sharey=True, layout="constrained"
+    )
     for ax, (ratios, evidence, title) in zip(axes[0], slices):
         for name, (low, high) in class_ranges.items():
             ax.axvspan(low, high, color=CLASS_COLOURS[name], alpha=0.12, label=name)
@@ -266,8 +272,12 @@ def class_ratio_histograms(ratios, relations, reference, theta_median):
         for lines, style, who in ((relations, "-", "ours"), (reference, ":", "M21")):
             line = (lines or {}).get(name)
             if line is not None and np.isfinite(line.get("slope", np.nan)):
-                ax.axvline((line["slope"] * theta_median + line["intercept"]) / theta_median,
-                           color=CLASS_COLOURS[name], ls=style, lw=1)  # fmt: skip
+                ax.axvline(
+                    (line["slope"] * theta_median + line["intercept"]) / theta_median,
+                    color=CLASS_COLOURS[name],
+                    ls=style,
+                    lw=1,
+                )
     ax.set_xlabel(f"θE / θE,true  (lines: relations at θE = {theta_median:.2f}″; solid ours, dotted M21)")
     ax.set_ylabel("pairs")
     ax.legend(fontsize=7)

@@ -42,9 +42,11 @@ class Mass:
         """The true SIE of a simulated lens from its stored parameters (a dict or a table row)."""
         get = truth.get if isinstance(truth, dict) else lambda key: getattr(truth, key)
         return cls(
-            float(get("einstein_radius")), float(get("axis_ratio")), float(get("angle")),
+            float(get("einstein_radius")),
+            float(get("axis_ratio")),
+            float(get("angle")),
             (float(get("lens_centre_y")), float(get("lens_centre_x"))),
-        )  # fmt: skip
+        )
 
     def with_einstein_radius(self, value):
         return Mass(float(value), self.axis_ratio, self.angle, self.centre)
@@ -106,9 +108,11 @@ class MaskedLens:
         """Evidence-maximising regularisation coefficient for `mass` and its evidence."""
         low, high = self.settings["log10_coefficient_range"]
         result = minimize_scalar(
-            lambda log_c: -self.log_evidence(mass, 10.0**log_c), bounds=(low, high), method="bounded",
+            lambda log_c: -self.log_evidence(mass, 10.0**log_c),
+            bounds=(low, high),
+            method="bounded",
             options={"xatol": self.settings["log10_coefficient_tolerance"]},
-        )  # fmt: skip
+        )
         return float(10.0**result.x), float(-result.fun)
 
     def products(self, mass, coefficient, source_shape, source_extent):

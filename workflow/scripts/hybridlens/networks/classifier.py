@@ -147,8 +147,9 @@ class FastClassifier:
         halving = pool.kernel_size == pool.stride == 2 and pool.padding == 0 and pool.dilation == 1
         if plain and halving and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0:
             # First block (one input channel, plain layout): strided maxima beat the NCHW pooling kernel.
-            return torch.maximum(torch.maximum(x[..., ::2, ::2], x[..., ::2, 1::2]),
-                                 torch.maximum(x[..., 1::2, ::2], x[..., 1::2, 1::2]))  # fmt: skip
+            return torch.maximum(
+                torch.maximum(x[..., ::2, ::2], x[..., ::2, 1::2]), torch.maximum(x[..., 1::2, ::2], x[..., 1::2, 1::2])
+            )
         x = x.contiguous(memory_format=torch.channels_last)
         return F.max_pool2d(x, pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
 
@@ -169,7 +170,12 @@ class FastClassifier:
             features = torch.empty(len(source), first.in_features)
             for start in range(0, len(source), self.micro_batch):
                 stop = start + self.micro_batch
-                joined = torch.cat([self._features(self.paths[0], source[start:stop]),
-                                    self._features(self.paths[1], residual[start:stop])], dim=1)  # fmt: skip
+                joined = torch.cat(
+                    [
+                        self._features(self.paths[0], source[start:stop]),
+                        self._features(self.paths[1], residual[start:stop]),
+                    ],
+                    dim=1,
+                )
                 features[start:stop] = joined.flatten(1)
             return self.model.head(features)

@@ -126,8 +126,10 @@ def _resumable(checkpoint, digest, epochs, log):
         return None
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if state.get("digest") != digest:
-        log(f"checkpoint {checkpoint} was made by other settings or data (digest {str(state.get('digest'))[:12]}... "
-            f"!= {digest[:12]}...); starting afresh")  # fmt: skip
+        log(
+            f"checkpoint {checkpoint} was made by other settings or data (digest {str(state.get('digest'))[:12]}... "
+            f"!= {digest[:12]}...); starting afresh"
+        )
         return None
     if state["epoch"] > epochs:
         log(f"checkpoint {checkpoint} is {state['epoch']} epochs in, past the {epochs} asked for; starting afresh")
@@ -230,9 +232,18 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
             history[key].append(value)
         log(f"epoch {epoch + 1}: loss {train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
             f"acc {val_acc:.3f} | {history['epoch_seconds'][-1]:.1f} s on {device}")  # fmt: skip
-        _save_atomic({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                      "scaler": scaler.state_dict(), "rng": _rng_state(generator, device),
-                      "history": history, "epoch": epoch + 1, "digest": digest}, checkpoint)  # fmt: skip
+        _save_atomic(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": _rng_state(generator, device),
+                "history": history,
+                "epoch": epoch + 1,
+                "digest": digest,
+            },
+            checkpoint,
+        )
     return model, history
 
 
