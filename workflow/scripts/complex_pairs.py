@@ -49,8 +49,9 @@ if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
         [r.hit_call_cap for r in results],
     )
 result = trainingset.collate(pairs, shape, lens["image"].shape)
+fit_rows = [r.row() for r in results]
 fit_columns = {
-    key: np.array([r.row()[key] for r in results] if results else np.full(3, np.nan))
+    key: np.array([row[key] for row in fit_rows]) if fit_rows else np.full(3, np.nan)
     for key in ("n_calls", "seconds", "hit_call_cap")
 }
 digest = config.digest({"calibration": p.calibration, "modelling": p.modelling})
