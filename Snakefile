@@ -30,6 +30,7 @@ include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/trainingset.smk"
 include: "workflow/rules/complex.smk"
 include: "workflow/rules/classifier.smk"
+include: "workflow/rules/hybrid.smk"
 
 
 rule all:
@@ -44,3 +45,4 @@ rule all:
         rules.trainingset_summary.output,
         rules.inversion_figures.output,
         rules.evaluate_classifier.output,
+        rules.hybrid_summary.output,

@@ -21,6 +21,19 @@ def test_linear_relation_needs_two_distinct_points():
     assert np.isnan(calibration.linear_relation([1.0, 1.0], [0.5, 0.6])["slope"])
 
 
+def test_stratified_lenses_spread_over_theta_e_and_skip_unusable():
+    rng = np.random.default_rng(3)
+    theta = rng.normal(1.16, 0.42, 200)
+    usable = rng.uniform(size=200) > 0.2
+    chosen = calibration.stratified_lenses(theta, usable, 4)
+    assert usable[chosen].all() and len(set(chosen)) == 4
+    # each pick sits at its quantile of the usable radii, not bunched like the first four drawn
+    quantiles = [np.mean(theta[usable] <= theta[i]) for i in chosen]
+    assert quantiles == pytest.approx([0.125, 0.375, 0.625, 0.875], abs=0.01)
+    with pytest.raises(ValueError, match="calibrate_relations.n_lenses"):
+        calibration.stratified_lenses(theta[:3], [True, False, True], 3)
+
+
 def test_relations_from_a_table_and_class_ranges(default_config):
     settings = default_config["calibrate_relations"]
     truth = np.array([0.8, 1.2, 1.6, 2.0])

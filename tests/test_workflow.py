@@ -82,7 +82,11 @@ def test_relations_and_training_pairs(finished):
     summary = json.loads((finished / "results/figures/m21_fig4_einstein_radius.json").read_text())
     assert set(summary) >= {"ours", "m21_reference"} and "slope" in summary["ours"]["under"]
     # The tiny test search (150 calls) cannot converge: every fit must say it stopped at the cap.
-    fits = io.read_params(sorted((finished / "results/calibrate/fits").glob("lens-*.h5")))
+    fits = io.read_params(sorted((finished / "results/calibrate/fits").glob("stratum-*.h5")))
+    # picked by theta_E quantile: one lens from each half of the simulated radii
+    radii = io.read_params(sorted((finished / "results/simulate/slacs").glob("shard-*.h5")))["einstein_radius"]
+    picked = fits.groupby("lens_index")["truth_einstein_radius"].first()
+    assert len(picked) == 2 and picked.min() < radii.median() < picked.max()
     assert (fits["hit_call_cap"] == 1).all() and summary["call_cap_hits"] == len(fits) == 6
     # Two lenses cannot constrain a line: the training set falls back to the class ranges and says so.
     assert not summary["ours"]["under"]["reliable"] and not summary["ours"]["over"]["reliable"]
@@ -110,6 +114,28 @@ def test_classifier_is_trained_and_evaluated(finished):
     assert table[0] == "class,precision,recall,f1,support" and len(table) == 4
     hudf = json.loads((finished / "results/figures/m21_fig12_confusion_hudf.json").read_text())
     assert hudf["n_pairs"] == 3  # one real-morphology lens, U/C/O from its three full-analysis fits
+
+
+def test_hybrid_loop_records_every_round_and_follows_its_actions(finished):
+    summary = json.loads((finished / "results/figures/m21_fig13_hybrid.json").read_text())
+    assert summary["n_lenses"] == 2 and list(summary["rounds"]) == ["blind", "rerun 1"]
+    for path in sorted((finished / "results/hybrid").glob("lens-*.h5")):
+        rows = io.read_params([path]).sort_values("round")
+        with h5py.File(path) as h5:
+            assert h5["source"].shape == (len(rows), 100, 100) and h5["chi_squared_map"].shape[0] == len(rows)
+        assert rows["round"].tolist() == list(range(len(rows))) and len(rows) <= 2
+        # every round's theta_E prior is the one the previous round's action asked for
+        for previous, current in zip(rows.iloc[:-1].itertuples(), rows.iloc[1:].itertuples()):
+            if previous.action == 0:  # a move
+                assert (current.prior_einstein_radius_low, current.prior_einstein_radius_high) == pytest.approx(
+                    (previous.next_low, previous.next_high)
+                )
+        assert rows["action"].iloc[-1] in (2, 3) or len(rows) == 2  # accepted / flagged, or out of reruns
+        # the tiny search (150 calls) cannot converge: the cap is recorded in the row and the flags
+        assert (rows["hit_call_cap"] == 1).all() and (rows["flags"].astype(int) & 4).all()
+        assert set(rows["truth_class"]) <= {0, 1, 2, 3}
+    fitted = summary["classifier_on_fits"]["n_fits"] + summary["classifier_on_fits"]["n_between_classes"]
+    assert fitted == summary["call_cap_hits"] == summary["fits_per_lens"]["mean"] * 2
 
 
 def test_real_morphology_pairs_come_from_constrained_fits(finished):
@@ -160,9 +186,10 @@ def test_bad_config_stops_the_run_naming_the_key(root, tmp_path):
 def test_paper_scale_plans_every_shard(root, tmp_path):
     workdir = copy_workflow(root, tmp_path / "paper")
     counts = planned(snakemake(workdir, "-n", "--configfile", "config/paper.yaml"))
-    assert counts["simulate_slacs"] == 100 and counts["simulate_training"] == 400
-    assert counts["mask"] == 505 and counts["simulate_hudf"] == 5
+    assert counts["simulate_slacs"] == 100 + 5 and counts["simulate_training"] == 400
+    assert counts["mask"] == 510 and counts["simulate_hudf"] == 5
     assert counts["calibrate_lens"] == 250 and counts["trainingset"] == 100 and counts["complex_pairs"] == 100
+    assert counts["blind_fit"] == 100 and counts["hybrid_lens"] == 100
 
 
 def test_lint_and_format_are_clean(root):

@@ -3,12 +3,12 @@
 
 rule calibrate_lens:
     input:
-        sim=lambda w: shard_of("simulate", "slacs", int(w.lens)),
-        mask=lambda w: shard_of("mask", "slacs", int(w.lens)),
+        sims=shards("simulate", "slacs"),
+        masks=shards("mask", "slacs"),
     output:
-        "results/calibrate/fits/lens-{lens}.h5",
+        "results/calibrate/fits/stratum-{stratum}.h5",
     log:
-        "logs/calibrate/lens-{lens}.log",
+        "logs/calibrate/stratum-{stratum}.log",
     conda:
         "../../envs/hybridlens.yaml"
     threads: 1
@@ -18,7 +18,7 @@ rule calibrate_lens:
         inversion=config["inversion"],
         shard_size=config["simulate_slacs"]["shard_size"],
         seed=config["seed"],
-        scratch=lambda w: f"results/calibrate/autofit/lens-{w.lens}",
+        scratch=lambda w: f"results/calibrate/autofit/stratum-{w.stratum}",
     script:
         "../scripts/calibrate_lens.py"
 

@@ -4,13 +4,22 @@
 wildcard_constraints:
     shard=r"\d{5}",
     lens=r"\d{5}",
+    stratum=r"\d{5}",
     mass_model="sie|power_law",
-    dataset="slacs|hudf|training_sie|training_power_law",
+    dataset="slacs|blind|hudf|training_sie|training_power_law",
+    slacs_set="slacs|blind",
 
 
 def dataset_stage(dataset):
     """The config block that sizes `dataset`."""
-    return {"slacs": "simulate_slacs", "hudf": "complex_sources"}.get(dataset, "simulate_training")
+    stages = {"slacs": "simulate_slacs", "blind": "hybrid_modelling", "hudf": "complex_sources"}
+    return stages.get(dataset, "simulate_training")
+
+
+def slacs_settings(dataset):
+    """simulate_slacs' lens and source distributions, sized for `dataset` (slacs or the blind set)."""
+    sizes = {key: config[dataset_stage(dataset)][key] for key in ("n_images", "shard_size")}
+    return {**config["simulate_slacs"], **sizes}
 
 
 def training_datasets():
@@ -18,7 +27,7 @@ def training_datasets():
 
 
 def datasets():
-    return ["slacs", "hudf", *training_datasets()]
+    return ["slacs", "blind", "hudf", *training_datasets()]
 
 
 def shards(stage_dir, dataset):
@@ -58,7 +67,12 @@ def shard_of(stage_dir, dataset, lens):
 
 def calibration_fits():
     n = config["calibrate_relations"]["n_lenses"]
-    return expand("results/calibrate/fits/lens-{lens:05d}.h5", lens=range(n))
+    return expand("results/calibrate/fits/stratum-{stratum:05d}.h5", stratum=range(n))
+
+
+def hybrid_lenses():
+    n = config["hybrid_modelling"]["n_images"]
+    return expand("results/hybrid/lens-{lens:05d}.h5", lens=range(n))
 
 
 def complex_pairs():

@@ -3,14 +3,14 @@
 
 rule simulate_slacs:
     output:
-        "results/simulate/slacs/shard-{shard}.h5",
+        "results/simulate/{slacs_set}/shard-{shard}.h5",
     log:
-        "logs/simulate/slacs/shard-{shard}.log",
+        "logs/simulate/{slacs_set}/shard-{shard}.log",
     conda:
         "../../envs/hybridlens.yaml"
     params:
         kind="slacs",
-        settings=config["simulate_slacs"],
+        settings=lambda w: slacs_settings(w.slacs_set),
         survey=survey_of("simulate_slacs"),
         reference=reference_survey(),
         seed=config["seed"],

@@ -1,25 +1,30 @@
-"""Rule adapter: the three constrained (under / correct / over) fits of one lens."""
+"""Rule adapter: the three constrained (under / correct / over) fits of one theta_E-stratum's lens."""
 
 import shutil
 
 import numpy as np
 
 from hybridlens import calibration, config, inversion, io, masking, modelling, runlog
-from hybridlens.survey import Survey
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
-index = int(snakemake.wildcards.lens)
-lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.shard_size)
+stratum = int(snakemake.wildcards.stratum)
+sims, masks = io.read_params(snakemake.input.sims), io.read_params(snakemake.input.masks)
+chosen = calibration.stratified_lenses(
+    sims["einstein_radius"], masking.usable(sims["flags"], masks["flags"]), p.settings["n_lenses"]
+)
+index = int(sims["index"][chosen[stratum]])
+shard, row = divmod(index, p.shard_size)
+lens = io.read_lens(snakemake.input.sims[shard], snakemake.input.masks[shard], row)
+log.info(
+    "stratum %d of %d: lens %d (theta_E %.3f)", stratum, p.settings["n_lenses"], index, lens["truth"]["einstein_radius"]
+)
 truth = inversion.Mass.from_truth(lens["truth"])
 rows = [{"label": float(label)} for label in range(len(calibration.CLASSES))]
 flags = np.ones(len(rows), np.uint8)
 if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     modelling.configure(p.scratch)
-    survey = Survey.from_settings(lens["survey"])
-    masked = inversion.MaskedLens(
-        lens["image"], lens["noise_map"], lens["mask"], survey.psf_kernel(), survey.pixel_scale, p.inversion
-    )
+    masked = inversion.MaskedLens.from_lens(lens, p.inversion)
     results = calibration.calibrate_lens(masked, truth, p.settings, p.modelling, p.seed + index)
     shutil.rmtree(p.scratch, ignore_errors=True)
     rows = [{"label": float(label), **result.row()} for label, result in enumerate(results)]
@@ -46,6 +51,7 @@ io.write_shard(
         p.seed,
         lens["survey"],
         lens=index,
+        stratum=stratum,
     ),
     params=columns,
     flags=flags,

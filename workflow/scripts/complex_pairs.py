@@ -5,21 +5,17 @@ import shutil
 import numpy as np
 
 from hybridlens import calibration, config, inversion, io, masking, modelling, runlog, trainingset
-from hybridlens.survey import Survey
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
 index = int(snakemake.wildcards.lens)
 lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.shard_size)
-survey = Survey.from_settings(lens["survey"])
 shape = tuple(p.settings["source_shape"])
 pairs = [(0, label, np.nan, (np.nan, np.nan), None, trainingset.FLAG_NO_MASK) for label in range(3)]
 results = []
 if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     modelling.configure(p.scratch)
-    masked = inversion.MaskedLens(
-        lens["image"], lens["noise_map"], lens["mask"], survey.psf_kernel(), survey.pixel_scale, p.settings["inversion"]
-    )
+    masked = inversion.MaskedLens.from_lens(lens, p.settings["inversion"])
     truth = inversion.Mass.from_truth(lens["truth"])
     results, products = calibration.full_analysis_pairs(
         masked,

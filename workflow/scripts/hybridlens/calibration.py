@@ -19,6 +19,22 @@ CLASSES = ("under", "correct", "over")
 log = logging.getLogger(__name__)
 
 
+def stratified_lenses(theta, usable, n):
+    """Indices of `n` usable lenses at the (k + 1/2)/n quantiles of their Einstein radii.
+
+    The lines need leverage in theta_E: n lenses spread over the distribution
+    constrain a slope far better than the first n drawn, which may bunch up.
+    """
+    candidates = np.flatnonzero(np.asarray(usable, bool))
+    if len(candidates) < n:
+        raise ValueError(
+            f"calibrate_relations.n_lenses = {n} but only {len(candidates)} usable simulated lenses: "
+            "raise simulate_slacs.n_images or lower calibrate_relations.n_lenses"
+        )
+    order = candidates[np.argsort(np.asarray(theta, float)[candidates], kind="stable")]
+    return order[((np.arange(n) + 0.5) * len(order) / n).astype(int)]
+
+
 def class_range(name, theta_true, settings):
     """Einstein-radius prior range (arcsec) that forces solution class `name`."""
     low, high = settings["class_ratio_ranges"][name]

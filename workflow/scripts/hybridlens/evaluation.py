@@ -49,3 +49,9 @@ def describe(values):
         "p05": float(np.percentile(values, 5)),
         "p95": float(np.percentile(values, 95)),
     }
+
+
+def angle_error(angle, truth):
+    """|phi - phi_true| on the 180-degree circle of an ellipse's orientation."""
+    difference = np.abs(np.asarray(angle, float) - np.asarray(truth, float)) % 180.0
+    return np.minimum(difference, 180.0 - difference)

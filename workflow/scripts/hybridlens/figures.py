@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
 
-from hybridlens.evaluation import describe  # noqa: E402
+from hybridlens.evaluation import angle_error, describe  # noqa: E402
 
 SOURCE_TYPE_NAMES = ("Sérsic", "Gaussian", "multi-Sérsic")
 
@@ -281,4 +281,37 @@ def class_ratio_histograms(ratios, relations, reference, theta_median):
     ax.set_xlabel(f"θE / θE,true  (lines: relations at θE = {theta_median:.2f}″; solid ours, dotted M21)")
     ax.set_ylabel("pairs")
     ax.legend(fontsize=7)
+    return fig
+
+
+def hybrid_rounds(table, names, state_after, classes, truth_classes):
+    """M21 Fig 13: theta_E and q fractional errors, |phi| error and class counts after each round."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8))
+    states = [state_after(table, number) for number in range(len(names))]
+    panels = [
+        (axes[0, 0], lambda s: s["median_einstein_radius"] / s["truth_einstein_radius"] - 1, r"$f_{\theta_E}$"),
+        (axes[0, 1], lambda s: s["median_axis_ratio"] / s["truth_axis_ratio"] - 1, r"$f_q$"),
+        (axes[1, 0], lambda s: angle_error(s["median_angle"], s["truth_angle"]), r"$|\Delta\phi|$ (deg)"),
+    ]
+    for ax, quantity, label in panels:
+        values = [np.asarray(quantity(s), float) for s in states]
+        finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(0)
+        bins = np.linspace(*(np.percentile(finite, [0, 100]) if finite.size else (0, 1)), 21)
+        for name, v in zip(names, values):
+            ax.hist(v[np.isfinite(v)], bins=bins, histtype="step", lw=1.5, label=name)
+        ax.set_xlabel(label)
+        ax.set_ylabel("lenses")
+    axes[0, 0].legend(fontsize=8)
+    ax = axes[1, 1]
+    width = 0.8 / len(names)
+    for k, (name, state) in enumerate(zip(names, states)):
+        cnn = [(state["verdict"] == i).sum() for i in range(len(classes))]
+        truth = [(state["truth_class"] == i).sum() for i in range(len(classes))]
+        x = np.arange(len(classes)) + (k - (len(names) - 1) / 2) * width
+        ax.bar(x, cnn, width, label=f"{name}: CNN", alpha=0.8)
+        ax.scatter(x, truth, marker="_", s=200, color="k", zorder=3, label="by the truth" if k == 0 else None)
+    ax.set_xticks(np.arange(len(classes)), ["UM", "C", "OM"])
+    ax.set_ylabel("lenses")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
     return fig

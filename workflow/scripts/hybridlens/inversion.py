@@ -85,6 +85,14 @@ class MaskedLens:
         self.mesh_grid = al.image_mesh.Overlay(shape=shape).image_plane_mesh_grid_from(mask=mask2d)
         self.solver = al.Settings(use_positive_only_solver=settings["positive_only"])
 
+    @classmethod
+    def from_lens(cls, lens, settings):
+        """A lens as `io.read_lens` returns it, with its survey's PSF and pixel scale."""
+        from hybridlens.survey import Survey
+
+        survey = Survey.from_settings(lens["survey"])
+        return cls(lens["image"], lens["noise_map"], lens["mask"], survey.psf_kernel(), survey.pixel_scale, settings)
+
     def fit(self, mass, coefficient):
         """PyAutoLens fit of the SIE `mass` with a pixelised source."""
         profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)

@@ -14,7 +14,10 @@ the pipeline keeps is the returned `FitResult`, written to HDF5 by the rule.
 """
 
 import math
+import shutil
 import time
+import uuid
+import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Tuple
@@ -22,6 +25,11 @@ from typing import Tuple
 import autofit as af
 import autolens as al
 import numpy as np
+
+# The sparse operator convolves the pixelised source's image without a blurring
+# region; that image is zero outside the mask, so nothing is lost, but autoarray
+# warns on every likelihood call (thousands of log lines per fit).
+warnings.filterwarnings("ignore", message="No blurring_image provided", category=UserWarning)
 
 AUTOLENS_CONFIG = Path(__file__).resolve().parents[3] / "config" / "autolens"
 PARAMETERS = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "coefficient")
@@ -256,8 +264,12 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False):
     by default: a killed job reruns its lens, and the write costs time per batch.
     """
     model = sie_model(priors, len(masked_lens.mesh_grid))
+    # A fresh folder per fit: PyAutoFit would otherwise "resume" a finished fit of the
+    # same name and model left by a killed job, returning a result without samples.
+    prefix = f"fit-{uuid.uuid4().hex}"
     nautilus = af.Nautilus(
         name=name,
+        path_prefix=prefix,
         n_live=search.n_live,
         n_like_max=search.max_calls,
         f_live=search.f_live,
@@ -271,7 +283,10 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False):
         checkpoint=checkpoint,
     )
     start = time.perf_counter()
-    result = nautilus.fit(model=model, analysis=analysis_for(masked_lens))
+    try:
+        result = nautilus.fit(model=model, analysis=analysis_for(masked_lens))
+    finally:
+        shutil.rmtree(Path(af.conf.instance.output_path) / prefix, ignore_errors=True)
     seconds = time.perf_counter() - start
     samples = result.samples
     n_calls = int(samples.samples_info["total_samples"])

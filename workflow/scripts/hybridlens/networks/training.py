@@ -48,9 +48,14 @@ class PairShards(Dataset):
     def __getitem__(self, i):
         path, row, label = self.rows[i]
         h5 = self._file(path)
-        source = torch.from_numpy(h5["source"][row][None].astype(np.float32))
-        residual = noise_scaled_residual(h5["residual"][row], h5["chi_squared_map"][row])
-        return normalise(source), torch.from_numpy(residual[None].astype(np.float32)), int(label)
+        return (*network_inputs(h5["source"][row], h5["residual"][row], h5["chi_squared_map"][row]), int(label))
+
+
+def network_inputs(source, residual, chi_squared_map):
+    """One pair as the classifier sees it: peak-normalised source, noise-scaled residual, each (1, H, W)."""
+    source = normalise(torch.from_numpy(np.asarray(source, np.float32)[None]))
+    residual = noise_scaled_residual(np.asarray(residual), np.asarray(chi_squared_map))
+    return source, torch.from_numpy(residual[None].astype(np.float32))
 
 
 def noise_scaled_residual(residual, chi_squared_map):
@@ -245,6 +250,15 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
             checkpoint,
         )
     return model, history
+
+
+def classify(model, sources, residuals, chi_squared_maps):
+    """Class probabilities (under, correct, over) of in-memory pairs, e.g. a fresh fit's products."""
+    pairs = [network_inputs(*pair) for pair in zip(sources, residuals, chi_squared_maps)]
+    if not pairs:
+        return np.zeros((0, 3))
+    source, residual = (torch.stack(parts) for parts in zip(*pairs))
+    return torch.softmax(FastClassifier(model)(source, residual), 1).cpu().numpy()
 
 
 def predict(model, entries, settings, batch_size=256):

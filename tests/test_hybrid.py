@@ -1,0 +1,208 @@
+"""M21's rerun rules (section 3.5), one behaviour per test."""
+
+import numpy as np
+import pytest
+
+from hybridlens import hybrid, modelling
+
+SETTINGS = hybrid.HybridSettings(
+    reruns=3,
+    under_half_width=0.25,
+    over_half_width=0.5,
+    refine_half_widths={"einstein_radius": 0.25, "axis_ratio": 0.1, "angle": 20.0, "centre_y": 0.1, "centre_x": 0.1},
+    refine_f_live=0.01,
+)
+RANGES = {"under": (0.1, 0.9), "correct": (0.95, 1.05), "over": (1.1, 3.0)}
+RELATIONS = {
+    "under": {"slope": 0.5, "intercept": -0.1, "slope_error": 0.02, "reliable": True},
+    "over": {"slope": 2.0, "intercept": 0.2, "slope_error": 0.1, "reliable": True},
+}
+
+
+def rnd(verdict, theta, sigma=0.02):
+    return hybrid.Round(verdict, theta, theta - sigma, theta + sigma)
+
+
+def act(*rounds, relations=RELATIONS, bounds=None):
+    return hybrid.next_action(list(rounds), relations, SETTINGS, RANGES, bounds)
+
+
+def test_first_um_inverts_the_under_relation():
+    action = act(rnd("under", 0.5))  # theta_true = (0.5 + 0.1) / 0.5 = 1.2
+    assert action.kind == hybrid.REFIT
+    assert action.einstein_radius_range == pytest.approx((0.95, 1.45))
+
+
+def test_first_om_inverts_the_over_relation_with_a_wider_prior():
+    action = act(rnd("over", 2.6))  # theta_true = (2.6 - 0.2) / 2 = 1.2
+    assert action.kind == hybrid.REFIT
+    assert action.einstein_radius_range == pytest.approx((0.7, 1.7))
+
+
+def test_unreliable_relation_falls_back_to_the_class_range():
+    relations = {**RELATIONS, "under": {**RELATIONS["under"], "reliable": False}}
+    action = act(rnd("under", 0.45), relations=relations)
+    assert action.einstein_radius_range == pytest.approx((0.5, 4.5))  # 0.45/0.9 .. 0.45/0.1
+    assert "unreliable" in action.reason
+
+
+def test_moves_are_clipped_to_the_mask():
+    action = act(rnd("under", 0.45), relations={}, bounds=(0.6, 1.8))
+    assert action.einstein_radius_range == pytest.approx((0.6, 1.8))
+
+
+def test_correct_is_refined_then_accepted():
+    assert act(rnd("correct", 1.2)).kind == hybrid.REFINE
+    assert act(rnd("under", 0.5), rnd("correct", 1.2)).kind == hybrid.REFINE
+    assert act(rnd("over", 2.6), rnd("correct", 1.2)).kind == hybrid.REFINE
+    assert act(rnd("correct", 1.2), rnd("correct", 1.21)).kind == hybrid.ACCEPT
+
+
+@pytest.mark.parametrize("verdict", ["under", "over"])
+def test_the_same_wrong_verdict_twice_is_flagged(verdict):
+    action = act(rnd(verdict, 0.5 if verdict == "under" else 2.6), rnd(verdict, 0.55 if verdict == "under" else 2.5))
+    assert action.kind == hybrid.FLAG and action.done
+
+
+def test_um_and_om_in_turn_bracket_the_solution_excluding_both():
+    for rounds in ((rnd("under", 0.6, 0.05), rnd("over", 2.0, 0.1)), (rnd("over", 2.0, 0.1), rnd("under", 0.6, 0.05))):
+        action = act(*rounds)
+        assert action.kind == hybrid.REFIT
+        low, high = action.einstein_radius_range
+        assert low == pytest.approx(0.65) and high == pytest.approx(1.9)
+
+
+def test_um_above_om_is_a_contradiction_and_flagged():
+    assert act(rnd("over", 0.8), rnd("under", 1.5)).kind == hybrid.FLAG
+
+
+def test_wrong_after_correct_moves_as_a_first_verdict():
+    action = act(rnd("correct", 1.2), rnd("under", 0.5))
+    assert action.kind == hybrid.REFIT and action.einstein_radius_range == pytest.approx((0.95, 1.45))
+
+
+def test_the_rerun_budget_ends_the_loop():
+    rounds = [rnd("under", 0.5), rnd("over", 2.6), rnd("under", 0.7), rnd("over", 1.9)]
+    action = act(*rounds)
+    assert action.kind == hybrid.FLAG and "3 reruns" in action.reason
+    assert act(*rounds[:3], rnd("correct", 1.2)).kind == hybrid.ACCEPT
+
+
+def test_no_history_is_an_error():
+    with pytest.raises(ValueError):
+        act()
+
+
+def fit_result(theta, q, angle):
+    return {"centre_y": 0.01, "centre_x": -0.02, "einstein_radius": theta, "axis_ratio": q, "angle": angle,
+            "coefficient": 1.0}  # fmt: skip
+
+
+def blind_priors():
+    settings = {"centre_half_width": 0.3, "axis_ratio_range": [0.25, 0.999], "angle_range": [0.0, 180.0],
+                "log10_coefficient_range": [-3.0, 2.0]}  # fmt: skip
+    return modelling.uniform_priors((0.0, 0.0), (0.5, 2.0), settings)
+
+
+def test_priors_for_a_move_change_only_theta_e():
+    blind = blind_priors()
+    moved = hybrid.priors_for(hybrid.Action(hybrid.REFIT, "", (0.9, 1.4)), blind, fit_result(0.6, 0.3, 40.0), SETTINGS)
+    assert (moved.einstein_radius.low, moved.einstein_radius.high) == (0.9, 1.4)
+    assert moved.replace(einstein_radius=blind.einstein_radius) == blind
+
+
+def test_refined_priors_are_narrow_inside_the_blind_ones_and_wrap_the_angle():
+    blind = blind_priors()
+    refined = hybrid.priors_for(hybrid.Action(hybrid.REFINE, ""), blind, fit_result(1.2, 0.95, 5.0), SETTINGS)
+    assert (refined.einstein_radius.low, refined.einstein_radius.high) == pytest.approx((0.95, 1.45))
+    assert (refined.axis_ratio.low, refined.axis_ratio.high) == pytest.approx((0.85, 0.999))
+    assert (refined.angle.low, refined.angle.high) == pytest.approx((-15.0, 25.0))  # across 0 = 180 degrees
+    assert refined.coefficient == blind.coefficient
+    # the SIE reads the wrapped angle modulo 180: -10 degrees is the ellipse at 170
+    assert np.allclose(
+        modelling.SIE(angle=-10.0, axis_ratio=0.7).ell_comps, modelling.SIE(angle=170.0, axis_ratio=0.7).ell_comps
+    )
+    with pytest.raises(ValueError):
+        hybrid.priors_for(hybrid.Action(hybrid.ACCEPT, ""), blind, fit_result(1.2, 0.9, 5.0), SETTINGS)
+
+
+# --- the loop with real fits, a real (untrained, seeded) classifier and a real store ---------------
+
+
+@pytest.fixture(scope="module")
+def problem(default_config, euclid):
+    from hybridlens import masking, simulate
+
+    renderer = simulate.Renderer(euclid, 2)
+    sim = simulate.slacs_image(simulate.image_rng(5, "blind", 0), default_config["simulate_slacs"], renderer, euclid)
+    annulus = masking.fit_annulus(sim.image, euclid.pixel_scale)
+    lens = {
+        "image": sim.image, "noise_map": sim.noise_map, "mask": annulus.mask, "truth": sim.params,
+        "annulus": {"inner_radius": annulus.inner_radius, "outer_radius": annulus.outer_radius},
+        "survey": {"name": "euclid_vis", **default_config["surveys"]["euclid_vis"]},
+    }  # fmt: skip
+    inversion_settings = {**default_config["inversion"], "overlay_shape": [16, 16], "over_sample": 2}
+    modelling_settings = {**default_config["modelling"], "search": {**default_config["modelling"]["search"],
+                                                                     "n_live": 12, "max_calls": 120}}  # fmt: skip
+    trainingset_settings = {**default_config["trainingset"], "source_shape": [100, 100]}
+    ranges = default_config["calibrate_relations"]["class_ratio_ranges"]
+    return hybrid.lens_problem(lens, inversion_settings, modelling_settings, trainingset_settings, ranges, 11)
+
+
+@pytest.fixture(scope="module")
+def classify(default_config):
+    import torch
+
+    from hybridlens.networks import training
+
+    torch.manual_seed(0)
+    model = training.build_model(default_config["classifier"])
+
+    def run(products):
+        return training.classify(model, [products.source], [products.residual], [products.chi_squared_map])[0]
+
+    return run
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_loop_resumes_at_its_round_and_equals_an_uninterrupted_one(problem, classify, tmp_path):
+    import logging
+
+    log = logging.getLogger("test")
+    modelling.configure(tmp_path / "autofit")
+    settings = hybrid.HybridSettings(**{**SETTINGS.__dict__, "reruns": 2})
+    def verdicts(sequence):  # forced verdicts: the loop's path must not hang on an untrained network
+        calls = iter(sequence)
+
+        def judge(products):
+            classify(products)  # the real network runs on the real products
+            return next(calls)
+
+        return judge
+
+    under, over = [0.9, 0.05, 0.05], [0.05, 0.05, 0.9]
+    uninterrupted = hybrid.model_lens(problem, verdicts([under, over, under]), RELATIONS, settings,
+                                      hybrid.RoundStore(tmp_path / "a.h5", "d", log), log)  # fmt: skip
+    assert [r.action.kind for r in uninterrupted] == [hybrid.REFIT, hybrid.REFIT, hybrid.FLAG]
+
+    def killed_after_two(products):
+        if killed_after_two.calls == 2:
+            raise Killed
+        killed_after_two.calls += 1
+        return [under, over][killed_after_two.calls - 1]
+
+    killed_after_two.calls = 0
+    store = hybrid.RoundStore(tmp_path / "b.h5", "d", log)
+    with pytest.raises(Killed):
+        hybrid.model_lens(problem, killed_after_two, RELATIONS, settings, store, log)
+    assert len(store.load()) == 2
+    resumed = hybrid.model_lens(problem, verdicts([under]), RELATIONS, settings, store, log)
+    for a, b in zip(uninterrupted, resumed, strict=True):
+        assert a.reason == b.reason
+        for key in ("median_einstein_radius", "log_evidence", "n_calls", "next_low", "prior_einstein_radius_low"):
+            assert a.row.get(key) == pytest.approx(b.row.get(key), nan_ok=True)
+    # a store written under other settings is not picked up
+    assert hybrid.RoundStore(tmp_path / "b.h5", "other", log).load() == []
