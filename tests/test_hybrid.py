@@ -88,6 +88,36 @@ def test_the_rerun_budget_ends_the_loop():
     assert act(*rounds[:3], rnd("correct", 1.2)).kind == hybrid.ACCEPT
 
 
+PAIRS = {  # (previous, last) -> the action M21's rules take
+    ("under", "under"): hybrid.FLAG, ("under", "correct"): hybrid.REFINE, ("under", "over"): hybrid.REFIT,
+    ("correct", "under"): hybrid.REFIT, ("correct", "correct"): hybrid.ACCEPT, ("correct", "over"): hybrid.REFIT,
+    ("over", "under"): hybrid.REFIT, ("over", "correct"): hybrid.REFINE, ("over", "over"): hybrid.FLAG,
+}  # fmt: skip
+RADII = {"under": 0.6, "correct": 1.2, "over": 2.4}
+
+
+@pytest.mark.parametrize("pair", sorted(PAIRS))
+def test_every_history_pair(pair):
+    action = act(rnd(pair[0], RADII[pair[0]]), rnd(pair[1], RADII[pair[1]]))
+    assert action.kind == PAIRS[pair]
+    if {"under", "over"} == set(pair):  # the bracket excludes both previous solutions
+        low, high = action.einstein_radius_range
+        assert RADII["under"] + 0.02 <= low < high <= RADII["over"] - 0.02
+
+
+def test_a_failed_fit_flags_the_lens_and_stops_its_loop(problem, tmp_path):
+    import dataclasses
+    import logging
+
+    modelling.configure(tmp_path / "autofit")
+    broken = dataclasses.replace(problem, masked=None)  # the fit raises on its first call
+    store = hybrid.RoundStore(tmp_path / "broken.h5", "d", logging.getLogger("test"))
+    records = hybrid.model_lens(broken, lambda products: [0, 1, 0], RELATIONS, SETTINGS, store, logging.getLogger("t"))
+    assert len(records) == 1 and records[0].action.kind == hybrid.FLAG and records[0].products is None
+    assert int(records[0].row["flags"]) & hybrid.FLAG_FIT_FAILED and "fit failed" in records[0].reason
+    assert store.load()[0].reason == records[0].reason  # on disk, so the summary counts it
+
+
 def test_no_history_is_an_error():
     with pytest.raises(ValueError):
         act()
@@ -174,6 +204,7 @@ def test_killed_loop_resumes_at_its_round_and_equals_an_uninterrupted_one(proble
     log = logging.getLogger("test")
     modelling.configure(tmp_path / "autofit")
     settings = hybrid.HybridSettings(**{**SETTINGS.__dict__, "reruns": 2})
+
     def verdicts(sequence):  # forced verdicts: the loop's path must not hang on an untrained network
         calls = iter(sequence)
 

@@ -380,7 +380,7 @@ def write_rounds(path, records, attrs, extra_columns=None):
     keys = sorted(set().union(*(record.row for record in records))) if records else []
     columns = {key: np.array([record.row.get(key, np.nan) for record in records], float) for key in keys}
     columns.update(extra_columns or {})
-    shape = next((r.products.source.shape for r in records if r.products is not None), (0, 0))
+    shape = next((r.products.source.shape for r in records if r.products is not None), (1, 1))
     arrays = {
         name: np.stack([getattr(r.products, name) if r.products is not None else np.full(shape, np.nan)
                         for r in records]) if records else np.zeros((0, *shape))  # fmt: skip
@@ -514,10 +514,14 @@ def summarise(table, reruns):
     out["final"] = {kind: int((final_actions == code).sum()) for kind, code in ACTION_CODES.items()}
     out["fit_seconds"] = describe(fitted["seconds"])
     out["fit_calls"] = describe(fitted["n_calls"])
+    for name, rows in (("blind", fitted[fitted["round"] == 0]), ("rerun", fitted[fitted["round"] > 0])):
+        out[f"{name}_fit_seconds"], out[f"{name}_fit_calls"] = describe(rows["seconds"]), describe(rows["n_calls"])
     out["fits_per_lens"] = describe(fitted.groupby("lens_index").size())
+    out["seconds_per_lens"] = describe(fitted.groupby("lens_index")["seconds"].sum())
     out["call_cap_hits"] = int((fitted["hit_call_cap"] > 0).sum())
     out["failed_fits"] = int(((table["flags"].astype(int) & FLAG_FIT_FAILED) > 0).sum())
-    blind, last = out["rounds"]["blind"]["truth"], out["rounds"][round_names(reruns)[-1]]["truth"]
-    wrong = [sum(d[c] for c in ("under", "over", "between")) for d in (blind, last)]
-    out["reduction_of_unphysical_by_truth"] = 1 - wrong[1] / wrong[0] if wrong[0] else float("nan")
+    first, last = out["rounds"]["blind"], out["rounds"][round_names(reruns)[-1]]
+    for judge, wrong_classes in (("truth", ("under", "over", "between")), ("cnn", ("under", "over"))):
+        wrong = [sum(state[judge][c] for c in wrong_classes) for state in (first, last)]
+        out[f"reduction_of_unphysical_by_{judge}"] = 1 - wrong[1] / wrong[0] if wrong[0] else float("nan")
     return out

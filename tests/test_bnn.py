@@ -1,0 +1,98 @@
+"""P21's approximate Bayesian CNN: architecture, loss, targets, MC dropout and coverage."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hybridlens.networks import bnn
+
+
+def test_shapes_and_parameter_count():
+    model = bnn.LensBNN(n_targets=3, dropout=0.05)
+    mean, log_variance = model(torch.zeros(2, 1, 100, 100))
+    assert mean.shape == (2, 3) and log_variance.shape == (2, 3)
+    assert model.head[1].in_features == 4608  # P21 Fig 3: flatten 6 x 6 x 128
+    conv = sum(
+        f_in * f_out * k * k + f_out for f_in, f_out, k in zip((1, 32, 64, 64, 128, 128), bnn.FILTERS, bnn.KERNELS)
+    )
+    norm = 2 * sum(bnn.FILTERS)
+    dense = 4608 * 512 + 512 + 512 * 6 + 6
+    assert bnn.count_parameters(model) == conv + norm + dense  # "over 4 million" (P21): 5.36 M
+    assert bnn.count_parameters(bnn.LensBNN(4, 0.05)) == bnn.count_parameters(model) + 512 * 2 + 2
+
+
+def test_nll_equals_a_hand_computation():
+    mean = torch.tensor([[0.2, 0.5]])
+    log_variance = torch.tensor([[math.log(0.04), 0.0]])
+    target = torch.tensor([[0.4, 0.5]])
+    # (0.2)^2 / (2 * 0.04) + log(0.04) / 2 = 0.5 - 1.6094; second parameter: 0 + 0
+    expected = ((0.5 + 0.5 * math.log(0.04)) + 0.0) / 2
+    assert bnn.heteroscedastic_nll(mean, log_variance, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_few_optimiser_steps_lower_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = bnn.LensBNN(n_targets=3, dropout=0.0)
+    images, targets = torch.rand(8, 1, 100, 100), torch.rand(8, 3)
+    optimiser = torch.optim.NAdam(model.parameters(), lr=1e-4)  # batch norm on 8 images: a gentler step than P21's
+    losses = []
+    for _ in range(10):
+        optimiser.zero_grad()
+        loss = bnn.heteroscedastic_nll(*model(images), targets)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-3:]) < losses[0] - 0.3
+
+
+@pytest.mark.parametrize("angle", [0.0, 1.0, 45.0, 90.0, 135.0, 179.0])
+def test_ellipticity_round_trips_including_the_angle_wrap(angle):
+    q, phi = bnn.axis_ratio_angle(*bnn.ellipticity(0.7, angle))
+    assert q == pytest.approx(0.7) and min(abs(phi - angle), 180 - abs(phi - angle)) < 1e-9
+    # an ellipse at -1 degree is the one at 179: same (e1, e2)
+    assert np.allclose(bnn.ellipticity(0.6, -1.0), bnn.ellipticity(0.6, 179.0))
+
+
+def test_scaled_targets_map_back():
+    lens = {"einstein_radius": {"min": 0.2, "max": 3.2}, "axis_ratio": {"min": 0.4, "max": 1.0},
+            "slope": {"min": 1.5, "max": 2.5}}  # fmt: skip
+    scaling = bnn.TargetScaling.for_ranges("power_law", lens)
+    values = np.array([[0.2, -3 / 7, 3 / 7, 2.5], [1.7, 0.0, 0.1, 2.0]])
+    assert scaling.scale(values)[0] == pytest.approx([0, 0, 1, 1])
+    assert scaling.unscale(scaling.scale(values)) == pytest.approx(values)
+
+
+def test_coverage_of_calibrated_and_over_confident_predictors():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(size=(200_000, 2))
+    sigma = np.full_like(truth, 0.1)
+    prediction = truth + sigma * rng.standard_normal(truth.shape)
+    calibrated = bnn.coverage(prediction, sigma, truth)
+    for k, expected in bnn.GAUSSIAN_COVERAGE.items():
+        assert calibrated[k] == pytest.approx([expected, expected], abs=0.005)
+    over_confident = bnn.coverage(prediction, 0.5 * sigma, truth)
+    assert (over_confident[1] < 0.45).all() and (over_confident[3] < 0.9).all()
+    assert bnn.coverage_distance(calibrated) < 0.02 < bnn.coverage_distance(over_confident)
+
+
+def test_mc_dropout_spreads_only_with_dropout():
+    torch.manual_seed(1)
+    images = torch.rand(3, 1, 100, 100)
+    for dropout, spread in ((0.0, False), (0.3, True)):
+        model = bnn.LensBNN(n_targets=3, dropout=dropout)
+        mean, sigma, aleatoric, epistemic = bnn.mc_predict(model, images, passes=10, batch_size=30)
+        assert mean.shape == sigma.shape == (3, 3)
+        assert (epistemic > 1e-6).all() == spread and np.allclose(sigma**2, aleatoric**2 + epistemic**2, rtol=1e-5)
+
+
+def test_q_and_phi_from_ellipticity_predictions():
+    e1, e2 = bnn.ellipticity(np.array([0.8, 0.5]), np.array([178.0, 30.0]))
+    mean = np.column_stack([[1.0, 1.0], e1, e2])
+    sigma = np.column_stack([[0.1, 0.1], [0.01, 0.01], [0.01, 0.01]])
+    derived = bnn.with_axis_ratio_angle(("einstein_radius", "e1", "e2"), mean, sigma)
+    assert derived["axis_ratio"][0] == pytest.approx([0.8, 0.5])
+    assert derived["angle"][0] == pytest.approx([178.0, 30.0])
+    # the angle's spread is not inflated by the wrap at 0/180 degrees
+    assert (derived["angle"][1] < 5.0).all()

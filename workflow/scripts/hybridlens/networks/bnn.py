@@ -1,0 +1,208 @@
+"""P21's approximate Bayesian CNN: lens-parameter means and aleatoric variances, MC dropout for the rest.
+
+The network (P21 section 3.2.1, Fig 3): six convolutions (kernels 3, 7, 5, 7,
+11, 5; stride 1, zero padding) each followed by ReLU, dropout and batch
+normalisation, four 2x2 max-pools (100 -> 50 -> 25 -> 12 -> 6), flatten
+(6 x 6 x 128 = 4,608), a 512-unit dense layer and an output layer holding a
+mean and a log-variance s = log sigma^2 per parameter. Loss: the
+heteroscedastic Gaussian negative log-likelihood (P21 eq. 2). At inference the
+dropout stays on (MC dropout): the spread of the means over passes is the
+epistemic part, the mean of exp(s) the aleatoric part, added in quadrature.
+
+Targets: theta_E, the complex ellipticity (e1, e2) of P21 eq. 1 instead of
+(q, phi) (no wrap at 0/180 degrees, no pile-up at q = 1) and, for the power
+law, the slope; each scaled linearly to [0, 1] over its training range.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+FILTERS = (32, 64, 64, 128, 128, 128)
+KERNELS = (3, 7, 5, 7, 11, 5)
+POOL_AFTER = (True, True, False, True, True, False)  # four 2x2 max-pools: 100 -> 50 -> 25 -> 12 -> 6
+TARGETS = {"sie": ("einstein_radius", "e1", "e2"), "power_law": ("einstein_radius", "e1", "e2", "slope")}
+
+
+class LensBNN(nn.Module):
+    def __init__(self, n_targets, dropout, input_size=100, dense=512):
+        super().__init__()
+        layers, channels, size = [], 1, input_size
+        for filters, kernel, pool in zip(FILTERS, KERNELS, POOL_AFTER):
+            layers += [nn.Conv2d(channels, filters, kernel, padding=kernel // 2), nn.ReLU(inplace=True)]
+            layers += [nn.Dropout(dropout), nn.BatchNorm2d(filters)]
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+            channels = filters
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * size * size, dense),
+            nn.ReLU(inplace=True),
+            nn.Linear(dense, 2 * n_targets),
+        )
+        self.n_targets = n_targets
+
+    def forward(self, images):
+        """(N, 1, H, W) images in [0, 1] -> (means, log-variances), each (N, n_targets), in scaled units."""
+        out = self.head(self.features(images))
+        return out[:, : self.n_targets], out[:, self.n_targets :]
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def heteroscedastic_nll(mean, log_variance, target):
+    """P21 eq. 2 per parameter, averaged: (y - yhat)^2 / (2 sigma^2) + s / 2, with s = log sigma^2."""
+    return (0.5 * torch.exp(-log_variance) * (target - mean) ** 2 + 0.5 * log_variance).mean()
+
+
+def scale_images(images):
+    """Each image to [0, 1] by its own minimum and maximum (P21's input scaling)."""
+    images = torch.as_tensor(images, dtype=torch.float32)
+    low = images.amin(dim=(-2, -1), keepdim=True)
+    high = images.amax(dim=(-2, -1), keepdim=True)
+    return (images - low) / (high - low).clamp_min(1e-12)
+
+
+# --- parameters <-> targets --------------------------------------------------------------------
+
+
+def ellipticity(axis_ratio, angle):
+    """P21 eq. 1: e1 + i e2 = (1 - q)/(1 + q) exp(2 i phi), phi in degrees."""
+    modulus = (1 - np.asarray(axis_ratio, float)) / (1 + np.asarray(axis_ratio, float))
+    phase = 2 * np.deg2rad(angle)
+    return modulus * np.cos(phase), modulus * np.sin(phase)
+
+
+def axis_ratio_angle(e1, e2):
+    """The inverse of `ellipticity`: q and phi in [0, 180) degrees."""
+    modulus = np.clip(np.hypot(e1, e2), 0.0, 1.0 - 1e-9)
+    return (1 - modulus) / (1 + modulus), np.rad2deg(0.5 * np.arctan2(e2, e1)) % 180.0
+
+
+@dataclass(frozen=True)
+class TargetScaling:
+    """Linear maps of each target to [0, 1] over its training range."""
+
+    names: tuple
+    low: tuple
+    high: tuple
+
+    @classmethod
+    def for_ranges(cls, mass_model, lens_settings):
+        """From simulate_training.lens: theta_E and slope ranges; |e| <= (1 - q_min)/(1 + q_min)."""
+        names = TARGETS[mass_model]
+        e_max = (1 - lens_settings["axis_ratio"]["min"]) / (1 + lens_settings["axis_ratio"]["min"])
+        ranges = {
+            "einstein_radius": (lens_settings["einstein_radius"]["min"], lens_settings["einstein_radius"]["max"]),
+            "e1": (-e_max, e_max),
+            "e2": (-e_max, e_max),
+            "slope": (lens_settings["slope"]["min"], lens_settings["slope"]["max"]),
+        }
+        return cls(names, tuple(ranges[n][0] for n in names), tuple(ranges[n][1] for n in names))
+
+    def scale(self, values):
+        low, high = np.asarray(self.low), np.asarray(self.high)
+        return (np.asarray(values, float) - low) / (high - low)
+
+    def unscale(self, values, sigmas=None):
+        width = np.asarray(self.high) - np.asarray(self.low)
+        out = np.asarray(values, float) * width + np.asarray(self.low)
+        return out if sigmas is None else (out, np.asarray(sigmas, float) * width)
+
+
+def targets_from_params(params, names):
+    """(N, n_targets) physical targets from a simulation table (theta_E, q, phi[, slope])."""
+    e1, e2 = ellipticity(params["axis_ratio"], params["angle"])
+    columns = {"einstein_radius": np.asarray(params["einstein_radius"], float), "e1": e1, "e2": e2}
+    if "slope" in names:
+        columns["slope"] = np.asarray(params["slope"], float)
+    return np.column_stack([columns[name] for name in names])
+
+
+def with_axis_ratio_angle(names, mean, sigma, n_samples=2000, seed=0):
+    """Append q and phi (means and 1-sigma) to per-lens e1/e2 predictions by sampling their Gaussians.
+
+    phi is summarised on its 180-degree circle: the circular mean, and the
+    standard deviation of the wrapped offsets from it.
+    """
+    i1, i2 = names.index("e1"), names.index("e2")
+    rng = np.random.default_rng(seed)
+    draws = rng.standard_normal((n_samples, len(mean), 2))
+    e1 = mean[:, i1] + sigma[:, i1] * draws[..., 0]
+    e2 = mean[:, i2] + sigma[:, i2] * draws[..., 1]
+    q, phi = axis_ratio_angle(e1, e2)
+    centre = np.rad2deg(0.5 * np.angle(np.exp(2j * np.deg2rad(phi)).mean(axis=0))) % 180.0
+    offset = (phi - centre + 90.0) % 180.0 - 90.0
+    q_mean, phi_mean = axis_ratio_angle(mean[:, i1], mean[:, i2])
+    return {"axis_ratio": (q_mean, q.std(axis=0)), "angle": (phi_mean, offset.std(axis=0))}
+
+
+# --- MC dropout --------------------------------------------------------------------------------
+
+
+def enable_mc_dropout(model):
+    """Eval mode (batch-norm running statistics) with every dropout layer sampling."""
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.train()
+    return model
+
+
+@torch.inference_mode()
+def mc_predict(model, images, passes, batch_size=100, generator_seed=0):
+    """Mean and total 1-sigma (aleatoric + epistemic in quadrature) per target, scaled units.
+
+    The passes are batched: each image is repeated `passes` times within a batch,
+    so one forward call serves many passes at once. Returns (mean, sigma,
+    aleatoric sigma, epistemic sigma), each (N, n_targets).
+    """
+    enable_mc_dropout(model)
+    device = next(model.parameters()).device
+    torch.manual_seed(generator_seed)
+    images = torch.as_tensor(images, dtype=torch.float32)
+    per_call = max(1, batch_size // passes)
+    means, variances = [], []
+    for start in range(0, len(images), per_call):
+        chunk = images[start : start + per_call].to(device)
+        repeated = chunk.repeat_interleave(passes, dim=0)
+        mean, log_variance = model(repeated)
+        shape = (len(chunk), passes, -1)
+        means.append(mean.float().reshape(shape).cpu())
+        variances.append(torch.exp(log_variance.float()).reshape(shape).cpu())
+    mean, variance = torch.cat(means), torch.cat(variances)
+    aleatoric = variance.mean(dim=1)
+    epistemic = mean.var(dim=1, unbiased=False)
+    return (
+        mean.mean(dim=1).numpy(),
+        torch.sqrt(aleatoric + epistemic).numpy(),
+        torch.sqrt(aleatoric).numpy(),
+        torch.sqrt(epistemic).numpy(),
+    )
+
+
+def coverage(prediction, sigma, truth, levels=(1, 2, 3)):
+    """Fraction of |prediction - truth| <= k sigma, per parameter, for each k (P21 Fig 4)."""
+    distance = np.abs(np.asarray(prediction) - np.asarray(truth)) / np.asarray(sigma)
+    return {k: (distance <= k).mean(axis=0) for k in levels}
+
+
+GAUSSIAN_COVERAGE = {k: math.erf(k / math.sqrt(2)) for k in (1, 2, 3)}  # 0.683, 0.954, 0.997
+
+
+def coverage_distance(measured):
+    """How far a dropout rate's coverage is from a calibrated Gaussian's, summed over levels and parameters."""
+    return float(sum(np.abs(np.asarray(measured[k]) - GAUSSIAN_COVERAGE[k]).sum() for k in GAUSSIAN_COVERAGE))
+
+
+def interval68(prediction, truth):
+    """P21 Table 1's error: half the central 68 % range of prediction - truth, per parameter."""
+    low, high = np.percentile(np.asarray(prediction) - np.asarray(truth), [15.87, 84.13], axis=0)
+    return 0.5 * (high - low)
