@@ -31,6 +31,7 @@ include: "workflow/rules/trainingset.smk"
 include: "workflow/rules/complex.smk"
 include: "workflow/rules/classifier.smk"
 include: "workflow/rules/hybrid.smk"
+include: "workflow/rules/bnn.smk"
 
 
 rule all:
@@ -46,3 +47,4 @@ rule all:
         rules.inversion_figures.output,
         rules.evaluate_classifier.output,
         rules.hybrid_summary.output,
+        expand(rules.evaluate_bnn.output, mass_model=config["simulate_training"]["mass_models"]),

@@ -96,3 +96,65 @@ def test_q_and_phi_from_ellipticity_predictions():
     assert derived["angle"][0] == pytest.approx([178.0, 30.0])
     # the angle's spread is not inflated by the wrap at 0/180 degrees
     assert (derived["angle"][1] < 5.0).all()
+
+
+# --- training from shards: checkpoint keyed by settings and data, exact resume ----------------------
+
+SMALL = {"learning_rate": 1e-3, "batch_size": 4, "epochs": 2, "mc_passes": 4, "split": {"validation": 0.25, "test": 0.25},
+         "device": "cpu", "loader_workers": 0, "progress_bar": False, "dropout_rates": [0.1]}  # fmt: skip
+LENS = {
+    "einstein_radius": {"min": 0.2, "max": 3.2},
+    "axis_ratio": {"min": 0.4, "max": 1.0},
+    "slope": {"min": 1.5, "max": 2.5},
+}
+
+
+@pytest.fixture(scope="module")
+def shard_splits(tmp_path_factory):
+    """A real shard of small random lenses (the training code never sees how they were made)."""
+    from hybridlens import io
+    from hybridlens.networks import bnn_training
+
+    rng = np.random.default_rng(4)
+    n = 16
+    path = tmp_path_factory.mktemp("bnn") / "shard-00000.h5"
+    params = {"einstein_radius": rng.uniform(0.2, 3.2, n), "axis_ratio": rng.uniform(0.4, 1, n),
+              "angle": rng.uniform(0, 180, n)}  # fmt: skip
+    io.write_shard(path, {"config_sha256": "x"}, arrays={"image": rng.random((n, 100, 100), np.float32),
+                   "index": np.arange(n)}, params=params, flags=np.zeros(n, np.uint8))  # fmt: skip
+    scaling = bnn.TargetScaling.for_ranges("sie", LENS)
+    return bnn_training.split(*bnn_training.catalogue([path], scaling.names), SMALL["split"], 3), scaling
+
+
+def test_resumed_bnn_training_equals_an_uninterrupted_run(shard_splits, tmp_path):
+    from hybridlens.networks import bnn_training
+
+    splits, scaling = shard_splits
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        straight, history = bnn_training.train(splits, scaling, SMALL, 0.1, tmp_path / "a.pt", 5, log=lambda _: None)
+        checkpoint = tmp_path / "b.pt"
+        bnn_training.train(splits, scaling, {**SMALL, "epochs": 1}, 0.1, checkpoint, 5, log=lambda _: None)
+        torch.manual_seed(99)
+        messages = []
+        resumed, resumed_history = bnn_training.train(splits, scaling, SMALL, 0.1, checkpoint, 5, log=messages.append)
+    finally:
+        torch.set_num_threads(threads)
+    assert any("resuming after epoch 1" in m for m in messages)
+    assert resumed_history["train_loss"] == history["train_loss"]
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_bnn_checkpoint_of_another_config_is_not_resumed(shard_splits, tmp_path):
+    from hybridlens.networks import bnn_training
+
+    splits, scaling = shard_splits
+    checkpoint = tmp_path / "c.pt"
+    bnn_training.train(splits, scaling, {**SMALL, "epochs": 1}, 0.1, checkpoint, 5, log=lambda _: None)
+    for settings, dropout in (({**SMALL, "learning_rate": 3e-4}, 0.1), (SMALL, 0.2)):
+        messages = []
+        bnn_training.train(splits, scaling, settings, dropout, checkpoint, 5, log=messages.append)
+        assert any("starting afresh" in m for m in messages) and not any("resuming" in m for m in messages)
+        bnn_training.train(splits, scaling, {**SMALL, "epochs": 1}, 0.1, checkpoint, 5, log=lambda _: None)

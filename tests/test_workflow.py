@@ -138,6 +138,21 @@ def test_hybrid_loop_records_every_round_and_follows_its_actions(finished):
     assert fitted == summary["call_cap_hits"] == summary["fits_per_lens"]["mean"] * 2
 
 
+def test_bnn_sweep_selects_a_rate_and_evaluates_the_test_split(finished):
+    for model in ("sie", "power_law"):
+        sweep = json.loads((finished / f"results/figures/p21_fig4_coverage_{model}.json").read_text())
+        assert sweep["chosen_rate"] == sweep["dropout_rates"][sweep["chosen_index"]]
+        assert sweep["distance_to_gaussian"][sweep["chosen_index"]] == min(sweep["distance_to_gaussian"])
+        with h5py.File(finished / f"results/bnn/{model}/rate-{sweep['chosen_index']}/model.h5") as h5:
+            assert len(h5["params/train_loss"]) == 2 and h5.attrs["dropout"] == sweep["chosen_rate"]
+        test = json.loads((finished / f"results/figures/p21_fig6_{model}.json").read_text())
+        assert test["dropout"] == sweep["chosen_rate"] and test["n_test"] == 1
+        names = {"einstein_radius", "axis_ratio", "angle"} | ({"slope"} if model == "power_law" else set())
+        assert set(test["parameters"]) == names
+        table = io.read_params([finished / f"results/bnn/{model}/test_predictions.h5"])
+        assert (table["einstein_radius_sigma"] > 0).all() and (table["angle_mean"].between(0, 180)).all()
+
+
 def test_real_morphology_pairs_come_from_constrained_fits(finished):
     with h5py.File(finished / "results/sources/hudf_stamps.h5") as h5:
         assert h5["stamps"].shape[0] == 20 and np.allclose(h5["stamps"][()].sum(axis=(1, 2)), 1, rtol=1e-4)
@@ -190,6 +205,7 @@ def test_paper_scale_plans_every_shard(root, tmp_path):
     assert counts["mask"] == 510 and counts["simulate_hudf"] == 5
     assert counts["calibrate_lens"] == 250 and counts["trainingset"] == 100 and counts["complex_pairs"] == 100
     assert counts["blind_fit"] == 100 and counts["hybrid_lens"] == 100
+    assert counts["train_bnn"] == 2 * 5 and counts["select_bnn"] == 2 and counts["evaluate_bnn"] == 2
 
 
 def test_lint_and_format_are_clean(root):

@@ -5,6 +5,7 @@ wildcard_constraints:
     shard=r"\d{5}",
     lens=r"\d{5}",
     stratum=r"\d{5}",
+    rate=r"\d+",
     mass_model="sie|power_law",
     dataset="slacs|blind|hudf|training_sie|training_power_law",
     slacs_set="slacs|blind",
@@ -87,3 +88,13 @@ def trainingset_settings():
         "class_ratio_ranges": config["calibrate_relations"]["class_ratio_ranges"],
         "inversion": config["inversion"],
     }
+
+
+def bnn_rates():
+    """Indices of the dropout rates the BNN sweep trains."""
+    return range(len(config["bnn"]["dropout_rates"]))
+
+
+def training_shards(w):
+    """The simulation shards of the P21 training set of mass model `w.mass_model`."""
+    return shards("simulate", f"training_{w.mass_model}")

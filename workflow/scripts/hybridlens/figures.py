@@ -315,3 +315,45 @@ def hybrid_rounds(table, names, state_after, classes, truth_classes):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+PARAMETER_LABELS = {
+    "einstein_radius": r"$\theta_E$ (″)",
+    "axis_ratio": "$q$",
+    "angle": r"$\phi$ (°)",
+    "slope": r"$\gamma$",
+}
+
+
+def coverage_sweep(rates, validation, gaussian, chosen):
+    """P21 Fig 4: validation coverage at 1, 2, 3 sigma against the dropout rate, per parameter."""
+    names = list(validation[0])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for k, colour in zip((1, 2, 3), ("C0", "C1", "C2")):
+            ax.plot(rates, [v[name]["coverage"][f"{k}sigma"] for v in validation], "o-", color=colour, label=f"{k}σ")
+            ax.axhline(gaussian[k], color=colour, ls="--", lw=0.8)
+        ax.axvline(chosen, color="k", lw=0.8)
+        ax.set_xlabel("dropout rate")
+        ax.set_title(PARAMETER_LABELS.get(name, name))
+        ax.set_ylim(0, 1.02)
+    axes[0, 0].set_ylabel("coverage (validation)")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def predicted_vs_true(predictions, truth):
+    """P21 Fig 6: predicted against true value with 1-sigma error bars, per parameter."""
+    names = list(predictions)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        mean, sigma = predictions[name]
+        ax.errorbar(truth[name], mean, yerr=sigma, fmt=".", ms=3, lw=0.6, alpha=0.7)
+        low = float(np.nanmin([np.nanmin(truth[name]), np.nanmin(mean)]))
+        high = float(np.nanmax([np.nanmax(truth[name]), np.nanmax(mean)]))
+        ax.plot([low, high], [low, high], "k--", lw=0.8)
+        ax.set_xlabel(f"true {PARAMETER_LABELS.get(name, name)}")
+        ax.set_ylabel(f"predicted {PARAMETER_LABELS.get(name, name)}")
+    fig.tight_layout()
+    return fig

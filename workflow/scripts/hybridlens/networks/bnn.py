@@ -206,3 +206,39 @@ def interval68(prediction, truth):
     """P21 Table 1's error: half the central 68 % range of prediction - truth, per parameter."""
     low, high = np.percentile(np.asarray(prediction) - np.asarray(truth), [15.87, 84.13], axis=0)
     return 0.5 * (high - low)
+
+
+def choose_dropout(rates, coverages):
+    """The rate whose validation coverage (per level and parameter) is closest to a calibrated Gaussian's."""
+    distances = [coverage_distance(measured) for measured in coverages]
+    best = int(np.argmin(distances))
+    return best, float(rates[best]), distances
+
+
+# P21 Table 1, CNN row (SIE test set, 68 % intervals): for orientation beside ours, never used as input.
+P21_TABLE1_CNN = {"einstein_radius": 0.0090, "angle": 4.92, "axis_ratio": 0.018}
+
+
+def evaluation_summary(predictions, truth, train_mean):
+    """P21 Table 1 form per parameter: our 68 % error and coverage, beside the training-mean predictor's error.
+
+    `predictions` {name: (mean, sigma)}, `truth` {name: values}, `train_mean` {name: value}.
+    The angle's errors are taken on its 180-degree circle.
+    """
+    out = {}
+    for name, (mean, sigma) in predictions.items():
+        if name not in truth:
+            continue
+        error = np.asarray(mean) - truth[name]
+        trivial = np.full_like(error, train_mean[name]) - truth[name]
+        if name == "angle":
+            error, trivial = (error + 90.0) % 180.0 - 90.0, (trivial + 90.0) % 180.0 - 90.0
+        measured = coverage(error, sigma, np.zeros_like(error))
+        out[name] = {
+            "interval68": float(interval68(error, 0.0)),
+            "interval68_training_mean": float(interval68(trivial, 0.0)),
+            "coverage": {f"{k}sigma": float(v) for k, v in measured.items()},
+            "median_sigma": float(np.median(sigma)),
+            "p21_table1_cnn": P21_TABLE1_CNN.get(name),
+        }
+    return out

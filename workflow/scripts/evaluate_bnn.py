@@ -1,0 +1,29 @@
+"""Rule adapter: the chosen BNN on the test split (read once): P21 Table 1 form, coverage, Fig 6."""
+
+import json
+
+import torch
+
+from hybridlens import config, figures, io, runlog
+from hybridlens.networks import bnn_training
+
+log = runlog.start(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+p = snakemake.params
+chosen = io.read_attrs(snakemake.input.chosen)
+model, scaling, attrs = bnn_training.load(chosen["model"], chosen["weights"])
+splits = bnn_training.split(*bnn_training.catalogue(snakemake.input.shards, scaling.names), p.settings["split"], p.seed)
+test, train = splits["test"][0], splits["train"][0]
+predictions, truth, summary = bnn_training.assess(model, test, scaling, p.settings["mc_passes"], train, seed=p.seed)
+summary = {"dropout": float(chosen["dropout"]), "n_test": len(test), "n_train": len(train), "parameters": summary}
+log.info("test: %s", json.dumps(summary))
+names = bnn_training.reported_names(scaling)
+fig = figures.predicted_vs_true({name: predictions[name] for name in names}, truth)
+figures.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, summary)
+io.write_shard(
+    snakemake.output.predictions,
+    attrs=io.provenance("evaluate_bnn", config.digest(p.settings), p.seed, mass_model=snakemake.wildcards.mass_model,
+                        dropout=float(chosen["dropout"])),  # fmt: skip
+    params={**bnn_training.prediction_columns(predictions, truth),
+            "index": [float(entry[3]) for entry in test]},  # fmt: skip
+)

@@ -1,0 +1,25 @@
+"""Rule adapter: the chosen BNN's MC-dropout predictions (mean, 1 sigma) for one simulation shard."""
+
+import torch
+
+from hybridlens import config, io, runlog
+from hybridlens.networks import bnn_training
+
+log = runlog.start(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+p = snakemake.params
+chosen = io.read_attrs(snakemake.input.chosen)
+model, scaling, _ = bnn_training.load(chosen["model"], chosen["weights"])
+table = io.read_params([snakemake.input.shard])
+entries = [(snakemake.input.shard, row, 0, int(index)) for row, index in enumerate(table["index"])]
+predictions = bnn_training.predict(model, entries, scaling, p.settings["mc_passes"], seed=p.seed)
+io.write_shard(snakemake.output[0], attrs=io.provenance(
+    "predict_bnn",
+    config.digest(p.settings),
+    p.seed,
+    mass_model=snakemake.wildcards.mass_model,
+    dropout=float(chosen["dropout"]), shard=snakemake.input.shard),  # fmt: skip
+    params={**bnn_training.prediction_columns(predictions), "index": table["index"].to_numpy(float)},
+    flags=table["flags"].to_numpy(),
+)
+log.info("%d images predicted with %d MC passes", len(entries), p.settings["mc_passes"])
