@@ -57,7 +57,9 @@ def main():
     bnn.mc_predict(model, images, args.passes, args.batch)
     batched_rate = args.lenses / (time.perf_counter() - start)
     print(f"naive loop (one pass per call)   : {naive_rate:8.2f} lenses/s")
-    print(f"mc_predict (passes batched, {args.batch}): {batched_rate:8.2f} lenses/s  (x{batched_rate / naive_rate:.1f})")
+    print(
+        f"mc_predict (passes batched, {args.batch}): {batched_rate:8.2f} lenses/s  (x{batched_rate / naive_rate:.1f})"
+    )
 
     model.train()
     optimiser = torch.optim.NAdam(model.parameters(), lr=1e-3)
