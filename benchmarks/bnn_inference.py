@@ -82,9 +82,11 @@ def main():
     if device.type == "cuda":
         torch.cuda.synchronize()
     per_image = (time.perf_counter() - start) / (2 * len(batch))
-    print(f"training: {1000 * per_image:.1f} ms per image -> {per_image * args.train_images:.1f} s per epoch of "
-          f"{args.train_images} images; P21 scale (100,000 images x 150 epochs): "
-          f"{per_image * 1e5 * 150 / 3600:.1f} h")  # fmt: skip
+    print(
+        f"training: {1000 * per_image:.1f} ms per image -> {per_image * args.train_images:.1f} s per epoch of "
+        f"{args.train_images} images; P21 scale (100,000 images x 150 epochs): "
+        f"{per_image * 1e5 * 150 / 3600:.1f} h"
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,11 @@ def test_ellipticity_round_trips_including_the_angle_wrap(angle):
 
 
 def test_scaled_targets_map_back():
-    lens = {"einstein_radius": {"min": 0.2, "max": 3.2}, "axis_ratio": {"min": 0.4, "max": 1.0},
-            "slope": {"min": 1.5, "max": 2.5}}  # fmt: skip
+    lens = {
+        "einstein_radius": {"min": 0.2, "max": 3.2},
+        "axis_ratio": {"min": 0.4, "max": 1.0},
+        "slope": {"min": 1.5, "max": 2.5},
+    }
     scaling = bnn.TargetScaling.for_ranges("power_law", lens)
     values = np.array([[0.2, -3 / 7, 3 / 7, 2.5], [1.7, 0.0, 0.1, 2.0]])
     assert scaling.scale(values)[0] == pytest.approx([0, 0, 1, 1])
@@ -100,8 +103,17 @@ def test_q_and_phi_from_ellipticity_predictions():
 
 # --- training from shards: checkpoint keyed by settings and data, exact resume ----------------------
 
-SMALL = {"learning_rate": 1e-3, "batch_size": 4, "epochs": 2, "mc_passes": 4, "split": {"validation": 0.25, "test": 0.25},
-         "device": "cpu", "loader_workers": 0, "progress_bar": False, "dropout_rates": [0.1]}  # fmt: skip
+SMALL = {
+    "learning_rate": 1e-3,
+    "batch_size": 4,
+    "epochs": 2,
+    "mc_passes": 4,
+    "split": {"validation": 0.25, "test": 0.25},
+    "device": "cpu",
+    "loader_workers": 0,
+    "progress_bar": False,
+    "dropout_rates": [0.1],
+}
 LENS = {
     "einstein_radius": {"min": 0.2, "max": 3.2},
     "axis_ratio": {"min": 0.4, "max": 1.0},
@@ -118,10 +130,18 @@ def shard_splits(tmp_path_factory):
     rng = np.random.default_rng(4)
     n = 16
     path = tmp_path_factory.mktemp("bnn") / "shard-00000.h5"
-    params = {"einstein_radius": rng.uniform(0.2, 3.2, n), "axis_ratio": rng.uniform(0.4, 1, n),
-              "angle": rng.uniform(0, 180, n)}  # fmt: skip
-    io.write_shard(path, {"config_sha256": "x"}, arrays={"image": rng.random((n, 100, 100), np.float32),
-                   "index": np.arange(n)}, params=params, flags=np.zeros(n, np.uint8))  # fmt: skip
+    params = {
+        "einstein_radius": rng.uniform(0.2, 3.2, n),
+        "axis_ratio": rng.uniform(0.4, 1, n),
+        "angle": rng.uniform(0, 180, n),
+    }
+    io.write_shard(
+        path,
+        {"config_sha256": "x"},
+        arrays={"image": rng.random((n, 100, 100), np.float32), "index": np.arange(n)},
+        params=params,
+        flags=np.zeros(n, np.uint8),
+    )
     scaling = bnn.TargetScaling.for_ranges("sie", LENS)
     return bnn_training.split(*bnn_training.catalogue([path], scaling.names), SMALL["split"], 3), scaling
 

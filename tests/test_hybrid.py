@@ -89,10 +89,16 @@ def test_the_rerun_budget_ends_the_loop():
 
 
 PAIRS = {  # (previous, last) -> the action M21's rules take
-    ("under", "under"): hybrid.FLAG, ("under", "correct"): hybrid.REFINE, ("under", "over"): hybrid.REFIT,
-    ("correct", "under"): hybrid.REFIT, ("correct", "correct"): hybrid.ACCEPT, ("correct", "over"): hybrid.REFIT,
-    ("over", "under"): hybrid.REFIT, ("over", "correct"): hybrid.REFINE, ("over", "over"): hybrid.FLAG,
-}  # fmt: skip
+    ("under", "under"): hybrid.FLAG,
+    ("under", "correct"): hybrid.REFINE,
+    ("under", "over"): hybrid.REFIT,
+    ("correct", "under"): hybrid.REFIT,
+    ("correct", "correct"): hybrid.ACCEPT,
+    ("correct", "over"): hybrid.REFIT,
+    ("over", "under"): hybrid.REFIT,
+    ("over", "correct"): hybrid.REFINE,
+    ("over", "over"): hybrid.FLAG,
+}
 RADII = {"under": 0.6, "correct": 1.2, "over": 2.4}
 
 
@@ -124,13 +130,23 @@ def test_no_history_is_an_error():
 
 
 def fit_result(theta, q, angle):
-    return {"centre_y": 0.01, "centre_x": -0.02, "einstein_radius": theta, "axis_ratio": q, "angle": angle,
-            "coefficient": 1.0}  # fmt: skip
+    return {
+        "centre_y": 0.01,
+        "centre_x": -0.02,
+        "einstein_radius": theta,
+        "axis_ratio": q,
+        "angle": angle,
+        "coefficient": 1.0,
+    }
 
 
 def blind_priors():
-    settings = {"centre_half_width": 0.3, "axis_ratio_range": [0.25, 0.999], "angle_range": [0.0, 180.0],
-                "log10_coefficient_range": [-3.0, 2.0]}  # fmt: skip
+    settings = {
+        "centre_half_width": 0.3,
+        "axis_ratio_range": [0.25, 0.999],
+        "angle_range": [0.0, 180.0],
+        "log10_coefficient_range": [-3.0, 2.0],
+    }
     return modelling.uniform_priors((0.0, 0.0), (0.5, 2.0), settings)
 
 
@@ -167,13 +183,18 @@ def problem(default_config, euclid):
     sim = simulate.slacs_image(simulate.image_rng(5, "blind", 0), default_config["simulate_slacs"], renderer, euclid)
     annulus = masking.fit_annulus(sim.image, euclid.pixel_scale)
     lens = {
-        "image": sim.image, "noise_map": sim.noise_map, "mask": annulus.mask, "truth": sim.params,
+        "image": sim.image,
+        "noise_map": sim.noise_map,
+        "mask": annulus.mask,
+        "truth": sim.params,
         "annulus": {"inner_radius": annulus.inner_radius, "outer_radius": annulus.outer_radius},
         "survey": {"name": "euclid_vis", **default_config["surveys"]["euclid_vis"]},
-    }  # fmt: skip
+    }
     inversion_settings = {**default_config["inversion"], "overlay_shape": [16, 16], "over_sample": 2}
-    modelling_settings = {**default_config["modelling"], "search": {**default_config["modelling"]["search"],
-                                                                     "n_live": 12, "max_calls": 120}}  # fmt: skip
+    modelling_settings = {
+        **default_config["modelling"],
+        "search": {**default_config["modelling"]["search"], "n_live": 12, "max_calls": 120},
+    }
     trainingset_settings = {**default_config["trainingset"], "source_shape": [100, 100]}
     ranges = default_config["calibrate_relations"]["class_ratio_ranges"]
     return hybrid.lens_problem(lens, inversion_settings, modelling_settings, trainingset_settings, ranges, 11)
@@ -215,8 +236,14 @@ def test_killed_loop_resumes_at_its_round_and_equals_an_uninterrupted_one(proble
         return judge
 
     under, over = [0.9, 0.05, 0.05], [0.05, 0.05, 0.9]
-    uninterrupted = hybrid.model_lens(problem, verdicts([under, over, under]), RELATIONS, settings,
-                                      hybrid.RoundStore(tmp_path / "a.h5", "d", log), log)  # fmt: skip
+    uninterrupted = hybrid.model_lens(
+        problem,
+        verdicts([under, over, under]),
+        RELATIONS,
+        settings,
+        hybrid.RoundStore(tmp_path / "a.h5", "d", log),
+        log,
+    )
     assert [r.action.kind for r in uninterrupted] == [hybrid.REFIT, hybrid.REFIT, hybrid.FLAG]
 
     def killed_after_two(products):

@@ -8,8 +8,15 @@ log = runlog.start(snakemake.log[0])
 p = snakemake.params
 index = int(snakemake.wildcards.lens)
 lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.settings["shard_size"])
-digest = config.digest({"modelling": p.modelling, "inversion": p.inversion, "trainingset": p.trainingset,
-                        "simulation": io.read_attrs(snakemake.input.sim)["config_sha256"], "lens": index})  # fmt: skip
+digest = config.digest(
+    {
+        "modelling": p.modelling,
+        "inversion": p.inversion,
+        "trainingset": p.trainingset,
+        "simulation": io.read_attrs(snakemake.input.sim)["config_sha256"],
+        "lens": index,
+    }
+)
 attrs = io.provenance("blind_fit", digest, p.seed, lens["survey"], lens=index)
 if not masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     log.warning("lens %d unusable (simulation or mask flagged): not fitted", index)
@@ -22,9 +29,14 @@ else:
     try:
         row, products = hybrid.fit_round(problem, problem.blind_priors, problem.search, 0)
         record = hybrid.RoundRecord(row, "blind fit", products)
-        log.info("blind fit: theta_E %.3f (true %.3f), %d calls in %.0f s%s", row["median_einstein_radius"],
-                 lens["truth"]["einstein_radius"], row["n_calls"], row["seconds"],
-                 ", CALL CAP HIT" if row["hit_call_cap"] else "")  # fmt: skip
+        log.info(
+            "blind fit: theta_E %.3f (true %.3f), %d calls in %.0f s%s",
+            row["median_einstein_radius"],
+            lens["truth"]["einstein_radius"],
+            row["n_calls"],
+            row["seconds"],
+            ", CALL CAP HIT" if row["hit_call_cap"] else "",
+        )
     except Exception as error:  # flag this lens; the others go on
         log.exception("blind fit failed")
         record = hybrid.failed_round(0, problem.blind_priors, error)

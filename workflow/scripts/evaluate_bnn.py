@@ -22,8 +22,12 @@ fig = figures.predicted_vs_true({name: predictions[name] for name in names}, tru
 figures.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, summary)
 io.write_shard(
     snakemake.output.predictions,
-    attrs=io.provenance("evaluate_bnn", config.digest(p.settings), p.seed, mass_model=snakemake.wildcards.mass_model,
-                        dropout=float(chosen["dropout"])),  # fmt: skip
-    params={**bnn_training.prediction_columns(predictions, truth),
-            "index": [float(entry[3]) for entry in test]},  # fmt: skip
+    attrs=io.provenance(
+        "evaluate_bnn",
+        config.digest(p.settings),
+        p.seed,
+        mass_model=snakemake.wildcards.mass_model,
+        dropout=float(chosen["dropout"]),
+    ),
+    params={**bnn_training.prediction_columns(predictions, truth), "index": [float(entry[3]) for entry in test]},
 )

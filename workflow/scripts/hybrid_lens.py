@@ -15,10 +15,15 @@ index = int(snakemake.wildcards.lens)
 lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.settings["shard_size"])
 (blind,), blind_attrs = hybrid.read_rounds(snakemake.input.blind)
 relations = io.read_relations(snakemake.input.relations)
-digest = config.digest({
-    "hybrid": p.settings, "blind": blind_attrs["config_sha256"], "relations": relations, "seed": p.seed,
-    "classifier": io.read_attrs(snakemake.input.model)["training_digest"],
-})  # fmt: skip
+digest = config.digest(
+    {
+        "hybrid": p.settings,
+        "blind": blind_attrs["config_sha256"],
+        "relations": relations,
+        "seed": p.seed,
+        "classifier": io.read_attrs(snakemake.input.model)["training_digest"],
+    }
+)
 if blind.products is None:  # unusable lens or failed blind fit: flagged, nothing to rerun
     records = [blind]
 else:

@@ -13,12 +13,16 @@ model, scaling, _ = bnn_training.load(chosen["model"], chosen["weights"])
 table = io.read_params([snakemake.input.shard])
 entries = [(snakemake.input.shard, row, 0, int(index)) for row, index in enumerate(table["index"])]
 predictions = bnn_training.predict(model, entries, scaling, p.settings["mc_passes"], seed=p.seed)
-io.write_shard(snakemake.output[0], attrs=io.provenance(
-    "predict_bnn",
-    config.digest(p.settings),
-    p.seed,
-    mass_model=snakemake.wildcards.mass_model,
-    dropout=float(chosen["dropout"]), shard=snakemake.input.shard),  # fmt: skip
+io.write_shard(
+    snakemake.output[0],
+    attrs=io.provenance(
+        "predict_bnn",
+        config.digest(p.settings),
+        p.seed,
+        mass_model=snakemake.wildcards.mass_model,
+        dropout=float(chosen["dropout"]),
+        shard=snakemake.input.shard,
+    ),
     params={**bnn_training.prediction_columns(predictions), "index": table["index"].to_numpy(float)},
     flags=table["flags"].to_numpy(),
 )

@@ -15,8 +15,13 @@ mass_model, rate_index = snakemake.wildcards.mass_model, int(snakemake.wildcards
 dropout = p.settings["dropout_rates"][rate_index]
 scaling = bnn.TargetScaling.for_ranges(mass_model, p.lens)
 splits = bnn_training.split(*bnn_training.catalogue(snakemake.input, scaling.names), p.settings["split"], p.seed)
-log.info("%s, dropout %.3f: %s images; %d CPU threads", mass_model, dropout,
-         {name: len(rows) for name, (rows, _) in splits.items()}, torch.get_num_threads())  # fmt: skip
+log.info(
+    "%s, dropout %.3f: %s images; %d CPU threads",
+    mass_model,
+    dropout,
+    {name: len(rows) for name, (rows, _) in splits.items()},
+    torch.get_num_threads(),
+)
 model, history = bnn_training.train(splits, scaling, p.settings, dropout, p.checkpoint, p.seed, log=log.info)
 log.info("%d trainable parameters", bnn.count_parameters(model))
 _, _, validation = bnn_training.assess(
@@ -24,19 +29,21 @@ _, _, validation = bnn_training.assess(
 )
 log.info("validation: %s", json.dumps(validation))
 torch.save(model.state_dict(), snakemake.output.weights)
-io.write_shard(snakemake.output.model, attrs=io.provenance(
-    "train_bnn",
-    config.digest(p.settings),
-    p.seed,
-    mass_model=mass_model,
-    dropout=dropout,
-    n_parameters=bnn.count_parameters(model),
-    targets=json.dumps(scaling.names),
-    scaling=json.dumps({"low": scaling.low, "high": scaling.high}),
-    training_digest=bnn_training.digest(splits, p.settings, dropout, p.seed),
-    validation=json.dumps(validation),
-    device=str(bnn_training.device_for(p.settings["device"])),
-    ),  # fmt: skip
+io.write_shard(
+    snakemake.output.model,
+    attrs=io.provenance(
+        "train_bnn",
+        config.digest(p.settings),
+        p.seed,
+        mass_model=mass_model,
+        dropout=dropout,
+        n_parameters=bnn.count_parameters(model),
+        targets=json.dumps(scaling.names),
+        scaling=json.dumps({"low": scaling.low, "high": scaling.high}),
+        training_digest=bnn_training.digest(splits, p.settings, dropout, p.seed),
+        validation=json.dumps(validation),
+        device=str(bnn_training.device_for(p.settings["device"])),
+    ),
     params={key: np.asarray(values, float) for key, values in history.items()},
     units={"epoch_seconds": "s"},
 )

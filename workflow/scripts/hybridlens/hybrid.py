@@ -256,8 +256,12 @@ class RoundRecord:
         return {name: self.row[f"median_{name}"] for name in modelling.PARAMETERS}
 
     def round(self):
-        return Round(calibration.CLASSES[int(self.row["verdict"])], self.row["median_einstein_radius"],
-                     self.row["lower_einstein_radius"], self.row["upper_einstein_radius"])  # fmt: skip
+        return Round(
+            calibration.CLASSES[int(self.row["verdict"])],
+            self.row["median_einstein_radius"],
+            self.row["lower_einstein_radius"],
+            self.row["upper_einstein_radius"],
+        )
 
 
 def lens_problem(lens, inversion_settings, modelling_settings, trainingset_settings, class_ratio_ranges, seed):
@@ -290,8 +294,12 @@ def fit_round(problem, priors, search, number):
 
 def failed_round(number, priors, error):
     """The record of a fit that raised: the lens is flagged, the loop stops there."""
-    row = {"round": float(number), **priors.describe(), "action": float(ACTION_CODES[FLAG]),
-           "flags": float(FLAG_FIT_FAILED)}  # fmt: skip
+    row = {
+        "round": float(number),
+        **priors.describe(),
+        "action": float(ACTION_CODES[FLAG]),
+        "flags": float(FLAG_FIT_FAILED),
+    }
     return RoundRecord(row, f"fit failed: {type(error).__name__}: {error}")
 
 
@@ -302,22 +310,22 @@ def unusable_round():
 
 
 def judged(row, products, classify, history, relations, settings, problem):
-    """The CNN's verdict on a fitted round and the rules' next action, added to its row."""
+    """The CNN's verdict on a fitted round and the rules' next action, added to its row (and to `history`)."""
     probabilities = np.asarray(classify(products), float)
-    verdict = int(np.argmax(probabilities))
-    history.append(Round(calibration.CLASSES[verdict], row["median_einstein_radius"],
-                         row["lower_einstein_radius"], row["upper_einstein_radius"]))  # fmt: skip
-    action = next_action(history, relations, settings, problem.class_ratio_ranges, problem.bounds)
-    theta_range = action.einstein_radius_range or (np.nan, np.nan)
     row = {
         **row,
         **{f"p_{name}": float(p) for name, p in zip(calibration.CLASSES, probabilities)},
-        "verdict": float(verdict),
-        "action": float(ACTION_CODES[action.kind]),
-        "next_low": float(theta_range[0]),
-        "next_high": float(theta_range[1]),
-        "flags": float(FLAG_CALL_CAP * (row["hit_call_cap"] > 0) + FLAG_MANUAL * (action.kind == FLAG)),
+        "verdict": float(np.argmax(probabilities)),
     }
+    history.append(RoundRecord(row, "").round())
+    action = next_action(history, relations, settings, problem.class_ratio_ranges, problem.bounds)
+    low, high = action.einstein_radius_range or (np.nan, np.nan)
+    row.update(
+        action=float(ACTION_CODES[action.kind]),
+        next_low=float(low),
+        next_high=float(high),
+        flags=float(FLAG_CALL_CAP * (row["hit_call_cap"] > 0) + FLAG_MANUAL * (action.kind == FLAG)),
+    )
     return RoundRecord(row, action.reason, products)
 
 
@@ -329,13 +337,13 @@ def model_lens(problem, classify, relations, settings, store, log, blind=None):
     keeps finished rounds so that a killed loop resumes at the round it was in.
     Returns the `RoundRecord`s, oldest first; the last one's action ends the loop.
     """
-    records, history = store.load(), []
+    records = store.load()
     if records:
         log.info("resuming after %d finished rounds", len(records))
     elif blind is not None:
         first = blind
         if blind.products is not None:
-            first = judged(blind.row, blind.products, classify, history, relations, settings, problem)
+            first = judged(blind.row, blind.products, classify, [], relations, settings, problem)
         records.append(first)
         store.save(records)
     priors, action = problem.blind_priors, None
@@ -357,10 +365,18 @@ def model_lens(problem, classify, relations, settings, store, log, blind=None):
         records.append(record)
         store.save(records)
         action = record.action
-        log.info("round %d: theta_E %.3f, CNN %s (%s), %d calls in %.0f s%s -> %s: %s", number,
-                 row["median_einstein_radius"], ABBREVIATIONS[calibration.CLASSES[int(record.row["verdict"])]],
-                 " ".join(f"{record.row[f'p_{c}']:.2f}" for c in calibration.CLASSES), row["n_calls"], row["seconds"],
-                 " CALL CAP HIT" if row["hit_call_cap"] else "", action.kind, action.reason)  # fmt: skip
+        log.info(
+            "round %d: theta_E %.3f, CNN %s (%s), %d calls in %.0f s%s -> %s: %s",
+            number,
+            row["median_einstein_radius"],
+            ABBREVIATIONS[calibration.CLASSES[int(record.row["verdict"])]],
+            " ".join(f"{record.row[f'p_{c}']:.2f}" for c in calibration.CLASSES),
+            row["n_calls"],
+            row["seconds"],
+            " CALL CAP HIT" if row["hit_call_cap"] else "",
+            action.kind,
+            action.reason,
+        )
         if not action.done:
             priors = priors_for(action, problem.blind_priors, record.medians, settings)
     return records
@@ -382,8 +398,11 @@ def write_rounds(path, records, attrs, extra_columns=None):
     columns.update(extra_columns or {})
     shape = next((r.products.source.shape for r in records if r.products is not None), (1, 1))
     arrays = {
-        name: np.stack([getattr(r.products, name) if r.products is not None else np.full(shape, np.nan)
-                        for r in records]) if records else np.zeros((0, *shape))  # fmt: skip
+        name: (
+            np.stack([getattr(r.products, name) if r.products is not None else np.full(shape, np.nan) for r in records])
+            if records
+            else np.zeros((0, *shape))
+        )
         for name in IMAGE_NAMES
     }
     flags = np.array([int(record.row.get("flags", 0)) for record in records], np.uint8)
@@ -409,9 +428,15 @@ def read_rounds(path):
         row = {name: float(values[i]) for name, values in columns.items() if np.isfinite(values[i])}
         products = None
         if np.isfinite(images["source"][i]).any():  # a failed or skipped round stores NaN images
-            products = Products(row.get("log_evidence", np.nan), row.get("ml_coefficient", np.nan),
-                                images["source"][i], images["residual"][i], images["chi_squared_map"][i],
-                                float(np.nansum(images["chi_squared_map"][i])), np.nan)  # fmt: skip
+            products = Products(
+                row.get("log_evidence", np.nan),
+                row.get("ml_coefficient", np.nan),
+                images["source"][i],
+                images["residual"][i],
+                images["chi_squared_map"][i],
+                float(np.nansum(images["chi_squared_map"][i])),
+                np.nan,
+            )
         records.append(RoundRecord(row, reason, products))
     return records, attrs
 
@@ -457,10 +482,13 @@ def truth_columns(records, truth, class_ratio_ranges, max_axis_ratio_error):
 
 # M21 section 4.2 (100 lenses), for comparison only: CNN verdict counts after each round.
 M21_REFERENCE = {
-    "cnn_counts": {"blind": {"under": 88, "correct": 1, "over": 11}, "rerun 1": {"under": 20, "correct": 52},
-                   "rerun 3": {"under": 17, "correct": 70, "over": 13}},
+    "cnn_counts": {
+        "blind": {"under": 88, "correct": 1, "over": 11},
+        "rerun 1": {"under": 20, "correct": 52},
+        "rerun 3": {"under": 17, "correct": 70, "over": 13},
+    },
     "reduction_of_unphysical": 0.69,
-}  # fmt: skip
+}
 
 
 def state_after(table, round_number):
@@ -505,11 +533,12 @@ def summarise(table, reruns):
         "n_fits": int(len(labelled)),
         "n_between_classes": int((fitted["truth_class"] == 3).sum()),
         "accuracy": float(np.trace(counts) / counts.sum()) if counts.sum() else float("nan"),
-        "accuracy_q_within_tolerance": float((labelled["truth_class"] == labelled["verdict"])[q_ok].mean())
-        if q_ok.any() else float("nan"),
+        "accuracy_q_within_tolerance": (
+            float((labelled["truth_class"] == labelled["verdict"])[q_ok].mean()) if q_ok.any() else float("nan")
+        ),
         "confusion_counts": counts.tolist(),
         **{key: dict(zip(calibration.CLASSES, np.asarray(v, float).tolist())) for key, v in scores.items()},
-    }  # fmt: skip
+    }
     final_actions = table.sort_values("round").groupby("lens_index").tail(1)["action"]
     out["final"] = {kind: int((final_actions == code).sum()) for kind, code in ACTION_CODES.items()}
     out["fit_seconds"] = describe(fitted["seconds"])

@@ -17,7 +17,6 @@ import math
 import shutil
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Tuple
@@ -26,10 +25,9 @@ import autofit as af
 import autolens as al
 import numpy as np
 
-# The sparse operator convolves the pixelised source's image without a blurring
-# region; that image is zero outside the mask, so nothing is lost, but autoarray
-# warns on every likelihood call (thousands of log lines per fit).
-warnings.filterwarnings("ignore", message="No blurring_image provided", category=UserWarning)
+from hybridlens import runlog
+
+runlog.quiet_known_warnings()
 
 AUTOLENS_CONFIG = Path(__file__).resolve().parents[3] / "config" / "autolens"
 PARAMETERS = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "coefficient")

@@ -75,9 +75,12 @@ def digest(splits, settings, dropout, seed):
 
 def _loader(entries, targets, scaling, settings, shuffle, generator):
     return DataLoader(
-        LensImages(entries, scaling.scale(targets)), batch_size=settings["batch_size"], shuffle=shuffle,
-        generator=generator, num_workers=settings["loader_workers"],
-    )  # fmt: skip
+        LensImages(entries, scaling.scale(targets)),
+        batch_size=settings["batch_size"],
+        shuffle=shuffle,
+        generator=generator,
+        num_workers=settings["loader_workers"],
+    )
 
 
 def run_epoch(model, loader, device, optimiser=None, scaler=None, progress=None):
@@ -128,17 +131,31 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
     validation_loader = _loader(*splits["validation"], scaling, settings, False, None)
     for epoch in range(start, settings["epochs"]):
         began = time.perf_counter()
-        with tqdm(total=len(train_loader.dataset), desc=f"epoch {epoch + 1}/{settings['epochs']}",
-                  disable=not settings["progress_bar"]) as bar:  # fmt: skip
+        with tqdm(
+            total=len(train_loader.dataset),
+            desc=f"epoch {epoch + 1}/{settings['epochs']}",
+            disable=not settings["progress_bar"],
+        ) as bar:
             train_loss = run_epoch(model, train_loader, device, optimiser, scaler, bar)
         validation_loss = run_epoch(model, validation_loader, device)
         for name, value in zip(history, (train_loss, validation_loss, time.perf_counter() - began)):
             history[name].append(value)
-        log(f"epoch {epoch + 1}: loss {train_loss:.4f} | validation {validation_loss:.4f} | "
-            f"{history['epoch_seconds'][-1]:.1f} s on {device}")  # fmt: skip
-        _save_atomic({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                      "scaler": scaler.state_dict(), "rng": _rng_state(generator, device), "history": history,
-                      "epoch": epoch + 1, "digest": key}, checkpoint)  # fmt: skip
+        log(
+            f"epoch {epoch + 1}: loss {train_loss:.4f} | validation {validation_loss:.4f} | "
+            f"{history['epoch_seconds'][-1]:.1f} s on {device}"
+        )
+        _save_atomic(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": _rng_state(generator, device),
+                "history": history,
+                "epoch": epoch + 1,
+                "digest": key,
+            },
+            checkpoint,
+        )
     return model, history
 
 
