@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import torch
 
-from hybridlens import config, hybrid, io, runlog
+from hybridlens import config, hybrid, io, modelling, runlog
 from hybridlens.networks import training
 
 log = runlog.start(snakemake.log[0])
@@ -33,6 +33,7 @@ else:
     def classify(products):
         return training.classify(model, [products.source], [products.residual], [products.chi_squared_map])[0]
 
+    modelling.configure(p.scratch)
     problem = hybrid.lens_problem(
         lens, p.inversion, p.modelling, p.trainingset, p.class_ratio_ranges, p.seed + 1000 * index
     )
