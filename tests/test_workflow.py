@@ -118,6 +118,7 @@ def test_classifier_is_trained_and_evaluated(finished):
 
 def test_hybrid_loop_records_every_round_and_follows_its_actions(finished):
     summary = json.loads((finished / "results/figures/m21_fig13_hybrid.json").read_text())
+    assert not (finished / "output").exists()  # every fit wrote under results/, with the project's autofit config
     assert summary["n_lenses"] == 2 and list(summary["rounds"]) == ["blind", "rerun 1"]
     for path in sorted((finished / "results/hybrid").glob("lens-*.h5")):
         rows = io.read_params([path]).sort_values("round")
