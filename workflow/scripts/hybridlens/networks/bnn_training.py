@@ -17,15 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hybridlens.networks import bnn
-from hybridlens.networks.training import (
-    SPLITS,
-    _resumable,
-    _rng_state,
-    _save_atomic,
-    _set_rng_state,
-    device_for,
-    training_digest,
-)
+from hybridlens.networks.training import SPLITS, device_for, resume, save_checkpoint, training_digest
 
 UNDIGESTED = frozenset({"progress_bar", "loader_workers", "device", "epochs", "dropout_rates", "mc_passes"})
 
@@ -118,15 +110,8 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     generator = torch.Generator().manual_seed(seed)
     history = {"train_loss": [], "validation_loss": [], "epoch_seconds": []}
-    start = 0
-    state = _resumable(checkpoint, key, settings["epochs"], log)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], generator, device)
-        history, start = state["history"], state["epoch"]
-        log(f"resuming after epoch {start} from {checkpoint}")
+    objects = (model, optimiser, scaler, generator, device)
+    history, start = resume(checkpoint, key, settings["epochs"], log, *objects, history)
     train_loader = _loader(*splits["train"], scaling, settings, True, generator)
     validation_loader = _loader(*splits["validation"], scaling, settings, False, None)
     for epoch in range(start, settings["epochs"]):
@@ -144,18 +129,7 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
             f"epoch {epoch + 1}: loss {train_loss:.4f} | validation {validation_loss:.4f} | "
             f"{history['epoch_seconds'][-1]:.1f} s on {device}"
         )
-        _save_atomic(
-            {
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": _rng_state(generator, device),
-                "history": history,
-                "epoch": epoch + 1,
-                "digest": key,
-            },
-            checkpoint,
-        )
+        save_checkpoint(checkpoint, key, epoch + 1, *objects, history)
     return model, history
 
 

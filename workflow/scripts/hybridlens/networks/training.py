@@ -142,6 +142,35 @@ def _resumable(checkpoint, digest, epochs, log):
     return state
 
 
+def resume(checkpoint, digest, epochs, log, model, optimiser, scaler, generator, device, history):
+    """Load a matching checkpoint into the training objects; returns (history, first epoch to run)."""
+    state = _resumable(checkpoint, digest, epochs, log)
+    if state is None:
+        return history, 0
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"], generator, device)
+    log(f"resuming after epoch {state['epoch']} from {checkpoint}")
+    return state["history"], state["epoch"]
+
+
+def save_checkpoint(checkpoint, digest, epoch, model, optimiser, scaler, generator, device, history):
+    """Everything `resume` needs, written atomically at the end of an epoch."""
+    _save_atomic(
+        {
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": _rng_state(generator, device),
+            "history": history,
+            "epoch": epoch,
+            "digest": digest,
+        },
+        checkpoint,
+    )
+
+
 def device_for(preference="auto"):
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -216,15 +245,8 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
     generator = torch.Generator().manual_seed(seed)
     history = {key: [] for key in ("train_loss", "train_accuracy", "validation_loss", "validation_accuracy",
                                    "epoch_seconds")}  # fmt: skip
-    start_epoch = 0
-    state = _resumable(checkpoint, digest, settings["epochs"], log)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], generator, device)
-        history, start_epoch = state["history"], state["epoch"]
-        log(f"resuming after epoch {start_epoch} from {checkpoint}")
+    objects = (model, optimiser, scaler, generator, device)
+    history, start_epoch = resume(checkpoint, digest, settings["epochs"], log, *objects, history)
     train_loader = _loader(entries_by_split["train"], settings, True, generator)
     validation_loader = _loader(entries_by_split["validation"], settings, False, None)
     for epoch in range(start_epoch, settings["epochs"]):
@@ -237,18 +259,7 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
             history[key].append(value)
         log(f"epoch {epoch + 1}: loss {train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
             f"acc {val_acc:.3f} | {history['epoch_seconds'][-1]:.1f} s on {device}")  # fmt: skip
-        _save_atomic(
-            {
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": _rng_state(generator, device),
-                "history": history,
-                "epoch": epoch + 1,
-                "digest": digest,
-            },
-            checkpoint,
-        )
+        save_checkpoint(checkpoint, digest, epoch + 1, *objects, history)
     return model, history
 
 
