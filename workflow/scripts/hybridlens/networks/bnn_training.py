@@ -135,7 +135,6 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
 
 def read_images(entries):
     """Scaled (N, 1, H, W) images of the entries, one shard at a time."""
-    out = []
     by_path = {}
     for position, entry in enumerate(entries):
         by_path.setdefault(entry[0], []).append((position, entry[1]))
