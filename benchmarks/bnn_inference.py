@@ -5,7 +5,9 @@ forward call per pass, one lens at a time) against `bnn.mc_predict` (the passes 
 several lenses batched into one call), and the training cost per image and per
 epoch of `--train-images` images. Weights are random: cost does not depend on them.
 
-    python benchmarks/bnn_inference.py [--threads 2] [--lenses 40] [--passes 100]
+    python benchmarks/bnn_inference.py [--threads 2] [--lenses 40] [--passes 100] [--widths 1 0.25]
+
+Width 1 is P21's network; smaller widths are `bnn.width` of the config.
 """
 
 import argparse
@@ -38,13 +40,19 @@ def main():
     parser.add_argument("--batch", type=int, default=500, help="forward-call batch of mc_predict (lenses x passes)")
     parser.add_argument("--train-images", type=int, default=200)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.25])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = bnn.LensBNN(3, 0.05).to(device)
-    images = torch.rand(args.lenses, 1, 100, 100)
     print(f"device {device}, {torch.get_num_threads()} threads, {args.lenses} lenses x {args.passes} passes")
+    for width in args.widths:
+        torch.manual_seed(0)
+        print(f"--- width {width}: filters {bnn.filters_for(width)}")
+        measure(bnn.LensBNN(3, 0.05, width).to(device), args, device)
+
+
+def measure(model, args, device):
+    images = torch.rand(args.lenses, 1, 100, 100)
 
     few = images[: max(2, args.lenses // 10)].to(device)
     start = time.perf_counter()

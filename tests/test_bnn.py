@@ -23,6 +23,48 @@ def test_shapes_and_parameter_count():
     assert bnn.count_parameters(bnn.LensBNN(4, 0.05)) == bnn.count_parameters(model) + 512 * 2 + 2
 
 
+def test_width_keeps_the_flatten_and_cuts_the_filters():
+    small = bnn.LensBNN(n_targets=3, dropout=0.05, width=0.25)
+    assert small.head[1].in_features == 4608
+    assert bnn.filters_for(0.25) == (8, 16, 16, 32, 32, 128)
+    assert small(torch.zeros(2, 1, 100, 100))[0].shape == (2, 3)
+
+
+def _sie_image(axis_ratio, angle, shape=(60, 60)):
+    import autolens as al
+
+    grid = al.Grid2D.uniform(shape_native=shape, pixel_scales=0.1)
+    mass = al.mp.Isothermal(
+        centre=(0.0, 0.0), einstein_radius=1.2, ell_comps=al.convert.ell_comps_from(axis_ratio=axis_ratio, angle=angle)
+    )
+    source = al.lp.SersicCore(centre=(0.0, 0.0), intensity=1.0, effective_radius=0.3, sersic_index=1.0)
+    tracer = al.Tracer(galaxies=[al.Galaxy(redshift=0.5, mass=mass), al.Galaxy(redshift=1.0, light=source)])
+    return np.asarray(tracer.image_2d_from(grid=grid).native)
+
+
+def test_symmetry_augmentation_matches_a_lens_simulated_at_the_implied_parameters():
+    """Rotated / mirrored images of an SIE equal SIEs simulated at the (q, phi) the augmented targets say."""
+    q, phi = 0.6, 25.0
+    image = torch.as_tensor(_sie_image(q, phi), dtype=torch.float32)[None, None].repeat(8, 1, 1, 1)
+    scaling = bnn.TargetScaling.for_ranges("sie", LENS)
+    targets = torch.as_tensor(
+        scaling.scale(
+            bnn.targets_from_params({"einstein_radius": [1.2], "axis_ratio": [q], "angle": [phi]}, scaling.names)
+        ),
+        dtype=torch.float32,
+    ).repeat(8, 1)
+    images, augmented = bnn.symmetry_augment(image, targets, scaling, torch.Generator().manual_seed(3))
+    physical = scaling.unscale(augmented.numpy())
+    assert np.allclose(physical[:, 0], 1.2, atol=1e-5)  # theta_E invariant
+    new_q, new_phi = bnn.axis_ratio_angle(physical[:, 1], physical[:, 2])
+    assert len({round(float(a)) for a in new_phi}) >= 3  # several distinct symmetries were drawn
+    for picture, q_i, phi_i in zip(images, new_q, new_phi):
+        expected = _sie_image(q_i, phi_i)
+        assert np.abs(picture[0].numpy() - expected).max() < 1e-3 * expected.max()
+    # and the unaugmented image is not equal to a wrongly oriented one (the test can fail)
+    assert np.abs(_sie_image(q, phi + 90.0) - _sie_image(q, phi)).max() > 0.05 * _sie_image(q, phi).max()
+
+
 def test_nll_equals_a_hand_computation():
     mean = torch.tensor([[0.2, 0.5]])
     log_variance = torch.tensor([[math.log(0.04), 0.0]])
@@ -104,6 +146,9 @@ def test_q_and_phi_from_ellipticity_predictions():
 # --- training from shards: checkpoint keyed by settings and data, exact resume ----------------------
 
 SMALL = {
+    "width": 0.25,
+    "augment": True,
+    "grad_clip": 1.0,
     "learning_rate": 1e-3,
     "batch_size": 4,
     "epochs": 2,

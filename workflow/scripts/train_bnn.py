@@ -37,6 +37,7 @@ io.write_shard(
         p.seed,
         mass_model=mass_model,
         dropout=dropout,
+        width=p.settings["width"],
         n_parameters=bnn.count_parameters(model),
         targets=json.dumps(scaling.names),
         scaling=json.dumps({"low": scaling.low, "high": scaling.high}),

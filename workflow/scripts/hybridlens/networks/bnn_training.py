@@ -10,10 +10,12 @@ one would.
 """
 
 import time
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from hybridlens.networks import bnn
@@ -75,13 +77,25 @@ def _loader(entries, targets, scaling, settings, shuffle, generator):
     )
 
 
-def run_epoch(model, loader, device, optimiser=None, scaler=None, progress=None):
+@dataclass(frozen=True)
+class StepSettings:
+    """What a training step does besides the loss: symmetry augmentation and gradient clipping."""
+
+    scaling: bnn.TargetScaling
+    generator: torch.Generator
+    augment: bool
+    grad_clip: float | None
+
+
+def run_epoch(model, loader, device, optimiser=None, scaler=None, progress=None, step=None):
     """One pass of the heteroscedastic loss; trains when `optimiser` is given. Returns the mean loss."""
     training = optimiser is not None
     model.train(training)
     total, seen = 0.0, 0
     with torch.set_grad_enabled(training):
         for images, targets in loader:
+            if training and step.augment:
+                images, targets = bnn.symmetry_augment(images, targets, step.scaling, step.generator)
             images, targets = images.to(device), targets.to(device)
             with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
                 mean, log_variance = model(images)
@@ -89,6 +103,10 @@ def run_epoch(model, loader, device, optimiser=None, scaler=None, progress=None)
             if training:
                 optimiser.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                if step.grad_clip:
+                    # the NLL's exp(-s) makes rare huge steps that send s and the means off: clip them
+                    scaler.unscale_(optimiser)
+                    nn.utils.clip_grad_norm_(model.parameters(), step.grad_clip)
                 scaler.step(optimiser)
                 scaler.update()
             total += float(loss.detach()) * len(targets)
@@ -105,7 +123,7 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
     key = digest(splits, settings, dropout, seed)
     torch.manual_seed(seed)
     device = device_for(settings["device"])
-    model = bnn.LensBNN(len(scaling.names), dropout).to(device)
+    model = bnn.LensBNN(len(scaling.names), dropout, settings["width"]).to(device)
     optimiser = torch.optim.NAdam(model.parameters(), lr=settings["learning_rate"])
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     generator = torch.Generator().manual_seed(seed)
@@ -121,7 +139,8 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
             desc=f"epoch {epoch + 1}/{settings['epochs']}",
             disable=not settings["progress_bar"],
         ) as bar:
-            train_loss = run_epoch(model, train_loader, device, optimiser, scaler, bar)
+            step = StepSettings(scaling, generator, settings["augment"], settings["grad_clip"])
+            train_loss = run_epoch(model, train_loader, device, optimiser, scaler, bar, step)
         validation_loss = run_epoch(model, validation_loader, device)
         for name, value in zip(history, (train_loss, validation_loss, time.perf_counter() - began)):
             history[name].append(value)
@@ -206,7 +225,7 @@ def load(model_file, weights_file, device="cpu"):
         attrs = dict(h5.attrs)
     ranges = json.loads(attrs["scaling"])
     scaling = bnn.TargetScaling(tuple(json.loads(attrs["targets"])), tuple(ranges["low"]), tuple(ranges["high"]))
-    model = bnn.LensBNN(len(scaling.names), float(attrs["dropout"]))
+    model = bnn.LensBNN(len(scaling.names), float(attrs["dropout"]), float(attrs["width"]))
     model.load_state_dict(torch.load(weights_file, map_location=device, weights_only=True))
     return model.to(device), scaling, attrs
 
