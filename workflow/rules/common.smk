@@ -81,6 +81,12 @@ def complex_pairs():
     return expand("results/complex/pairs/lens-{lens:05d}.h5", lens=range(n))
 
 
+def complex_calibration():
+    """The calibration's fit settings with the real-morphology lenses' own call cap."""
+    calibration = config["calibrate_relations"]
+    return {**calibration, "search": {**calibration["search"], "max_calls": config["complex_sources"]["max_calls"]}}
+
+
 def trainingset_settings():
     """Training-set scan settings with the class ranges and inversion settings they use."""
     return {

@@ -47,7 +47,7 @@ rule complex_pairs:
     threads: 1
     params:
         settings=trainingset_settings(),
-        calibration=config["calibrate_relations"],
+        calibration=complex_calibration(),
         modelling=config["modelling"],
         shard_size=config["complex_sources"]["shard_size"],
         seed=config["seed"],
