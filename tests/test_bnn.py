@@ -223,3 +223,16 @@ def test_bnn_checkpoint_of_another_config_is_not_resumed(shard_splits, tmp_path)
         bnn_training.train(splits, scaling, settings, dropout, checkpoint, 5, log=messages.append)
         assert any("starting afresh" in m for m in messages) and not any("resuming" in m for m in messages)
         bnn_training.train(splits, scaling, {**SMALL, "epochs": 1}, 0.1, checkpoint, 5, log=lambda _: None)
+
+
+@pytest.mark.parametrize(
+    "draw, expected",
+    [
+        (lambda rng, n: rng.normal(0.3, 2.0, n), 2.0),  # a Gaussian's 68 % half-width is its sigma, offset or not
+        (lambda rng, n: rng.uniform(-1.0, 1.0, n), 0.6826),  # uniform: the central 68.26 % of [-1, 1]
+        (lambda rng, n: rng.laplace(0.0, 1.0, n), -np.log(1 - 0.6826)),  # Laplace: -b ln(1 - p)
+    ],
+)
+def test_the_68_percent_interval_of_known_distributions(draw, expected):
+    errors = draw(np.random.default_rng(4), 400_000)
+    assert bnn.interval68(errors, 0.0) == pytest.approx(expected, rel=0.01)

@@ -56,7 +56,7 @@ def annular_mask(shape, pixel_scale, inner_radius, outer_radius, centre=(0.0, 0.
     return (radius >= inner_radius) & (radius <= outer_radius)
 
 
-def _drop_small_islands(binary, min_pixels):
+def drop_small_islands(binary, min_pixels):
     labels, n = ndimage.label(binary)
     if n == 0 or min_pixels <= 1:
         return binary
@@ -84,7 +84,7 @@ def fit_annulus(
         return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), np.nan, FLAG_EMPTY)
     smoothed = ndimage.gaussian_filter(image, smooth_pixels) if smooth_pixels > 0 else image
     threshold = max(float(threshold_li(smoothed)), min_threshold_sigma * robust_rms(smoothed))
-    binary = _drop_small_islands(smoothed > threshold, min_region_pixels)
+    binary = drop_small_islands(smoothed > threshold, min_region_pixels)
     if not binary.any():
         return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), threshold, FLAG_EMPTY)
     y, x = pixel_coordinates(image.shape, pixel_scale)
