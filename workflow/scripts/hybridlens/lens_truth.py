@@ -54,6 +54,20 @@ def effective_convergence(tracer, grid):
     return 0.5 * (d_y + d_x)
 
 
+def circular_einstein_radius(kappa, grid, centre):
+    """Radius of the circle about `centre` inside which the mean convergence is 1 (NaN if none).
+
+    The Einstein radius of a circular lens; for an elliptical one, close to the
+    intermediate-axis radius. It sets the region the SIE / PL fit looks at.
+    """
+    y, x = np.moveaxis(np.asarray(grid.native), -1, 0)
+    radius = np.hypot(y - centre[0], x - centre[1]).ravel()
+    order = np.argsort(radius)
+    mean = np.cumsum(np.nan_to_num(np.asarray(kappa, float).ravel()[order])) / np.arange(1, order.size + 1)
+    below = np.flatnonzero(mean < 1.0)
+    return float(radius[order][below[0]]) if below.size and below[0] > 0 else float("nan")
+
+
 @dataclass(frozen=True)
 class ConvergenceFit:
     """Best SIE / PL description of a convergence map (major-axis theta_E, PyAutoLens angles)."""
@@ -66,6 +80,7 @@ class ConvergenceFit:
     slope: float  # 2 for the SIE
     residual: float  # weighted rms of (model - map) / weighted rms of the map
     n_pixels: int
+    circular_einstein_radius: float  # where the mean enclosed convergence is 1, about the fitted centre
 
     def row(self):
         return {
@@ -77,6 +92,7 @@ class ConvergenceFit:
             "true_slope": self.slope,
             "kappa_fit_residual": self.residual,
             "kappa_fit_pixels": float(self.n_pixels),
+            "true_circular_einstein_radius": self.circular_einstein_radius,
         }
 
 
@@ -87,24 +103,31 @@ def _profile(model, values):
     return al.mp.PowerLaw(centre=centre, ell_comps=ell_comps, einstein_radius=einstein_radius, slope=values[5])
 
 
-def fit_convergence(kappa, grid, model="sie", kappa_max=3.0):
+def fit_convergence(kappa, grid, model="sie", kappa_max=3.0, radius_factor=None):
     """Weighted least-squares SIE / PL fit to a convergence map (weights sqrt(kappa), P21).
 
     Only pixels with 0 < kappa <= `kappa_max` enter: negative pixels have no
     weight, and the central cusp's pixel values are set by where the grid samples
-    it, not by the profile.
+    it, not by the profile. With `radius_factor`, only pixels within that many
+    circular Einstein radii of the peak: a composite lens is not an SIE, and
+    over a whole stamp the fit would follow the halo's outskirts (r > 3 theta_E,
+    most of the pixels) rather than the region its images probe.
     """
     if model not in MODELS:
         raise ValueError(f"unknown mass model {model!r}; expected one of {MODELS}")
     kappa = np.asarray(kappa, float)
     coordinates = np.asarray(grid.native)
     use = (kappa > 0) & (kappa <= kappa_max) & np.isfinite(kappa)
+    peak = np.unravel_index(np.nanargmax(np.where(np.isfinite(kappa), kappa, -np.inf)), kappa.shape)
+    if radius_factor is not None:
+        circular = circular_einstein_radius(kappa, grid, coordinates[peak])
+        if np.isfinite(circular):
+            use &= np.hypot(*np.moveaxis(coordinates - coordinates[peak], -1, 0)) <= radius_factor * circular
     if use.sum() < 10:
         raise ValueError(f"only {int(use.sum())} pixels with 0 < kappa <= {kappa_max}: nothing to fit")
     points = al.Grid2DIrregular(values=coordinates[use])
     data, weights = kappa[use], np.sqrt(kappa[use])
     # Start: centre at the peak of the map, theta_E from the area where kappa > 1 (2 sqrt(A / pi) for an SIS).
-    peak = np.unravel_index(np.nanargmax(np.where(np.isfinite(kappa), kappa, -np.inf)), kappa.shape)
     pixel_area = abs(coordinates[1, 0, 0] - coordinates[0, 0, 0]) * abs(coordinates[0, 1, 1] - coordinates[0, 0, 1])
     theta_start = max(2.0 * np.sqrt((kappa > 1.0).sum() * pixel_area / np.pi), 0.1)
     start = [*coordinates[peak], 0.0, 0.0, theta_start] + ([2.0] if model == "power_law" else [])
@@ -126,4 +149,5 @@ def fit_convergence(kappa, grid, model="sie", kappa_max=3.0):
         slope=float(values[5]) if model == "power_law" else 2.0,
         residual=float(np.sqrt(np.mean(solution.fun**2)) / np.sqrt(np.mean((weights * data) ** 2))),
         n_pixels=int(use.sum()),
+        circular_einstein_radius=circular_einstein_radius(kappa, grid, (values[0], values[1])),
     )
