@@ -7,12 +7,15 @@ wildcard_constraints:
     stratum=r"\d{5}",
     rate=r"\d+",
     mass_model="sie|power_law",
-    dataset="slacs|blind|hudf|training_sie|training_power_law",
+    dataset="slacs|blind|hudf|training_sie|training_power_law|p21_[a-z_]+",
     slacs_set="slacs|blind",
+    testset="[a-z_]+",
 
 
 def dataset_stage(dataset):
     """The config block that sizes `dataset`."""
+    if dataset.startswith("p21_"):
+        return "p21_testsets"
     stages = {"slacs": "simulate_slacs", "blind": "hybrid_modelling", "hudf": "complex_sources"}
     return stages.get(dataset, "simulate_training")
 
@@ -104,3 +107,19 @@ def bnn_rates():
 def training_shards(w):
     """The simulation shards of the P21 training set of mass model `w.mass_model`."""
     return shards("simulate", f"training_{w.mass_model}")
+
+
+def p21_testset_settings():
+    """The test sets' block with the source and truth-fit settings it borrows from other stages."""
+    testsets = config["p21_testsets"]
+    return {
+        **testsets,
+        "parametric_source": {**config["simulate_training"]["source"], "fractions": testsets["parametric_fractions"]},
+        "real_source": config["simulate_slacs"]["source"],
+        "kappa_fit": config["p21_comparison"]["kappa_fit"],
+    }
+
+
+def p21_testset_masks():
+    """Every shard's mask of every configured test set (the simulations come with them)."""
+    return [path for name in config["p21_testsets"]["sets"] for path in shards("mask", f"p21_{name}")]

@@ -33,3 +33,27 @@ rule simulate_training:
         seed=config["seed"],
     script:
         "../scripts/simulate.py"
+
+
+rule simulate_p21_testset:
+    input:
+        stamps="results/sources/hudf_stamps.h5",
+    output:
+        "results/simulate/p21_{testset}/shard-{shard}.h5",
+    log:
+        "logs/simulate/p21_{testset}/shard-{shard}.log",
+    conda:
+        "../../envs/hybridlens.yaml"
+    params:
+        settings=p21_testset_settings(),
+        survey=survey_of("p21_testsets"),
+        reference=reference_survey(),
+        seed=config["seed"],
+    script:
+        "../scripts/simulate_p21_testset.py"
+
+
+rule p21_testsets:
+    """Target: P21's test sets (a)-(g), simulated and masked (`snakemake p21_testsets`)."""
+    input:
+        p21_testset_masks(),

@@ -47,6 +47,10 @@ PARAM_UNITS = {
     "source_flux": "e-/s", "source_half_light_radius": "arcsec", "magnification": "",
     "n_point_images": "", "image_separation": "arcsec", "snr": "", "n_attempts": "",
     "stamp": "index into the HDF stamps", "stamp_pixel_scale": "arcsec",
+    "input_lens_centre_y": "arcsec", "input_lens_centre_x": "arcsec", "input_einstein_radius": "arcsec",
+    "input_axis_ratio": "", "input_angle": "deg", "input_slope": "", "kappa_fit_residual": "",
+    "circular_einstein_radius": "arcsec (mean enclosed convergence 1)", "n_halos": "", "n_subhalos": "",
+    "is_double": "1 if the source centre has two images",
 }  # fmt: skip
 
 SOURCE_TYPES = ("sersic", "gaussian", "multi_sersic")
@@ -96,7 +100,7 @@ class Renderer:
         return sources.flux_and_half_light_radius(galaxy, self.fine, centre, self.survey.pixel_scale)
 
     def lensed_pixelised(self, lens, source, source_pixel_scale, centre):
-        """Padded image of a pixelised source (flux per source pixel) behind `lens`.
+        """Padded image of a pixelised source (flux per source pixel) behind `lens` (a galaxy or a tracer).
 
         Sub-pixel centres are ray-traced and the source surface brightness is
         interpolated bilinearly there, then averaged over each pixel's sub-pixels.
@@ -108,8 +112,10 @@ class Renderer:
         xs = np.arange(shape[1] * sub) - (shape[1] * sub - 1) / 2.0
         yy, xx = np.meshgrid(ys * step, xs * step, indexing="ij")
         points = np.column_stack([yy.ravel(), xx.ravel()])
-        deflection = np.asarray(lens.deflections_yx_2d_from(grid=al.Grid2DIrregular(points)))
-        beta = points - deflection
+        if isinstance(lens, al.Tracer):  # multi-plane: the last plane's positions
+            beta = np.asarray(lens.traced_grid_2d_list_from(grid=al.Grid2DIrregular(points))[-1])
+        else:
+            beta = points - np.asarray(lens.deflections_yx_2d_from(grid=al.Grid2DIrregular(points)))
         n = source.shape[0]
         rows = (n - 1) / 2.0 - (beta[:, 0] - centre[0]) / source_pixel_scale
         cols = (beta[:, 1] - centre[1]) / source_pixel_scale + (source.shape[1] - 1) / 2.0
