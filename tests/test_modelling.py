@@ -92,3 +92,22 @@ def test_truncated_gaussian_axis_ratio_stays_physical():
     _, instances, _ = draws(priors, 300, seed=4)
     q = np.array([ellipse_of(instance)[0] for instance in instances])
     assert q.max() <= 0.999 + 1e-9 and np.median(q) < 0.95  # the cut at 0.999 pulls the median below the mean
+
+
+def test_a_slope_prior_makes_the_lens_a_power_law_with_the_same_ellipse():
+    priors = modelling.uniform_priors((0.0, 0.0), (0.3, 2.0), PRIORS)
+    model = modelling.sie_model(priors, n_mesh_points=100, slope=modelling.Prior.uniform(1.5, 2.5))
+    vector = model.vector_from_unit_vector([0.5] * model.prior_count)
+    mass = model.instance_from_vector(vector).galaxies.lens.mass
+    assert isinstance(mass, al.mp.PowerLaw) and mass.slope == pytest.approx(2.0)
+    table = modelling.parameter_table(model, [vector])
+    assert list(table) == ["centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "slope", "coefficient"]
+    # at slope 2 the power law deflects as the SIE of the same parameters
+    sie = modelling.SIE(
+        centre=mass.centre,
+        einstein_radius=mass.einstein_radius,
+        axis_ratio=table["axis_ratio"][0],
+        angle=table["angle"][0],
+    )
+    grid = al.Grid2DIrregular([(0.7, 0.2), (-1.1, 0.4)])
+    np.testing.assert_allclose(mass.deflections_yx_2d_from(grid=grid), sie.deflections_yx_2d_from(grid=grid), rtol=1e-4)

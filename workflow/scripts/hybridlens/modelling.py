@@ -31,6 +31,7 @@ runlog.quiet_known_warnings()
 
 AUTOLENS_CONFIG = Path(__file__).resolve().parents[3] / "config" / "autolens"
 PARAMETERS = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "coefficient")
+FITTED = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "slope", "coefficient")  # slope: PL fits
 ANGLE_PERIOD = 180.0  # an ellipse's position angle repeats every 180 degrees
 
 
@@ -223,9 +224,14 @@ class FitResult:
         )
 
 
-def sie_model(priors, n_mesh_points):
-    """PyAutoFit model: `SIE` lens with `priors`, Delaunay source with a constant regularisation."""
-    mass = af.Model(SIE)
+def sie_model(priors, n_mesh_points, slope=None):
+    """PyAutoFit model: `SIE` lens with `priors`, Delaunay source with a constant regularisation.
+
+    With a `slope` prior the lens is a `PowerLaw` with the same (q, phi) parameters.
+    """
+    mass = af.Model(SIE) if slope is None else af.Model(PowerLaw)
+    if slope is not None:
+        mass.slope = slope.to_autofit()
     mass.centre.centre_0 = priors.centre_y.to_autofit()
     mass.centre.centre_1 = priors.centre_x.to_autofit()
     mass.einstein_radius = priors.einstein_radius.to_autofit()
@@ -255,13 +261,13 @@ def analysis_for(masked_lens):
     )
 
 
-def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False):
-    """Run Nautilus on one lens to convergence; returns a `FitResult`.
+def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=None):
+    """Run Nautilus on one lens to convergence (a power law when `slope` has a prior); returns a `FitResult`.
 
     Nautilus' own checkpoint (an HDF5 file rewritten as the sampler goes) is off
     by default: a killed job reruns its lens, and the write costs time per batch.
     """
-    model = sie_model(priors, len(masked_lens.mesh_grid))
+    model = sie_model(priors, len(masked_lens.mesh_grid), slope)
     # A fresh folder per fit: PyAutoFit would otherwise "resume" a finished fit of the
     # same name and model left by a killed job, returning a result without samples.
     prefix = f"fit-{uuid.uuid4().hex}"
@@ -312,9 +318,9 @@ def parameter_table(model, parameter_lists):
     names = {"centre_0": "centre_y", "centre_1": "centre_x"}
     table = {}
     for column, path in enumerate(model.paths):
-        if path[-1] in PARAMETERS or path[-1] in names:
+        if path[-1] in FITTED or path[-1] in names:
             table[names.get(path[-1], path[-1])] = array[:, column]
-    return {name: table[name] for name in PARAMETERS if name in table}
+    return {name: table[name] for name in FITTED if name in table}
 
 
 def weighted_quantiles(values, weights, quantiles):
