@@ -32,6 +32,7 @@ include: "workflow/rules/complex.smk"
 include: "workflow/rules/classifier.smk"
 include: "workflow/rules/hybrid.smk"
 include: "workflow/rules/bnn.smk"
+include: "workflow/rules/comparison.smk"
 
 
 rule all:

@@ -9,9 +9,14 @@ from hybridlens import hudf, lens_truth, line_of_sight, p21_testsets, simulate
 from hybridlens.survey import Survey
 
 TINY_LOS = {
-    "planes_before_lens": 1, "planes_after_lens": 1, "m_min": 1.0e9, "m_max": 1.0e11,
-    "cone_radius_arcsec": 4.0, "c_scatter": 0.15, "truncation_factor": 100.0,
-}  # fmt: skip
+    "planes_before_lens": 1,
+    "planes_after_lens": 1,
+    "m_min": 1.0e9,
+    "m_max": 1.0e11,
+    "cone_radius_arcsec": 4.0,
+    "c_scatter": 0.15,
+    "truncation_factor": 100.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +78,12 @@ def test_the_multi_plane_pixelised_render_equals_the_single_plane_one_without_a_
 
 def test_every_paper_set_is_known():
     assert list(p21_testsets.TESTSETS) == [
-        "sie_parametric", "sie_real", "sie_real_los", "power_law_real", "power_law_real_los", "complex_real",
+        "sie_parametric",
+        "sie_real",
+        "sie_real_los",
+        "power_law_real",
+        "power_law_real_los",
+        "complex_real",
         "complex_real_los",
-    ]  # fmt: skip
+    ]
     assert p21_testsets.TESTSETS["power_law_real_los"].fitted_model == "power_law"

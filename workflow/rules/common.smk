@@ -10,6 +10,7 @@ wildcard_constraints:
     dataset="slacs|blind|hudf|training_sie|training_power_law|p21_[a-z_]+",
     slacs_set="slacs|blind",
     testset="[a-z_]+",
+    method="blind|bnn_uniform|bnn_gaussian",
 
 
 def dataset_stage(dataset):
@@ -123,3 +124,17 @@ def p21_testset_settings():
 def p21_testset_masks():
     """Every shard's mask of every configured test set (the simulations come with them)."""
     return [path for name in config["p21_testsets"]["sets"] for path in shards("mask", f"p21_{name}")]
+
+
+def p21_model(testset):
+    """The mass model whose parameters are a set's truth and which BNN predicts them (P21)."""
+    return "power_law" if testset.startswith("power_law") else "sie"
+
+
+def p21_fit_inputs(w):
+    """A test-set lens' shards, and the BNN's predictions of them for the BNN-informed methods."""
+    dataset, lens = f"p21_{w.testset}", int(w.lens)
+    inputs = {"sim": shard_of("simulate", dataset, lens), "mask": shard_of("mask", dataset, lens)}
+    if w.method != "blind":
+        inputs["predictions"] = shard_of(f"bnn/{p21_model(w.testset)}/predict", dataset, lens)
+    return inputs

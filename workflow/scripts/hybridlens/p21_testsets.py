@@ -75,9 +75,13 @@ def _lens(rng, testset, settings, survey, grid):
     centre = rng.normal(0.0, cfg["centre_sd_pixels"] * survey.pixel_scale, 2)
     mass = lenses.mass_profile(testset.lens, centre, theta_e, q, angle, slope)
     params = {
-        "lens_centre_y": centre[0], "lens_centre_x": centre[1], "einstein_radius": theta_e,
-        "axis_ratio": q, "angle": angle, "slope": slope,
-    }  # fmt: skip
+        "lens_centre_y": centre[0],
+        "lens_centre_x": centre[1],
+        "einstein_radius": theta_e,
+        "axis_ratio": q,
+        "angle": angle,
+        "slope": slope,
+    }
     return [al.Galaxy(redshift=z_lens, mass=mass)], params, theta_e
 
 
@@ -150,20 +154,29 @@ def testset_image(rng, name, settings, renderer, reference, stamps, coefficients
         params.update({f"input_{key}": value for key, value in params.items() if key in TRUTH_NAMES})
         params.update(
             {
-                "lens_centre_y": fit.centre[0], "lens_centre_x": fit.centre[1],
-                "einstein_radius": fit.einstein_radius, "axis_ratio": fit.axis_ratio, "angle": fit.angle,
-                "slope": fit.slope, "kappa_fit_residual": fit.residual,
+                "lens_centre_y": fit.centre[0],
+                "lens_centre_x": fit.centre[1],
+                "einstein_radius": fit.einstein_radius,
+                "axis_ratio": fit.axis_ratio,
+                "angle": fit.angle,
+                "slope": fit.slope,
+                "kappa_fit_residual": fit.residual,
                 "circular_einstein_radius": fit.circular_einstein_radius,
             }
-        )  # fmt: skip
+        )
     separation = float(np.hypot(*(positions[0] - positions[1])))
     params.update(
         {
-            "source_centre_y": centre[0], "source_centre_x": centre[1], "n_point_images": len(mus),
-            "is_double": float(len(mus) == 2), "image_separation": separation, "n_attempts": attempt,
-            "z_lens": z_lens, "z_source": z_source,
+            "source_centre_y": centre[0],
+            "source_centre_x": centre[1],
+            "n_point_images": len(mus),
+            "is_double": float(len(mus) == 2),
+            "image_separation": separation,
+            "n_attempts": attempt,
+            "z_lens": z_lens,
+            "z_source": z_source,
         }
-    )  # fmt: skip
+    )
     return Simulated(image, noise_map, model, params, rows, 0)
 
 
