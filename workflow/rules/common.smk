@@ -138,3 +138,19 @@ def p21_fit_inputs(w):
     if w.method != "blind":
         inputs["predictions"] = shard_of(f"bnn/{p21_model(w.testset)}/predict", dataset, lens)
     return inputs
+
+
+def p21_compare_inputs():
+    """Every configured test set's shards, BNN predictions and per-lens fits of each method."""
+    sets = config["p21_testsets"]["sets"]
+    lenses = range(config["p21_testsets"]["n_images"])
+    return {
+        "sims": [path for name in sets for path in shards("simulate", f"p21_{name}")],
+        "predictions": [path for name in sets for path in shards(f"bnn/{p21_model(name)}/predict", f"p21_{name}")],
+        "fits": [
+            f"results/p21/fits/{name}/{method}/lens-{lens:05d}.h5"
+            for name in sets
+            for method in ("blind", "bnn_uniform", "bnn_gaussian")
+            for lens in lenses
+        ],
+    }

@@ -23,3 +23,24 @@ rule p21_fit:
         scratch=lambda w: f"results/p21/autofit/{w.testset}-{w.method}-{w.lens}",
     script:
         "../scripts/p21_fit.py"
+
+
+rule p21_compare:
+    input:
+        **p21_compare_inputs(),
+    output:
+        table="results/p21/comparison.h5",
+        csv="results/figures/p21_tables.csv",
+        markdown="results/figures/p21_tables.md",
+        errors="results/figures/p21_errors.png",
+        timing="results/figures/p21_fig19_timing.png",
+    log:
+        "logs/p21/compare.log",
+    conda:
+        "../../envs/hybridlens.yaml"
+    params:
+        sets=config["p21_testsets"]["sets"],
+        n_images=config["p21_testsets"]["n_images"],
+        formats=config["figures"]["format"],
+    script:
+        "../scripts/p21_compare.py"

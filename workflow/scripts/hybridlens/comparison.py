@@ -95,3 +95,83 @@ def fit_lens(lens, method, prediction, settings, seed, log):
     row.update(result.row())
     row["flags"] = float(FLAG_CALL_CAP if result.hit_call_cap else 0)
     return row, FLAG_BITS[FLAG_CALL_CAP] if result.hit_call_cap else "converged"
+
+
+# --- the comparison: P21 Tables 1-4, timing (Fig 19), doubles (section 5.3) ---------------------------
+
+ALL_METHODS = ("bnn", *METHODS)  # the BNN alone, then the three PyAutoLens methods
+FRACTIONAL = ("einstein_radius", "axis_ratio")  # P21 quotes these errors as fractions of the truth
+
+
+def errors(name, predicted, true):
+    """pred - true per lens: fractional for theta_E and q, wrapped to (-90, 90] degrees for phi."""
+    predicted, true = np.asarray(predicted, float), np.asarray(true, float)
+    if name == "angle":
+        return (predicted - true + 90.0) % 180.0 - 90.0
+    if name in FRACTIONAL:
+        return (predicted - true) / true
+    return predicted - true
+
+
+def interval68(values):
+    """Half the central 68.27 % range of the finite values (P21's error measure); NaN if fewer than 2."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return float("nan")
+    low, high = np.percentile(values, [15.865, 84.135])
+    return float(0.5 * (high - low))
+
+
+def method_estimates(method, fits, predictions):
+    """{parameter: estimates per lens} of one method: BNN means, or the fits' posterior medians (NaN if flagged)."""
+    if method == "bnn":
+        return {
+            name: predictions[f"{name}_mean"]
+            for name in ("einstein_radius", "axis_ratio", "angle", "slope")
+            if f"{name}_mean" in predictions
+        }
+    out = {}
+    for name in ("einstein_radius", "axis_ratio", "angle", "slope"):
+        column = fits.get(f"median_{name}")
+        if column is not None:
+            usable = (fits["flags"] & (FLAG_UNUSABLE | FLAG_NO_RING | FLAG_NO_PREDICTION | FLAG_FIT_FAILED)) == 0
+            out[name] = np.where(usable, column, np.nan)
+    return out
+
+
+def table_rows(testset, truth, estimates_by_method, subset=None):
+    """One row per method: n used, and the 68 % interval of each parameter's error."""
+    rows = []
+    for method, estimates in estimates_by_method.items():
+        keep = np.ones(len(truth["einstein_radius"]), bool) if subset is None else subset
+        row = {"testset": testset, "method": method}
+        for name, values in estimates.items():
+            if name == "slope" and not np.isfinite(truth.get("slope", np.array([np.nan]))).any():
+                continue
+            error = errors(name, np.asarray(values)[keep], np.asarray(truth[name])[keep])
+            row[name] = interval68(error)
+            row[f"n_{name}"] = int(np.isfinite(error).sum())
+        rows.append(row)
+    return rows
+
+
+def timing(fits_by_method):
+    """Per PyAutoLens method: mean seconds and calls per fit, cap hits, failures; speed-up over blind."""
+    out = {}
+    for method, fits in fits_by_method.items():
+        flags = np.asarray(fits["flags"], int)
+        fitted = np.isfinite(fits.get("seconds", np.full(flags.shape, np.nan)))
+        seconds = np.asarray(fits.get("seconds", np.full(flags.shape, np.nan)), float)
+        calls = np.asarray(fits.get("n_calls", np.full(flags.shape, np.nan)), float)
+        out[method] = {
+            "fits": int(fitted.sum()),
+            "mean_seconds": float(np.nanmean(seconds)) if fitted.any() else float("nan"),
+            "mean_calls": float(np.nanmean(calls)) if fitted.any() else float("nan"),
+            "call_cap_hits": int(((flags & FLAG_CALL_CAP) > 0).sum()),
+            "failed_or_not_fitted": int(((flags & ~FLAG_CALL_CAP) > 0).sum()),
+        }
+    blind = out.get("blind", {}).get("mean_seconds", float("nan"))
+    for method in out:
+        out[method]["speed_up_over_blind"] = blind / out[method]["mean_seconds"] if out[method]["fits"] else np.nan
+    return out

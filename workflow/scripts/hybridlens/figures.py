@@ -357,3 +357,42 @@ def predicted_vs_true(predictions, truth):
         ax.set_ylabel(f"predicted {PARAMETER_LABELS.get(name, name)}")
     fig.tight_layout()
     return fig
+
+
+def p21_error_distributions(errors_by_set, parameters, methods):
+    """P21 Figs 5-18 style: per test set (rows) and parameter (columns), the error distribution of each method."""
+    sets = list(errors_by_set)
+    fig, axes = plt.subplots(
+        len(sets), len(parameters), figsize=(3.2 * len(parameters), 2.4 * len(sets)), squeeze=False
+    )
+    for i, testset in enumerate(sets):
+        for j, name in enumerate(parameters):
+            ax = axes[i, j]
+            for method in methods:
+                values = np.asarray(errors_by_set[testset].get(method, {}).get(name, []), float)
+                values = values[np.isfinite(values)]
+                if values.size:
+                    ax.hist(values, bins=15, histtype="step", label=method)
+            ax.axvline(0.0, color="k", lw=0.5)
+            label = {"einstein_radius": "Δθ_E / θ_E", "axis_ratio": "Δq / q", "angle": "Δφ (deg)"}.get(name, f"Δ{name}")
+            ax.set_xlabel(label)
+            if j == 0:
+                ax.set_ylabel(testset)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def p21_timing(seconds_by_method):
+    """P21 Fig 19 style: the distribution of wall time per fit for each PyAutoLens method."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for method, seconds in seconds_by_method.items():
+        seconds = np.asarray(seconds, float)
+        seconds = seconds[np.isfinite(seconds)]
+        if seconds.size:
+            ax.hist(seconds, bins=15, histtype="step", label=f"{method} (mean {seconds.mean():.0f} s)")
+    ax.set_xlabel("wall time per fit (s)")
+    ax.set_ylabel("fits")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

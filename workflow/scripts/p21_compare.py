@@ -1,0 +1,79 @@
+"""Rule adapter: P21 Tables 1-4 (68 % intervals per method and set), error distributions, timing, doubles."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hybridlens import comparison, figures, io, runlog
+
+log = runlog.start(snakemake.log[0])
+p = snakemake.params
+parameters = ("einstein_radius", "angle", "axis_ratio", "slope")
+rows, double_rows, errors_by_set, seconds_by_method, fits_by_method_all = [], [], {}, {}, {}
+for testset in p.sets:
+    sims = [path for path in snakemake.input.sims if f"/p21_{testset}/" in path]
+    truth_table = io.read_params(sims)
+    truth = {name: truth_table[name].to_numpy(float) for name in (*parameters, "is_double") if name in truth_table}
+    predictions = io.read_params([path for path in snakemake.input.predictions if f"/p21_{testset}/" in path])
+    estimates = {
+        "bnn": comparison.method_estimates("bnn", None, {k: predictions[k].to_numpy(float) for k in predictions})
+    }
+    fits_by_method = {}
+    for method in comparison.METHODS:
+        paths = sorted(path for path in snakemake.input.fits if f"/{testset}/{method}/" in path)
+        table = io.read_params(paths)
+        fits = {column: table[column].to_numpy(float) for column in table}
+        fits["flags"] = table["flags"].to_numpy(int)
+        fits_by_method[method] = fits
+        fits_by_method_all.setdefault(method, []).append(fits)
+        estimates[method] = comparison.method_estimates(method, fits, None)
+        seconds_by_method.setdefault(method, []).extend(fits.get("seconds", []))
+    rows += comparison.table_rows(testset, truth, estimates)
+    doubles = truth.get("is_double", np.zeros(len(truth["einstein_radius"]))) == 1
+    for label, subset in (("doubles", doubles), ("non_doubles", ~doubles)):
+        for row in comparison.table_rows(testset, truth, estimates, subset):
+            double_rows.append({**row, "images": label})
+    errors_by_set[testset] = {
+        method: {name: comparison.errors(name, values, truth[name]) for name, values in est.items() if name in truth}
+        for method, est in estimates.items()
+    }
+    log.info("%s: %s", testset, json.dumps(comparison.timing(fits_by_method)))
+
+table = pd.DataFrame(rows)
+table.to_csv(snakemake.output.csv, index=False)
+Path(snakemake.output.markdown).write_text(
+    "68 % intervals of prediction - truth (fractional for theta_E and q; degrees for phi)\n\n"
+    + table.to_markdown(index=False, floatfmt=".4f")
+    + "\n"
+)
+merged = {
+    method: {
+        key: np.concatenate([f.get(key, np.full(len(f["flags"]), np.nan)) for f in parts])
+        for key in ("seconds", "n_calls", "flags")
+    }
+    for method, parts in fits_by_method_all.items()
+}
+summary = {
+    "tables": rows,
+    "doubles": double_rows,
+    "timing": comparison.timing(merged),
+    "n_images_per_set": p.n_images,
+}
+figures.save(
+    figures.p21_error_distributions(errors_by_set, ("einstein_radius", "angle", "axis_ratio"), comparison.ALL_METHODS),
+    Path(snakemake.output.errors).with_suffix(""),
+    p.formats,
+    summary,
+)
+figures.save(
+    figures.p21_timing(seconds_by_method), Path(snakemake.output.timing).with_suffix(""), p.formats, summary["timing"]
+)
+io.write_shard(
+    snakemake.output.table,
+    attrs=io.provenance("p21_compare", "", 0, sets=json.dumps(list(p.sets))),
+    params={column: table[column].to_numpy(float) for column in table if column not in ("testset", "method")},
+    arrays={},
+)
+log.info("comparison: %s", json.dumps(summary["timing"]))
