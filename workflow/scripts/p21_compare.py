@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybridlens import comparison, figures, io, runlog
+from hybridlens import comparison, config, figures, io, runlog
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
@@ -72,8 +72,17 @@ figures.save(
 )
 io.write_shard(
     snakemake.output.table,
-    attrs=io.provenance("p21_compare", "", 0, sets=json.dumps(list(p.sets))),
-    params={column: table[column].to_numpy(float) for column in table if column not in ("testset", "method")},
-    arrays={},
+    attrs=io.provenance(
+        "p21_compare",
+        config.digest({"sets": list(p.sets), "n_images": p.n_images}),
+        0,
+        sets=json.dumps(list(p.sets)),
+        methods=json.dumps(list(comparison.ALL_METHODS)),
+    ),
+    params={
+        "testset_index": table["testset"].map(list(p.sets).index).to_numpy(float),
+        "method_index": table["method"].map(list(comparison.ALL_METHODS).index).to_numpy(float),
+        **{column: table[column].to_numpy(float) for column in table if column not in ("testset", "method")},
+    },
 )
 log.info("comparison: %s", json.dumps(summary["timing"]))
