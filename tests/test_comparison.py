@@ -97,3 +97,44 @@ def test_a_prediction_is_read_only_when_finite():
     }
     assert comparison.prediction_from(columns, 0).einstein_radius == 1.5
     assert comparison.prediction_from(columns, 1) is None
+
+
+def test_errors_are_fractional_for_theta_e_and_q_and_wrapped_for_phi():
+    assert comparison.errors("einstein_radius", [1.1], [1.0]) == pytest.approx([0.1])
+    assert comparison.errors("axis_ratio", [0.72], [0.8]) == pytest.approx([-0.1])
+    assert comparison.errors("angle", [178.0, 2.0], [2.0, 178.0]) == pytest.approx([-4.0, 4.0])
+    assert comparison.errors("slope", [2.1], [2.0]) == pytest.approx([0.1])
+
+
+def test_tables_skip_flagged_fits_and_count_what_they_used():
+    truth = {"einstein_radius": np.full(4, 2.0), "axis_ratio": np.full(4, 0.8), "angle": np.full(4, 10.0)}
+    fits = {
+        "median_einstein_radius": np.array([2.2, 1.8, 2.0, 50.0]),
+        "median_axis_ratio": np.full(4, 0.8),
+        "median_angle": np.full(4, 10.0),
+        "flags": np.array([0, comparison.FLAG_CALL_CAP, 0, comparison.FLAG_FIT_FAILED]),
+    }
+    estimates = {"blind": comparison.method_estimates("blind", fits, None)}
+    (row,) = comparison.table_rows("sie_parametric", truth, estimates)
+    assert row["n_einstein_radius"] == 3  # the failed fit is out; the capped one is in (and counted apart)
+    assert row["einstein_radius"] == pytest.approx(
+        0.5 * (np.percentile([0.1, -0.1, 0.0], 84.135) - np.percentile([0.1, -0.1, 0.0], 15.865))
+    )
+
+
+def test_timing_reports_speed_up_and_cap_hits():
+    fits = {
+        "blind": {
+            "seconds": np.array([100.0, 300.0]),
+            "n_calls": np.array([2000.0, 4000.0]),
+            "flags": np.array([0, 16]),
+        },
+        "bnn_gaussian": {
+            "seconds": np.array([50.0, 50.0]),
+            "n_calls": np.array([900.0, 1100.0]),
+            "flags": np.array([0, 0]),
+        },
+    }
+    out = comparison.timing(fits)
+    assert out["bnn_gaussian"]["speed_up_over_blind"] == pytest.approx(4.0)
+    assert out["blind"]["call_cap_hits"] == 1 and out["blind"]["mean_calls"] == 3000.0
