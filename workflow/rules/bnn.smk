@@ -11,7 +11,7 @@ rule train_bnn:
         "logs/bnn/{mass_model}/train-{rate}.log",
     conda:
         "../../envs/hybridlens.yaml"
-    threads: 8
+    threads: config["bnn"]["threads"]
     resources:
         gpu=1,
     params:

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from hybridlens.networks import bnn
 from hybridlens.networks.training import SPLITS, device_for, resume, save_checkpoint, training_digest
 
-UNDIGESTED = frozenset({"progress_bar", "loader_workers", "device", "epochs", "dropout_rates", "mc_passes"})
+UNDIGESTED = frozenset({"progress_bar", "loader_workers", "device", "epochs", "dropout_rates", "mc_passes", "threads"})
 
 
 class LensImages(Dataset):
