@@ -16,15 +16,7 @@ LOG = logging.getLogger("test")
 @pytest.fixture(scope="module")
 def lens_and_settings(default_config):
     cfg = default_config
-    settings = {
-        **cfg["p21_testsets"],
-        "parametric_source": {
-            **cfg["simulate_training"]["source"],
-            "fractions": cfg["p21_testsets"]["parametric_fractions"],
-        },
-        "real_source": cfg["simulate_slacs"]["source"],
-        "kappa_fit": cfg["p21_comparison"]["kappa_fit"],
-    }
+    settings = hlconfig.p21_testset_settings(cfg)
     survey_settings = hlconfig.survey_settings(cfg, "p21_testsets")
     survey = Survey.from_settings(survey_settings)
     rng = simulate.image_rng(5, "p21_sie_parametric", 0)

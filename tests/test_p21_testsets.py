@@ -22,16 +22,7 @@ TINY_LOS = {
 @pytest.fixture(scope="module")
 def setup(default_config):
     cfg = default_config
-    settings = {
-        **cfg["p21_testsets"],
-        "line_of_sight": TINY_LOS,
-        "parametric_source": {
-            **cfg["simulate_training"]["source"],
-            "fractions": cfg["p21_testsets"]["parametric_fractions"],
-        },
-        "real_source": cfg["simulate_slacs"]["source"],
-        "kappa_fit": cfg["p21_comparison"]["kappa_fit"],
-    }
+    settings = {**hlconfig.p21_testset_settings(cfg), "line_of_sight": TINY_LOS}
     survey = Survey.from_settings(hlconfig.survey_settings(cfg, "p21_testsets"))
     images, _ = hudf.galaxy_stamps(
         hudf.luminance(), {"threshold_sigma": 3.0, "min_area": 40, "max_area": 3000, "padding": 1.3, "n_stamps": 10}

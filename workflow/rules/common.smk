@@ -111,14 +111,7 @@ def training_shards(w):
 
 
 def p21_testset_settings():
-    """The test sets' block with the source and truth-fit settings it borrows from other stages."""
-    testsets = config["p21_testsets"]
-    return {
-        **testsets,
-        "parametric_source": {**config["simulate_training"]["source"], "fractions": testsets["parametric_fractions"]},
-        "real_source": config["simulate_slacs"]["source"],
-        "kappa_fit": config["p21_comparison"]["kappa_fit"],
-    }
+    return hlconfig.p21_testset_settings(config)
 
 
 def p21_testset_masks():

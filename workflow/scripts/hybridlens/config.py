@@ -126,3 +126,15 @@ def digest(section):
     """SHA-256 of a config section in canonical JSON: the provenance of an artifact."""
     text = json.dumps(section, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def p21_testset_settings(config):
+    """The P21 test sets' block with what it borrows: parametric sources as P21's training set
+    (with the test sets' type fractions), real-morphology sources as M21's, the truth fit's settings."""
+    testsets = config["p21_testsets"]
+    return {
+        **testsets,
+        "parametric_source": {**config["simulate_training"]["source"], "fractions": testsets["parametric_fractions"]},
+        "real_source": config["simulate_slacs"]["source"],
+        "kappa_fit": config["p21_comparison"]["kappa_fit"],
+    }
