@@ -10,6 +10,7 @@ that raised) gets a flag and a reason; the other lenses and methods go on.
 import numpy as np
 
 from hybridlens import informed_priors, inversion, masking, modelling
+from hybridlens.p21_testsets import TRUTH_NAMES
 
 METHODS = ("blind", "bnn_uniform", "bnn_gaussian")  # P21: PyAL, PyAL + BNN, PyAL + BNN (1 sigma)
 
@@ -25,7 +26,6 @@ FLAG_BITS = {
     FLAG_FIT_FAILED: "the fit raised",
     FLAG_CALL_CAP: "the fit stopped at the likelihood-call cap",
 }
-TRUTH_NAMES = ("lens_centre_y", "lens_centre_x", "einstein_radius", "axis_ratio", "angle", "slope")
 
 
 def prediction_from(columns, row):
