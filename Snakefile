@@ -11,12 +11,18 @@ from pathlib import Path
 # PyAutoLens inversions slow down when several threads share a core.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# Every HDF5 file has one writer (its rule); HDF5's own locks fail on some network
+# file systems (NFS, Lustre) that cluster jobs share.
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 from hybridlens import config as hlconfig  # noqa: E402
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 hlconfig.validate(config)

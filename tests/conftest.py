@@ -26,3 +26,13 @@ def euclid(default_config):
     from hybridlens.survey import Survey
 
     return Survey.from_settings(hlconfig.survey_settings(default_config, "simulate_slacs"))
+
+
+@pytest.fixture(scope="session")
+def finished(root, tmp_path_factory):
+    """One local run of config/test.yaml, shared by the end-to-end tests (and compared with SLURM's)."""
+    from workflow_helpers import copy_workflow, snakemake
+
+    workdir = copy_workflow(root, tmp_path_factory.mktemp("run"))
+    snakemake(workdir, "--configfile", "config/test.yaml")
+    return workdir

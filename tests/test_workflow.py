@@ -13,45 +13,7 @@ import numpy as np
 import pytest
 
 from hybridlens import io
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def copy_workflow(root, target):
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / "Snakefile", target)
-    for folder in ("workflow", "config", "envs"):
-        shutil.copytree(root / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
-def snakemake(workdir, *args, check=True):
-    result = subprocess.run(
-        [*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def planned(result):
-    """Job counts from a dry run's 'Job stats' table."""
-    text = result.stdout + result.stderr
-    table = text[text.index("Job stats:") :].splitlines()[3:]
-    counts = {}
-    for line in table:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
-@pytest.fixture(scope="module")
-def finished(root, tmp_path_factory):
-    workdir = copy_workflow(root, tmp_path_factory.mktemp("run"))
-    snakemake(workdir, "--configfile", "config/test.yaml")
-    return workdir
+from workflow_helpers import SNAKEMAKE, copy_workflow, planned, snakemake
 
 
 def test_run_produces_every_artifact(finished):
@@ -154,6 +116,57 @@ def test_bnn_sweep_selects_a_rate_and_evaluates_the_test_split(finished):
         assert (table["einstein_radius_sigma"] > 0).all() and (table["angle_mean"].between(0, 180)).all()
 
 
+def test_p21_comparison_tables_every_method_and_records_cost(finished):
+    snakemake(finished, "p21_compare", "--configfile", "config/test.yaml")
+    sets = ("sie_parametric", "power_law_real")
+    table = io.read_params([finished / "results/p21/comparison.h5"])
+    assert len(table) == len(sets) * 4  # BNN alone + three PyAutoLens methods per set
+    assert "slope" in table and np.isfinite(table["n_slope"]).sum() == 4  # the power-law set's rows only
+    summary = json.loads((finished / "results/figures/p21_errors.json").read_text())
+    for method in ("blind", "bnn_uniform", "bnn_gaussian"):
+        timing = summary["timing"][method]
+        assert timing["fits"] == len(sets) and timing["mean_calls"] >= 150
+        assert timing["call_cap_hits"] == len(sets)  # the test config's 150-call cap stops every fit: recorded
+    for testset in sets:
+        fit = io.read_params([finished / f"results/p21/fits/{testset}/bnn_gaussian/lens-00000.h5"])
+        assert fit["prior_einstein_radius_kind"].iloc[0] == 2  # Gaussian, centred on the BNN
+        prediction = io.read_params(sorted((finished / "results/bnn").glob(f"*/predict/p21_{testset}/*.h5")))
+        assert fit["prior_einstein_radius_mean"].iloc[0] == pytest.approx(prediction["einstein_radius_mean"].iloc[0])
+
+
+def test_report_is_one_offline_file_with_every_figure(finished):
+    snakemake(finished, "--configfile", "config/test.yaml", "--report", "results/report.html")
+    html = (finished / "results/report.html").read_text()
+    figures = sorted(path.name for path in (finished / "results/figures").glob("*.png"))
+    assert len(figures) >= 15
+    assert [name for name in figures if name not in html] == []
+    assert "http://" not in html.replace("http://www.w3.org", "") and 'src="https://' not in html  # offline
+
+
+def test_networks_load_from_their_hdf5_alone(finished, tmp_path):
+    import torch
+
+    from hybridlens import config as hlconfig
+    from hybridlens.networks import bnn_training, training
+
+    settings = hlconfig.load(finished / "config/config.yaml", finished / "config/test.yaml")
+    rng = np.random.default_rng(3)
+    bnn_file = shutil.copy(finished / "results/bnn/sie/rate-0/model.h5", tmp_path / "bnn.h5")  # no .pt beside it
+    from_hdf5, scaling, attrs = bnn_training.load(bnn_file)
+    from_pt = bnn_training.bnn.LensBNN(len(scaling.names), float(attrs["dropout"]), float(attrs["width"]))
+    from_pt.load_state_dict(torch.load(finished / "results/bnn/sie/rate-0/weights.pt", weights_only=True))
+    images = torch.as_tensor(rng.random((3, 1, 100, 100)), dtype=torch.float32)
+    for a, b in zip(from_hdf5.eval()(images), from_pt.eval()(images)):
+        assert torch.equal(a, b)
+    classifier_file = shutil.copy(finished / "results/classifier/model.h5", tmp_path / "classifier.h5")
+    from_hdf5, from_pt = (training.build_model(settings["classifier"]) for _ in range(2))
+    from_hdf5.load_state_dict(training.state_from_hdf5(classifier_file))
+    from_pt.load_state_dict(torch.load(finished / "results/classifier/weights.pt", weights_only=True))
+    shape = (2, 1, *settings["classifier"]["input_shape"])
+    pairs = [torch.as_tensor(rng.random(shape), dtype=torch.float32) for _ in range(2)]
+    assert torch.equal(from_hdf5.eval()(*pairs), from_pt.eval()(*pairs))
+
+
 def test_real_morphology_pairs_come_from_constrained_fits(finished):
     with h5py.File(finished / "results/sources/hudf_stamps.h5") as h5:
         assert h5["stamps"].shape[0] == 20 and np.allclose(h5["stamps"][()].sum(axis=(1, 2)), 1, rtol=1e-4)
@@ -178,14 +191,21 @@ def test_killed_run_resumes_to_identical_results(root, finished, tmp_path):
         [*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml"],
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
-    first = workdir / "results/simulate/slacs/shard-00000.h5"
     deadline = time.time() + 300
-    while not first.exists() and time.time() < deadline and process.poll() is None:
+    while len(list((workdir / "results").rglob("*.h5"))) < 3 and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)  # mid-stage: other jobs are still running
     process.wait()
+    done = {path: path.stat().st_mtime_ns for path in (workdir / "results").rglob("*.h5")}
+    for path in done:  # written atomically: a killed job leaves a stray temporary, never a broken shard
+        with h5py.File(path) as h5:
+            assert "config_sha256" in h5.attrs, path
     snakemake(workdir, "--unlock")
     snakemake(workdir, "--configfile", "config/test.yaml", "--rerun-incomplete")
+    assert {path: path.stat().st_mtime_ns for path in done} == done  # finished shards were not recomputed
+    for path in sorted((workdir / "results").rglob("*.h5")):
+        with h5py.File(path) as h5:  # every artifact opens and says what made it
+            assert {"stage", "config_sha256", "seed"} <= set(h5.attrs), path
     for path in sorted((finished / "results/simulate").rglob("shard-*.h5")):
         resumed = workdir / path.relative_to(finished)
         assert np.array_equal(io.read_array([path], "image"), io.read_array([resumed], "image"), equal_nan=True)

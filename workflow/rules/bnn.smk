@@ -9,8 +9,10 @@ rule train_bnn:
         weights="results/bnn/{mass_model}/rate-{rate}/weights.pt",
     log:
         "logs/bnn/{mass_model}/train-{rate}.log",
+    benchmark:
+        "logs/benchmarks/bnn/{mass_model}/train-{rate}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: config["bnn"]["threads"]
     resources:
         gpu=1,
@@ -28,20 +30,15 @@ rule select_bnn:
         expand("results/bnn/{{mass_model}}/rate-{rate}/model.h5", rate=bnn_rates()),
     output:
         chosen="results/bnn/{mass_model}/chosen.h5",
-        figure=multiext(
-            "results/figures/p21_fig4_coverage_{mass_model}",
-            ".json",
-            *[f".{f}" for f in config["figures"]["format"]],
-        ),
+        figure=figure_files("p21_fig4_coverage_{mass_model}", "BNN", caption="p21_fig4_coverage"),
     log:
         "logs/bnn/{mass_model}/select.log",
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         settings=config["bnn"],
         seed=config["seed"],
         formats=config["figures"]["format"],
-        weights=lambda w: [f"results/bnn/{w.mass_model}/rate-{k}/weights.pt" for k in bnn_rates()],
     script:
         "../scripts/select_bnn.py"
 
@@ -49,19 +46,17 @@ rule select_bnn:
 rule evaluate_bnn:
     input:
         chosen=rules.select_bnn.output.chosen,
-        weights=expand("results/bnn/{{mass_model}}/rate-{rate}/weights.pt", rate=bnn_rates()),
+        models=expand("results/bnn/{{mass_model}}/rate-{rate}/model.h5", rate=bnn_rates()),
         shards=training_shards,
     output:
         predictions="results/bnn/{mass_model}/test_predictions.h5",
-        figure=multiext(
-            "results/figures/p21_fig6_{mass_model}",
-            ".json",
-            *[f".{f}" for f in config["figures"]["format"]],
-        ),
+        figure=figure_files("p21_fig6_{mass_model}", "BNN", caption="p21_fig6"),
     log:
         "logs/bnn/{mass_model}/evaluate.log",
+    benchmark:
+        "logs/benchmarks/bnn/{mass_model}/evaluate.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: 8
     params:
         settings=config["bnn"],
@@ -74,14 +69,16 @@ rule evaluate_bnn:
 rule predict_bnn:
     input:
         chosen=rules.select_bnn.output.chosen,
-        weights=expand("results/bnn/{{mass_model}}/rate-{rate}/weights.pt", rate=bnn_rates()),
+        models=expand("results/bnn/{{mass_model}}/rate-{rate}/model.h5", rate=bnn_rates()),
         shard="results/simulate/{dataset}/shard-{shard}.h5",
     output:
         "results/bnn/{mass_model}/predict/{dataset}/shard-{shard}.h5",
     log:
         "logs/bnn/{mass_model}/predict/{dataset}/shard-{shard}.log",
+    benchmark:
+        "logs/benchmarks/bnn/{mass_model}/predict/{dataset}/shard-{shard}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: 8
     params:
         settings=config["bnn"],

@@ -9,8 +9,10 @@ rule calibrate_lens:
         "results/calibrate/fits/stratum-{stratum}.h5",
     log:
         "logs/calibrate/stratum-{stratum}.log",
+    benchmark:
+        "logs/benchmarks/calibrate/stratum-{stratum}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: 1
     params:
         settings=config["calibrate_relations"],
@@ -28,17 +30,13 @@ rule calibrate_relations:
         calibration_fits(),
     output:
         relations="results/calibrate/relations.h5",
-        figures=multiext(
-            "results/figures/m21_fig4_einstein_radius",
-            ".json",
-            *[f".{f}" for f in config["figures"]["format"]],
-        ),
-        q=multiext("results/figures/m21_fig5_axis_ratio", *[f".{f}" for f in config["figures"]["format"]]),
-        phi=multiext("results/figures/m21_fig6_angle", *[f".{f}" for f in config["figures"]["format"]]),
+        figures=figure_files("m21_fig4_einstein_radius", "Calibration"),
+        q=figure_files("m21_fig5_axis_ratio", "Calibration", summary=False),
+        phi=figure_files("m21_fig6_angle", "Calibration", summary=False),
     log:
         "logs/calibrate/relations.log",
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         settings=config["calibrate_relations"],
         modelling=config["modelling"],

@@ -9,8 +9,10 @@ rule train_classifier:
         weights="results/classifier/weights.pt",
     log:
         "logs/classifier/train.log",
+    benchmark:
+        "logs/benchmarks/classifier/train.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     # Snakemake lowers threads to --cores; beyond 8 the CPU side (loading, or the
     # whole run without a GPU) gains little and starves the jobs running beside it.
     threads: 8
@@ -27,27 +29,20 @@ rule train_classifier:
 rule evaluate_classifier:
     input:
         model=rules.train_classifier.output.model,
-        weights=rules.train_classifier.output.weights,
         shards=shards("trainingset", "slacs"),
         complex=complex_pairs(),
     output:
         evaluation="results/classifier/evaluation.h5",
         table="results/classifier/m21_table2_sersic.csv",
         complex_table="results/classifier/m21_table2_hudf.csv",
-        figure=multiext(
-            "results/figures/m21_fig11_confusion_sersic",
-            ".json",
-            *[f".{f}" for f in config["figures"]["format"]],
-        ),
-        complex_figure=multiext(
-            "results/figures/m21_fig12_confusion_hudf",
-            ".json",
-            *[f".{f}" for f in config["figures"]["format"]],
-        ),
+        figure=figure_files("m21_fig11_confusion_sersic", "Classifier"),
+        complex_figure=figure_files("m21_fig12_confusion_hudf", "Classifier"),
     log:
         "logs/classifier/evaluate.log",
+    benchmark:
+        "logs/benchmarks/classifier/evaluate.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: 8
     params:
         settings=config["classifier"],

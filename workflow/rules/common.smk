@@ -13,6 +13,30 @@ wildcard_constraints:
     method="blind|bnn_uniform|bnn_gaussian",
 
 
+# One software environment for all jobs (`snakemake --sdm conda`): the pip lock inside conda.
+CONDA_ENV = "../../envs/hybridlens.yaml"
+
+from snakemake.io import report as report_file  # `report` opens a directive at a line's start
+
+REPORT_CATEGORIES = {"m21": "M21: CNN-flagged unphysical reconstructions", "p21": "P21: Bayesian CNN vs PyAutoLens"}
+
+
+def figure_files(name, subcategory, caption=None, summary=True):
+    """A figure's files under results/figures: its JSON summary, then one file per configured format.
+
+    Every file goes into `snakemake --report` under its paper and stage, with the
+    caption workflow/report/<caption or name>.rst (what it shows, the paper's numbers).
+    """
+    caption = f"../report/{caption or name}.rst"
+    category = REPORT_CATEGORIES[name[:3]]
+    suffixes = ([".json"] if summary else []) + [f".{fmt}" for fmt in config["figures"]["format"]]
+    labels = lambda suffix: {"figure": name, "file": suffix[1:]}
+    return [
+        report_file(f"results/figures/{name}{suffix}", caption, category, subcategory, labels(suffix))
+        for suffix in suffixes
+    ]
+
+
 def dataset_stage(dataset):
     """The config block that sizes `dataset`."""
     if dataset.startswith("p21_"):
@@ -122,6 +146,19 @@ def p21_testset_masks():
 def p21_model(testset):
     """The mass model whose parameters are a set's truth and which BNN predicts them (P21)."""
     return "power_law" if testset.startswith("power_law") else "sie"
+
+
+def p21_fit_settings(w):
+    """One P21 fit's settings: the shared search and inversion with the comparison's overrides on top."""
+    comparison = config["p21_comparison"]
+    return {
+        "modelling": config["modelling"],
+        "search": comparison.get("search", {}),
+        "inversion": {**config["inversion"], **comparison.get("inversion", {})},
+        "priors": comparison["priors"],
+        "power_law": p21_model(w.testset) == "power_law",
+        "shard_size": config["p21_testsets"]["shard_size"],
+    }
 
 
 def p21_fit_inputs(w):

@@ -8,17 +8,13 @@ rule p21_fit:
         "results/p21/fits/{testset}/{method}/lens-{lens}.h5",
     log:
         "logs/p21/fits/{testset}/{method}/lens-{lens}.log",
+    benchmark:
+        "logs/benchmarks/p21/fits/{testset}/{method}/lens-{lens}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: 1
     params:
-        settings=lambda w: {
-            "modelling": config["modelling"],
-            "inversion": config["inversion"],
-            "priors": config["p21_comparison"]["priors"],
-            "power_law": p21_model(w.testset) == "power_law",
-            "shard_size": config["p21_testsets"]["shard_size"],
-        },
+        settings=p21_fit_settings,
         seed=config["seed"],
         scratch=lambda w: f"results/p21/autofit/{w.testset}-{w.method}-{w.lens}",
     script:
@@ -30,14 +26,19 @@ rule p21_compare:
         **p21_compare_inputs(),
     output:
         table="results/p21/comparison.h5",
-        csv="results/figures/p21_tables.csv",
+        csv=report(
+            "results/figures/p21_tables.csv",
+            caption="../report/p21_tables.rst",
+            category=REPORT_CATEGORIES["p21"],
+            subcategory="Comparison",
+        ),
         markdown="results/figures/p21_tables.md",
-        errors="results/figures/p21_errors.png",
-        timing="results/figures/p21_fig19_timing.png",
+        errors=figure_files("p21_errors", "Comparison"),
+        timing=figure_files("p21_fig19_timing", "Comparison"),
     log:
         "logs/p21/compare.log",
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         sets=config["p21_testsets"]["sets"],
         n_images=config["p21_testsets"]["n_images"],

@@ -7,7 +7,7 @@ rule hudf_stamps:
     log:
         "logs/sources/hudf_stamps.log",
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         settings=config["complex_sources"]["stamps"],
         seed=config["seed"],
@@ -22,8 +22,10 @@ rule simulate_hudf:
         "results/simulate/hudf/shard-{shard}.h5",
     log:
         "logs/simulate/hudf/shard-{shard}.log",
+    benchmark:
+        "logs/benchmarks/simulate/hudf/shard-{shard}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         kind="hudf",
         settings={**config["simulate_slacs"], **config["complex_sources"]},
@@ -42,8 +44,10 @@ rule complex_pairs:
         "results/complex/pairs/lens-{lens}.h5",
     log:
         "logs/complex/lens-{lens}.log",
+    benchmark:
+        "logs/benchmarks/complex/lens-{lens}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: 1
     params:
         settings=trainingset_settings(),

@@ -6,11 +6,11 @@ rule gallery_slacs:
         sims=shards("simulate", "slacs"),
         masks=shards("mask", "slacs"),
     output:
-        multiext("results/figures/m21_fig3_gallery", ".json", *[f".{f}" for f in config["figures"]["format"]]),
+        figure_files("m21_fig3_gallery", "Simulations"),
     log:
         "logs/figures/m21_fig3_gallery.log",
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         n=config["figures"]["gallery_n"],
         gallery_shards=len(gallery_shards("simulate", "slacs")),
@@ -23,11 +23,11 @@ rule gallery_training:
         sims=[p for d in training_datasets() for p in shards("simulate", d)],
         masks=[p for d in training_datasets() for p in shards("mask", d)],
     output:
-        multiext("results/figures/p21_fig1_gallery", ".json", *[f".{f}" for f in config["figures"]["format"]]),
+        figure_files("p21_fig1_gallery", "Simulations"),
     log:
         "logs/figures/p21_fig1_gallery.log",
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         n=config["figures"]["gallery_n"],
         models=config["simulate_training"]["mass_models"],

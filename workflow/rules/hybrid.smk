@@ -9,8 +9,10 @@ rule blind_fit:
         "results/hybrid/blind/lens-{lens}.h5",
     log:
         "logs/hybrid/blind-{lens}.log",
+    benchmark:
+        "logs/benchmarks/hybrid/blind-{lens}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: 1
     params:
         settings=config["hybrid_modelling"],
@@ -31,13 +33,14 @@ rule hybrid_lens:
         blind=rules.blind_fit.output[0],
         relations=rules.calibrate_relations.output.relations,
         model=rules.train_classifier.output.model,
-        weights=rules.train_classifier.output.weights,
     output:
         "results/hybrid/lens-{lens}.h5",
     log:
         "logs/hybrid/lens-{lens}.log",
+    benchmark:
+        "logs/benchmarks/hybrid/lens-{lens}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: 1
     params:
         settings=config["hybrid_modelling"],
@@ -58,15 +61,11 @@ rule hybrid_summary:
         hybrid_lenses(),
     output:
         summary="results/hybrid/summary.h5",
-        figure=multiext(
-            "results/figures/m21_fig13_hybrid",
-            ".json",
-            *[f".{f}" for f in config["figures"]["format"]],
-        ),
+        figure=figure_files("m21_fig13_hybrid", "Hybrid modelling"),
     log:
         "logs/hybrid/summary.log",
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         settings=config["hybrid_modelling"],
         seed=config["seed"],

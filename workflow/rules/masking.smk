@@ -8,8 +8,10 @@ rule mask:
         "results/mask/{dataset}/shard-{shard}.h5",
     log:
         "logs/mask/{dataset}/shard-{shard}.log",
+    benchmark:
+        "logs/benchmarks/mask/{dataset}/shard-{shard}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         settings=config["masking"],
         seed=config["seed"],

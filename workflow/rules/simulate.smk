@@ -6,8 +6,10 @@ rule simulate_slacs:
         "results/simulate/{slacs_set}/shard-{shard}.h5",
     log:
         "logs/simulate/{slacs_set}/shard-{shard}.log",
+    benchmark:
+        "logs/benchmarks/simulate/{slacs_set}/shard-{shard}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         kind="slacs",
         settings=lambda w: slacs_settings(w.slacs_set),
@@ -23,8 +25,10 @@ rule simulate_training:
         "results/simulate/training_{mass_model}/shard-{shard}.h5",
     log:
         "logs/simulate/training_{mass_model}/shard-{shard}.log",
+    benchmark:
+        "logs/benchmarks/simulate/training_{mass_model}/shard-{shard}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         kind="training",
         settings=config["simulate_training"],
@@ -42,8 +46,10 @@ rule simulate_p21_testset:
         "results/simulate/p21_{testset}/shard-{shard}.h5",
     log:
         "logs/simulate/p21_{testset}/shard-{shard}.log",
+    benchmark:
+        "logs/benchmarks/simulate/p21_{testset}/shard-{shard}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         settings=p21_testset_settings(),
         survey=survey_of("p21_testsets"),

@@ -10,8 +10,10 @@ rule trainingset:
         "results/trainingset/slacs/shard-{shard}.h5",
     log:
         "logs/trainingset/slacs/shard-{shard}.log",
+    benchmark:
+        "logs/benchmarks/trainingset/slacs/shard-{shard}.tsv"
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     threads: 1
     params:
         settings=trainingset_settings(),
@@ -25,11 +27,11 @@ rule trainingset_summary:
         shards=shards("trainingset", "slacs"),
         relations=rules.calibrate_relations.output.relations,
     output:
-        multiext("results/figures/m21_trainingset_ratios", ".json", *[f".{f}" for f in config["figures"]["format"]]),
+        figure_files("m21_trainingset_ratios", "Training set"),
     log:
         "logs/figures/m21_trainingset_ratios.log",
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         formats=config["figures"]["format"],
     script:
@@ -42,16 +44,12 @@ rule inversion_figures:
         mask="results/mask/slacs/shard-00000.h5",
         relations=rules.calibrate_relations.output.relations,
     output:
-        fig2=multiext(
-            "results/figures/m21_fig2_reconstructions", ".json", *[f".{f}" for f in config["figures"]["format"]]
-        ),
-        fig7=multiext(
-            "results/figures/m21_fig7_evidence_slice", ".json", *[f".{f}" for f in config["figures"]["format"]]
-        ),
+        fig2=figure_files("m21_fig2_reconstructions", "Inversion"),
+        fig7=figure_files("m21_fig7_evidence_slice", "Inversion"),
     log:
         "logs/figures/m21_fig2_fig7.log",
     conda:
-        "../../envs/hybridlens.yaml"
+        CONDA_ENV
     params:
         settings=trainingset_settings(),
         slice=config["figures"]["evidence_slice"],

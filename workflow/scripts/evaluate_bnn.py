@@ -11,7 +11,7 @@ log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 chosen = io.read_attrs(snakemake.input.chosen)
-model, scaling, attrs = bnn_training.load(chosen["model"], chosen["weights"])
+model, scaling, attrs = bnn_training.load(chosen["model"])
 splits = bnn_training.split(*bnn_training.catalogue(snakemake.input.shards, scaling.names), p.settings["split"], p.seed)
 test, train = splits["test"][0], splits["train"][0]
 predictions, truth, summary = bnn_training.assess(model, test, scaling, p.settings["mc_passes"], train, seed=p.seed)

@@ -15,7 +15,7 @@ with h5py.File(snakemake.input.model) as h5:
     group = h5["split_test"]
     sersic = list(zip(group["shard"][()].astype(str), group["row"][()], group["label"][()], group["lens_index"][()]))
 model = training.build_model(p.settings)
-model.load_state_dict(torch.load(snakemake.input.weights, map_location="cpu", weights_only=True))
+model.load_state_dict(training.state_from_hdf5(snakemake.input.model))
 test_sets = {"sersic": sersic, "hudf": training.catalogue(snakemake.input.complex)}
 outputs = {"sersic": (snakemake.output.table, snakemake.output.figure),
            "hudf": (snakemake.output.complex_table, snakemake.output.complex_figure)}  # fmt: skip

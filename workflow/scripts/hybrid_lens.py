@@ -28,7 +28,7 @@ if blind.products is None:  # unusable lens or failed blind fit: flagged, nothin
     records = [blind]
 else:
     model = training.build_model(p.classifier)
-    model.load_state_dict(torch.load(snakemake.input.weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(training.state_from_hdf5(snakemake.input.model))
 
     def classify(products):
         return training.classify(model, [products.source], [products.residual], [products.chi_squared_map])[0]

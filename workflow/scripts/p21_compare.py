@@ -10,8 +10,8 @@ from hybridlens import comparison, config, figures, io, runlog
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
-parameters = ("einstein_radius", "angle", "axis_ratio", "slope")
-rows, double_rows, errors_by_set, seconds_by_method, fits_by_method_all = [], [], {}, {}, {}
+parameters = comparison.PARAMETERS
+rows, double_rows, errors_by_set, seconds_by_method, fits_by_method_all, timing_by_set = [], [], {}, {}, {}, {}
 for testset in p.sets:
     sims = [path for path in snakemake.input.sims if f"/p21_{testset}/" in path]
     truth_table = io.read_params(sims)
@@ -39,13 +39,24 @@ for testset in p.sets:
         method: {name: comparison.errors(name, values, truth[name]) for name, values in est.items() if name in truth}
         for method, est in estimates.items()
     }
-    log.info("%s: %s", testset, json.dumps(comparison.timing(fits_by_method)))
+    timing_by_set[testset] = comparison.timing(fits_by_method)
+    log.info("%s: %s", testset, json.dumps(timing_by_set[testset]))
 
 table = pd.DataFrame(rows)
 table.to_csv(snakemake.output.csv, index=False)
+reference = pd.DataFrame(
+    [
+        {"testset": testset, "method": method, **values}
+        for testset, by_method in comparison.P21_REFERENCE["tables"].items()
+        for method, values in by_method.items()
+    ]
+)
 Path(snakemake.output.markdown).write_text(
-    "68 % intervals of prediction - truth (fractional for theta_E and q; degrees for phi)\n\n"
+    f"68 % intervals of prediction - truth (fractional for theta_E and q; degrees for phi), "
+    f"{p.n_images} images per set\n\n"
     + table.to_markdown(index=False, floatfmt=".4f")
+    + "\n\nP21 Tables 1-3 (1,000 images per set), for reference\n\n"
+    + reference.to_markdown(index=False, floatfmt=".4f")
     + "\n"
 )
 merged = {
@@ -59,16 +70,22 @@ summary = {
     "tables": rows,
     "doubles": double_rows,
     "timing": comparison.timing(merged),
+    "timing_by_set": timing_by_set,
+    "error_ratios_to_blind": comparison.error_ratios(rows),
     "n_images_per_set": p.n_images,
+    "p21_reference": comparison.P21_REFERENCE,
 }
 figures.save(
     figures.p21_error_distributions(errors_by_set, ("einstein_radius", "angle", "axis_ratio"), comparison.ALL_METHODS),
-    Path(snakemake.output.errors).with_suffix(""),
+    snakemake.output.errors[0].removesuffix(".json"),
     p.formats,
     summary,
 )
 figures.save(
-    figures.p21_timing(seconds_by_method), Path(snakemake.output.timing).with_suffix(""), p.formats, summary["timing"]
+    figures.p21_timing(seconds_by_method),
+    snakemake.output.timing[0].removesuffix(".json"),
+    p.formats,
+    {**summary["timing"], "by_set": timing_by_set, "p21_reference": comparison.P21_REFERENCE["speed_up_over_blind"]},
 )
 io.write_shard(
     snakemake.output.table,

@@ -9,7 +9,7 @@ log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 chosen = io.read_attrs(snakemake.input.chosen)
-model, scaling, _ = bnn_training.load(chosen["model"], chosen["weights"])
+model, scaling, _ = bnn_training.load(chosen["model"])
 table = io.read_params([snakemake.input.shard])
 entries = [(snakemake.input.shard, row, 0, int(index)) for row, index in enumerate(table["index"])]
 predictions = bnn_training.predict(model, entries, scaling, p.settings["mc_passes"], seed=p.seed)

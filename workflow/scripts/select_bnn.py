@@ -36,7 +36,6 @@ io.write_shard(
         mass_model=snakemake.wildcards.mass_model,
         dropout=rate,
         rate_index=best,
-        weights=snakemake.params.weights[best],
         model=str(snakemake.input[best]),
     ),
 )

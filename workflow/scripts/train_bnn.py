@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from hybridlens import config, io, runlog
-from hybridlens.networks import bnn, bnn_training
+from hybridlens.networks import bnn, bnn_training, training
 
 log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -28,7 +28,7 @@ _, _, validation = bnn_training.assess(
     model, splits["validation"][0], scaling, p.settings["mc_passes"], splits["train"][0], seed=p.seed
 )
 log.info("validation: %s", json.dumps(validation))
-torch.save(model.state_dict(), snakemake.output.weights)
+torch.save(model.state_dict(), snakemake.output.weights)  # a convenience copy: the HDF5 below is read downstream
 io.write_shard(
     snakemake.output.model,
     attrs=io.provenance(
@@ -47,4 +47,5 @@ io.write_shard(
     ),
     params={key: np.asarray(values, float) for key, values in history.items()},
     units={"epoch_seconds": "s"},
+    groups={"weights": training.state_arrays(model)},
 )

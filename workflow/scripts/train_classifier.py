@@ -13,7 +13,7 @@ splits = training.split_by_lens(training.catalogue(snakemake.input), p.settings[
 log.info("pairs: %s; %d CPU threads", {name: len(rows) for name, rows in splits.items()}, torch.get_num_threads())
 model, history = training.train(splits, p.settings, p.checkpoint, p.seed, log=log.info)
 log.info("%d trainable parameters", classifier.count_parameters(model))
-torch.save(model.state_dict(), snakemake.output.weights)
+torch.save(model.state_dict(), snakemake.output.weights)  # a convenience copy: the HDF5 below is read downstream
 io.write_shard(snakemake.output.model, attrs=io.provenance(
     "train_classifier",
     config.digest(p.settings),
@@ -32,5 +32,6 @@ io.write_shard(snakemake.output.model, attrs=io.provenance(
             "lens_index": np.array([entry[3] for entry in rows], dtype=np.int64),
         }
         for name, rows in splits.items()
-    },
+    }
+    | {"weights": training.state_arrays(model)},
 )

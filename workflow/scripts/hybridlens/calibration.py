@@ -55,7 +55,7 @@ def search_settings(settings, modelling_settings):
     that already forces the class, so the calibration may stop earlier (a looser
     f_live, fewer effective samples) than fits whose posteriors are reported.
     """
-    return modelling.SearchSettings.from_config({**modelling_settings["search"], **settings.get("search", {})})
+    return modelling.SearchSettings.from_config(modelling_settings["search"], settings.get("search"))
 
 
 def calibrate_lens(masked_lens, truth, settings, modelling_settings, seed):

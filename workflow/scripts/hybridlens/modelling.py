@@ -176,8 +176,10 @@ class SearchSettings:
     n_batch: int
 
     @classmethod
-    def from_config(cls, settings):
-        return cls(**{f.name: settings[f.name] for f in fields(cls)})
+    def from_config(cls, settings, overrides=None):
+        """`modelling.search`, with a stage's own `search:` block (if any) on top."""
+        merged = {**settings, **(overrides or {})}
+        return cls(**{f.name: merged[f.name] for f in fields(cls)})
 
 
 @dataclass

@@ -19,7 +19,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from hybridlens.networks import bnn
-from hybridlens.networks.training import SPLITS, device_for, resume, save_checkpoint, training_digest
+from hybridlens.networks.training import (
+    SPLITS,
+    device_for,
+    resume,
+    save_checkpoint,
+    state_from_hdf5,
+    training_digest,
+)
 
 UNDIGESTED = frozenset({"progress_bar", "loader_workers", "device", "epochs", "dropout_rates", "mc_passes", "threads"})
 
@@ -217,8 +224,8 @@ def assess(model, entries, scaling, passes, train_entries, seed=0):
     return predictions, truth, summary
 
 
-def load(model_file, weights_file, device="cpu"):
-    """A trained BNN and its target scaling from `train_bnn`'s outputs."""
+def load(model_file, device="cpu"):
+    """A trained BNN and its target scaling from `train_bnn`'s HDF5 alone (weights included)."""
     import json
 
     with h5py.File(model_file, "r") as h5:
@@ -226,7 +233,7 @@ def load(model_file, weights_file, device="cpu"):
     ranges = json.loads(attrs["scaling"])
     scaling = bnn.TargetScaling(tuple(json.loads(attrs["targets"])), tuple(ranges["low"]), tuple(ranges["high"]))
     model = bnn.LensBNN(len(scaling.names), float(attrs["dropout"]), float(attrs["width"]))
-    model.load_state_dict(torch.load(weights_file, map_location=device, weights_only=True))
+    model.load_state_dict(state_from_hdf5(model_file))
     return model.to(device), scaling, attrs
 
 

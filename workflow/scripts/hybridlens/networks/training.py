@@ -279,3 +279,16 @@ def predict(model, entries, settings, batch_size=256):
     for source, residual, _ in _loader(entries, {**settings, "batch_size": batch_size}, False, None):
         out.append(torch.softmax(fast(source, residual), 1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 3))
+
+
+def state_arrays(model):
+    """A model's state dict as numpy arrays (shapes and dtypes kept): the `weights` group of its HDF5."""
+    return {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
+
+
+def state_from_hdf5(path, group="weights"):
+    """The state dict written by `state_arrays` into `path`: a network loads from its HDF5 alone."""
+    with h5py.File(path, "r") as h5:
+        if group not in h5:
+            raise KeyError(f"{path}: no '{group}' group (written before weights were stored in HDF5?)")
+        return {name: torch.as_tensor(np.asarray(h5[group][name][()])) for name in h5[group]}
