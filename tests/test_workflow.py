@@ -128,7 +128,7 @@ def test_p21_comparison_tables_every_method_and_records_cost(finished):
         assert timing["fits"] == len(sets) and timing["mean_calls"] >= 150
         assert timing["call_cap_hits"] == len(sets)  # the test config's 150-call cap stops every fit: recorded
     for testset in sets:
-        fit = io.read_params([finished / f"results/p21/fits/{testset}/bnn_gaussian/lens-00000.h5"])
+        fit = io.read_params([finished / f"results/p21/fits/bnn_gaussian/p21_{testset}/shard-00000.h5"])
         assert fit["prior_einstein_radius_kind"].iloc[0] == 2  # Gaussian, centred on the BNN
         prediction = io.read_params(sorted((finished / "results/bnn").glob(f"*/predict/p21_{testset}/*.h5")))
         assert fit["prior_einstein_radius_mean"].iloc[0] == pytest.approx(prediction["einstein_radius_mean"].iloc[0])
@@ -223,10 +223,11 @@ def test_paper_scale_plans_every_shard(root, tmp_path):
     workdir = copy_workflow(root, tmp_path / "paper")
     counts = planned(snakemake(workdir, "-n", "--configfile", "config/paper.yaml"))
     assert counts["simulate_slacs"] == 100 + 5 and counts["simulate_training"] == 400
-    assert counts["mask"] == 510 and counts["simulate_hudf"] == 5
+    assert counts["mask"] == 510 + 7 * 20 and counts["simulate_hudf"] == 5
     assert counts["calibrate_lens"] == 250 and counts["trainingset"] == 100 and counts["complex_pairs"] == 100
     assert counts["blind_fit"] == 100 and counts["hybrid_lens"] == 100
     assert counts["train_bnn"] == 2 * 5 and counts["select_bnn"] == 2 and counts["evaluate_bnn"] == 2
+    assert counts["simulate_p21_testset"] == 7 * 20 and counts["p21_fit"] == 7 * 3 * 20  # 50 lenses per job
 
 
 def test_lint_and_format_are_clean(root):

@@ -11,6 +11,7 @@ rule calibrate_lens:
         "logs/calibrate/stratum-{stratum}.log",
     benchmark:
         "logs/benchmarks/calibrate/stratum-{stratum}.tsv"
+    priority: M21_CRITICAL_PATH
     conda:
         CONDA_ENV
     threads: 1
@@ -35,6 +36,7 @@ rule calibrate_relations:
         phi=figure_files("m21_fig6_angle", "Calibration", summary=False),
     log:
         "logs/calibrate/relations.log",
+    priority: M21_CRITICAL_PATH
     conda:
         CONDA_ENV
     params:

@@ -11,6 +11,7 @@ rule train_classifier:
         "logs/classifier/train.log",
     benchmark:
         "logs/benchmarks/classifier/train.tsv"
+    priority: M21_CRITICAL_PATH
     conda:
         CONDA_ENV
     # Snakemake lowers threads to --cores; beyond 8 the CPU side (loading, or the

@@ -16,6 +16,14 @@ wildcard_constraints:
 # One software environment for all jobs (`snakemake --sdm conda`): the pip lock inside conda.
 CONDA_ENV = "../../envs/hybridlens.yaml"
 
+# On a cluster a shard's simulation and its masks run as one job (minutes, not seconds);
+# locally groups change nothing.
+SIMULATE_AND_MASK = "simulate_and_mask"
+
+# M21's chain (calibration -> training set -> classifier -> hybrid loop) is the default run's
+# longest path: its jobs go first, and the many short P21 fits fill the gaps beside them.
+M21_CRITICAL_PATH = 10
+
 from snakemake.io import report as report_file  # `report` opens a directive at a line's start
 
 REPORT_CATEGORIES = {"m21": "M21: CNN-flagged unphysical reconstructions", "p21": "P21: Bayesian CNN vs PyAutoLens"}
@@ -162,25 +170,23 @@ def p21_fit_settings(w):
 
 
 def p21_fit_inputs(w):
-    """A test-set lens' shards, and the BNN's predictions of them for the BNN-informed methods."""
-    dataset, lens = f"p21_{w.testset}", int(w.lens)
-    inputs = {"sim": shard_of("simulate", dataset, lens), "mask": shard_of("mask", dataset, lens)}
+    """A test-set shard, its masks, and the BNN's predictions of it for the BNN-informed methods."""
+    inputs = {stage: f"results/{stage}/p21_{w.testset}/shard-{w.shard}.h5" for stage in ("simulate", "mask")}
     if w.method != "blind":
-        inputs["predictions"] = shard_of(f"bnn/{p21_model(w.testset)}/predict", dataset, lens)
+        inputs["predictions"] = f"results/bnn/{p21_model(w.testset)}/predict/p21_{w.testset}/shard-{w.shard}.h5"
     return inputs
 
 
 def p21_compare_inputs():
     """Every configured test set's shards, BNN predictions and per-lens fits of each method."""
     sets = config["p21_testsets"]["sets"]
-    lenses = range(config["p21_testsets"]["n_images"])
     return {
         "sims": [path for name in sets for path in shards("simulate", f"p21_{name}")],
         "predictions": [path for name in sets for path in shards(f"bnn/{p21_model(name)}/predict", f"p21_{name}")],
         "fits": [
-            f"results/p21/fits/{name}/{method}/lens-{lens:05d}.h5"
+            path
             for name in sets
             for method in ("blind", "bnn_uniform", "bnn_gaussian")
-            for lens in lenses
+            for path in shards(f"p21/fits/{method}", f"p21_{name}")
         ],
     }

@@ -1,22 +1,25 @@
-"""P21 sections 3.1, 4: PyAutoLens blind, + BNN and + BNN(1 sigma) fits of the test-set lenses."""
+"""P21 sections 3.1, 4: PyAutoLens blind, + BNN and + BNN(1 sigma) fits of the test-set lenses.
+
+One job per set x method x shard: at paper scale 420 jobs of 50 fits, not 21,000 of one.
+"""
 
 
 rule p21_fit:
     input:
         unpack(p21_fit_inputs),
     output:
-        "results/p21/fits/{testset}/{method}/lens-{lens}.h5",
+        "results/p21/fits/{method}/p21_{testset}/shard-{shard}.h5",
     log:
-        "logs/p21/fits/{testset}/{method}/lens-{lens}.log",
+        "logs/p21/fits/{method}/p21_{testset}/shard-{shard}.log",
     benchmark:
-        "logs/benchmarks/p21/fits/{testset}/{method}/lens-{lens}.tsv"
+        "logs/benchmarks/p21/fits/{method}/p21_{testset}/shard-{shard}.tsv"
     conda:
         CONDA_ENV
     threads: 1
     params:
         settings=p21_fit_settings,
         seed=config["seed"],
-        scratch=lambda w: f"results/p21/autofit/{w.testset}-{w.method}-{w.lens}",
+        scratch=lambda w: f"results/p21/autofit/{w.testset}-{w.method}-{w.shard}",
     script:
         "../scripts/p21_fit.py"
 

@@ -24,6 +24,8 @@ rule simulate_hudf:
         "logs/simulate/hudf/shard-{shard}.log",
     benchmark:
         "logs/benchmarks/simulate/hudf/shard-{shard}.tsv"
+    group:
+        SIMULATE_AND_MASK
     conda:
         CONDA_ENV
     params:

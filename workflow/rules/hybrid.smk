@@ -11,6 +11,7 @@ rule blind_fit:
         "logs/hybrid/blind-{lens}.log",
     benchmark:
         "logs/benchmarks/hybrid/blind-{lens}.tsv"
+    priority: M21_CRITICAL_PATH
     conda:
         CONDA_ENV
     threads: 1
@@ -39,6 +40,7 @@ rule hybrid_lens:
         "logs/hybrid/lens-{lens}.log",
     benchmark:
         "logs/benchmarks/hybrid/lens-{lens}.tsv"
+    priority: M21_CRITICAL_PATH
     conda:
         CONDA_ENV
     threads: 1

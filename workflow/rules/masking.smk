@@ -10,6 +10,8 @@ rule mask:
         "logs/mask/{dataset}/shard-{shard}.log",
     benchmark:
         "logs/benchmarks/mask/{dataset}/shard-{shard}.tsv"
+    group:
+        SIMULATE_AND_MASK
     conda:
         CONDA_ENV
     params:

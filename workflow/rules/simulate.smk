@@ -8,6 +8,9 @@ rule simulate_slacs:
         "logs/simulate/{slacs_set}/shard-{shard}.log",
     benchmark:
         "logs/benchmarks/simulate/{slacs_set}/shard-{shard}.tsv"
+    priority: M21_CRITICAL_PATH
+    group:
+        SIMULATE_AND_MASK
     conda:
         CONDA_ENV
     params:
@@ -27,6 +30,8 @@ rule simulate_training:
         "logs/simulate/training_{mass_model}/shard-{shard}.log",
     benchmark:
         "logs/benchmarks/simulate/training_{mass_model}/shard-{shard}.tsv"
+    group:
+        SIMULATE_AND_MASK
     conda:
         CONDA_ENV
     params:
@@ -48,6 +53,8 @@ rule simulate_p21_testset:
         "logs/simulate/p21_{testset}/shard-{shard}.log",
     benchmark:
         "logs/benchmarks/simulate/p21_{testset}/shard-{shard}.tsv"
+    group:
+        SIMULATE_AND_MASK
     conda:
         CONDA_ENV
     params:

@@ -12,6 +12,7 @@ rule trainingset:
         "logs/trainingset/slacs/shard-{shard}.log",
     benchmark:
         "logs/benchmarks/trainingset/slacs/shard-{shard}.tsv"
+    priority: M21_CRITICAL_PATH
     conda:
         CONDA_ENV
     threads: 1

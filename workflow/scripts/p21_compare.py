@@ -22,7 +22,7 @@ for testset in p.sets:
     }
     fits_by_method = {}
     for method in comparison.METHODS:
-        paths = sorted(path for path in snakemake.input.fits if f"/{testset}/{method}/" in path)
+        paths = sorted(path for path in snakemake.input.fits if f"/{method}/p21_{testset}/" in path)
         table = io.read_params(paths)
         fits = {column: table[column].to_numpy(float) for column in table}
         fits["flags"] = table["flags"].to_numpy(int)

@@ -1,37 +1,43 @@
-"""Rule adapter: one P21 PyAutoLens method on one test-set lens, written as a one-row HDF5 shard."""
+"""Rule adapter: one P21 PyAutoLens method on every lens of a test-set shard, written as one HDF5 shard."""
 
 import shutil
 
 import numpy as np
+import pandas as pd
 
 from hybridlens import comparison, config, informed_priors, io, modelling, runlog
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
-index, method = int(snakemake.wildcards.lens), snakemake.wildcards.method
-row = index % p.settings["shard_size"]
-lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, row)
-prediction = None
-if "predictions" in snakemake.input.keys():
-    prediction = comparison.prediction_from(io.read_params([snakemake.input.predictions]), row)
+method, testset = snakemake.wildcards.method, snakemake.wildcards.testset
+inputs = snakemake.input
+n_rows = len(io.read_params([inputs.simulate]))
+predictions = io.read_params([inputs.predictions]) if "predictions" in inputs.keys() else None
 settings = {**p.settings, "priors": informed_priors.PriorSettings.from_config(p.settings["priors"])}
-modelling.configure(p.scratch)
-fit, reason = comparison.fit_lens(lens, method, prediction, settings, p.seed + 1000 * index, log)
-shutil.rmtree(p.scratch, ignore_errors=True)
-log.info("%s on %s lens %d: %s", method, snakemake.wildcards.testset, index, reason)
+rows, reasons = [], []
+for row in range(n_rows):  # a lens that cannot be fitted is flagged; the others go on
+    lens = io.read_lens(inputs.simulate, inputs.mask, row)
+    prediction = comparison.prediction_from(predictions, row) if predictions is not None else None
+    modelling.configure(p.scratch)
+    fit, reason = comparison.fit_lens(lens, method, prediction, settings, p.seed + 1000 * lens["index"], log)
+    shutil.rmtree(p.scratch, ignore_errors=True)
+    log.info("%s on %s lens %d: %s", method, testset, lens["index"], reason)
+    rows.append({"lens_index": float(lens["index"]), **fit})
+    reasons.append(reason)
+table = pd.DataFrame(rows)  # columns missing for flagged lenses become NaN
 io.write_shard(
     snakemake.output[0],
     attrs=io.provenance(
         "p21_fit",
-        config.digest({**p.settings, "simulation": io.read_attrs(snakemake.input.sim)["config_sha256"]}),
+        config.digest({**p.settings, "simulation": io.read_attrs(inputs.simulate)["config_sha256"]}),
         p.seed,
-        lens["survey"],
-        testset=snakemake.wildcards.testset,
+        io.read_lens(inputs.simulate, inputs.mask, 0)["survey"],
+        testset=testset,
         method=method,
-        lens=index,
-        reason=reason,
+        shard=int(snakemake.wildcards.shard),
+        reasons="\n".join(reasons),
     ),
-    params={key: np.array([value], float) for key, value in fit.items() if key != "flags"},
-    flags=np.array([int(fit["flags"])], np.uint8),
+    params={key: table[key].to_numpy(float) for key in table if key != "flags"},
+    flags=table["flags"].to_numpy(np.uint8),
     flag_bits=comparison.FLAG_BITS,
 )
