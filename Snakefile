@@ -55,4 +55,3 @@ rule all:
         rules.evaluate_classifier.output,
         rules.hybrid_summary.output,
         expand(rules.evaluate_bnn.output, mass_model=config["simulate_training"]["mass_models"]),
-        rules.p21_compare.output,

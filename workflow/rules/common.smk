@@ -20,8 +20,8 @@ CONDA_ENV = "../../envs/hybridlens.yaml"
 # locally groups change nothing.
 SIMULATE_AND_MASK = "simulate_and_mask"
 
-# M21's chain (calibration -> training set -> classifier -> hybrid loop) is the default run's
-# longest path: its jobs go first, and the many short P21 fits fill the gaps beside them.
+# M21's chain (masks -> calibration -> training set -> classifier -> hybrid loop) is the default
+# run's longest path: its jobs go first; the BNN and the blind fits fill the gaps beside them.
 M21_CRITICAL_PATH = 10
 
 from snakemake.io import report as report_file  # `report` opens a directive at a line's start

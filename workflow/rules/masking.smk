@@ -10,6 +10,7 @@ rule mask:
         "logs/mask/{dataset}/shard-{shard}.log",
     benchmark:
         "logs/benchmarks/mask/{dataset}/shard-{shard}.tsv"
+    priority: M21_CRITICAL_PATH
     group:
         SIMULATE_AND_MASK
     conda:
