@@ -55,3 +55,4 @@ rule all:
         rules.evaluate_classifier.output,
         rules.hybrid_summary.output,
         expand(rules.evaluate_bnn.output, mass_model=config["simulate_training"]["mass_models"]),
+        p21_comparison_outputs(),

@@ -156,6 +156,11 @@ def p21_model(testset):
     return "power_law" if testset.startswith("power_law") else "sie"
 
 
+def p21_comparison_outputs():
+    """`p21_compare`'s outputs when the config puts the comparison in `rule all` (paper, test), else none."""
+    return rules.p21_compare.output if config["p21_comparison"]["in_rule_all"] else []
+
+
 def p21_fit_settings(w):
     """One P21 fit's settings: the shared search and inversion with the comparison's overrides on top."""
     comparison = config["p21_comparison"]
