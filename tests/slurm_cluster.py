@@ -168,12 +168,18 @@ def start(root):
     key.chmod(0o400)
     commands = {
         "munged": [
-            _sbin("munged"), "--foreground", "--force", f"--key-file={key}", f"--socket={root}/munge.socket",
-            f"--pid-file={root}/munged.pid", f"--log-file={root}/munged.log", f"--seed-file={root}/munge.seed",
+            _sbin("munged"),
+            "--foreground",
+            "--force",
+            f"--key-file={key}",
+            f"--socket={root}/munge.socket",
+            f"--pid-file={root}/munged.pid",
+            f"--log-file={root}/munged.log",
+            f"--seed-file={root}/munge.seed",
         ],
         "slurmctld": [_sbin("slurmctld"), "-D", "-i", "-f", str(cluster.conf)],
         "slurmd": [_sbin("slurmd"), "-D", "-f", str(cluster.conf)],
-    }  # fmt: skip
+    }
     try:
         for name, command in commands.items():
             with open(root / f"{name}.out", "w") as out:

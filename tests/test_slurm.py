@@ -26,11 +26,19 @@ def small_node_overrides(root):
     profile = yaml.safe_load((root / "profiles/slurm/config.yaml").read_text())
     rules = sorted(profile["set-resources"])
     return [
-        "--default-resources", "mem_mb=1000", "runtime=30", "cpus_per_task=1",
-        "--set-resources", *[f"{rule}:{key}={value}" for rule in rules
-                             for key, value in (("mem_mb", 1000), ("cpus_per_task", 1), ("gpu", 0))],
-        "--set-threads", *[f"{rule}=1" for rule in profile.get("set-threads", {})],
-    ]  # fmt: skip
+        "--default-resources",
+        "mem_mb=1000",
+        "runtime=30",
+        "cpus_per_task=1",
+        "--set-resources",
+        *[
+            f"{rule}:{key}={value}"
+            for rule in rules
+            for key, value in (("mem_mb", 1000), ("cpus_per_task", 1), ("gpu", 0))
+        ],
+        "--set-threads",
+        *[f"{rule}=1" for rule in profile.get("set-threads", {})],
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +59,18 @@ def test_profile_runs_jobs_through_slurm_with_local_results(root, cluster, finis
     result = snakemake(
         workdir,
         *TARGETS,
-        "--configfile", "config/test.yaml",
-        "--workflow-profile", "profiles/slurm",
-        "--slurm-status-command", "squeue",  # no accounting storage on this cluster
-        "--slurm-init-seconds-before-status-checks", "2",
-        "--jobs", "2",
+        "--configfile",
+        "config/test.yaml",
+        "--workflow-profile",
+        "profiles/slurm",
+        "--slurm-status-command",
+        "squeue",  # no accounting storage on this cluster
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--jobs",
+        "2",
         *small_node_overrides(root),
-    )  # fmt: skip
+    )
     log = result.stdout + result.stderr
     submitted = {int(x) for x in re.findall(r"submitted with SLURM jobid (\d+)", log)}
     outputs = sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*.h5"))
