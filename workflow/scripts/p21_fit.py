@@ -31,7 +31,7 @@ io.write_shard(
         "p21_fit",
         config.digest({**p.settings, "simulation": io.read_attrs(inputs.simulate)["config_sha256"]}),
         p.seed,
-        io.read_lens(inputs.simulate, inputs.mask, 0)["survey"],
+        lens["survey"],  # the shard's survey (every row shares it)
         testset=testset,
         method=method,
         shard=int(snakemake.wildcards.shard),
