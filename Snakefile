@@ -39,6 +39,7 @@ include: "workflow/rules/classifier.smk"
 include: "workflow/rules/hybrid.smk"
 include: "workflow/rules/bnn.smk"
 include: "workflow/rules/comparison.smk"
+include: "workflow/rules/lenses.smk"
 
 
 rule all:
@@ -56,3 +57,4 @@ rule all:
         rules.hybrid_summary.output,
         expand(rules.evaluate_bnn.output, mass_model=config["simulate_training"]["mass_models"]),
         p21_comparison_outputs(),
+        guarded_outputs(),

@@ -44,6 +44,18 @@ def test_the_ring_fit_finds_the_einstein_radius_of_an_einstein_ring():
     assert ring.radius == pytest.approx(1.5, rel=0.03)
 
 
+def test_a_ring_pulled_inwards_by_a_bright_clump_is_clipped_into_the_annulus():
+    y, x = np.moveaxis(np.asarray(GRID.native), -1, 0)
+    arc = 5.0 * np.exp(-0.5 * ((np.hypot(y, x) - 2.5) / 0.08) ** 2) * (x > 1.5)  # one faint arc on the right
+    clump = 80.0 * np.exp(-0.5 * (np.hypot(y - 0.3, x - 0.2) / 0.25) ** 2)
+    ring = ip.fit_ring(arc + clump, np.ones_like(arc), GRID.native, 3.0, 8)
+    assert ring.radius < 2.0  # the algebraic fit follows the clump's many pixels
+    guarded, clipped = ip.guarded_ring(ring, 2.2, 2.8)
+    assert clipped and guarded.radius == 2.2 and guarded.centre == ring.centre
+    same, clipped = ip.guarded_ring(ip.Ring((0.0, 0.0), 2.5, 50), 2.2, 2.8)
+    assert not clipped and same.radius == 2.5
+
+
 def test_no_bright_pixels_give_no_ring():
     assert ip.fit_ring(np.zeros((100, 100)), np.ones((100, 100)), GRID.native, 3.0, 8) is None
 

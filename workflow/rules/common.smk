@@ -11,6 +11,7 @@ wildcard_constraints:
     slacs_set="slacs|blind",
     testset="[a-z_]+",
     method="blind|bnn_uniform|bnn_gaussian",
+    name=r"[^/]+",
 
 
 # One software environment for all jobs (`snakemake --sdm conda`): the pip lock inside conda.
@@ -26,7 +27,11 @@ M21_CRITICAL_PATH = 10
 
 from snakemake.io import report as report_file  # `report` opens a directive at a line's start
 
-REPORT_CATEGORIES = {"m21": "M21: CNN-flagged unphysical reconstructions", "p21": "P21: Bayesian CNN vs PyAutoLens"}
+REPORT_CATEGORIES = {
+    "m21": "M21: CNN-flagged unphysical reconstructions",
+    "p21": "P21: Bayesian CNN vs PyAutoLens",
+    "hyb": "Guarded hybrid: BNN priors, classifier guard, M21 reruns",
+}
 
 
 def figure_files(name, subcategory, caption=None, summary=True):
@@ -195,3 +200,48 @@ def p21_compare_inputs():
             for path in shards(f"p21/fits/{method}", f"p21_{name}")
         ],
     }
+
+
+def own_lenses():
+    """{name: reading settings} of the FITS cutouts named by `model_lenses` (empty when none)."""
+    from dataclasses import asdict
+
+    from hybridlens import cutouts
+
+    specs = cutouts.specs(config["model_lenses"], workflow.basedir)
+    return {name: asdict(spec) for name, spec in specs.items()}
+
+
+def guarded_settings():
+    """Everything the guarded loop reads, in the config's own layout."""
+    keys = ("model_lenses", "hybrid_modelling", "modelling", "masking", "inversion", "trainingset", "classifier")
+    return {
+        **{key: config[key] for key in keys if key != "model_lenses"},
+        "model_lenses": {k: v for k, v in config["model_lenses"].items() if k not in ("files", "per_lens")},
+        "p21_comparison": {"priors": config["p21_comparison"]["priors"]},
+        "bnn": {"mc_passes": config["bnn"]["mc_passes"]},
+        "class_ratio_ranges": config["calibrate_relations"]["class_ratio_ranges"],
+    }
+
+
+def guarded_networks(w):
+    """The SIE BNN (chosen rate and every rate's model), the classifier and the relations the loop asks."""
+    return {
+        "bnn": "results/bnn/sie/chosen.h5",
+        "bnn_models": expand("results/bnn/sie/rate-{rate}/model.h5", rate=bnn_rates()),
+        "classifier": rules.train_classifier.output.model,
+        "relations": rules.calibrate_relations.output.relations,
+    }
+
+
+def model_lens_inputs(w):
+    """A cutout's files (those that exist: a missing one is flagged by the job, not the DAG) and the networks."""
+    spec = own_lenses()[w.name]
+    files = [spec["path"], spec["noise"].get("file"), spec["psf"].get("file")]
+    return {**guarded_networks(w), "cutout": [path for path in files if path and Path(path).exists()]}
+
+
+def guarded_outputs():
+    """What the guarded loop adds to the default target: the evaluation, and the catalogue when cutouts are named."""
+    outputs = list(rules.guarded_evaluation.output) if config["model_lenses"]["evaluate"] else []
+    return outputs + (list(rules.lens_catalogue.output) if own_lenses() else [])

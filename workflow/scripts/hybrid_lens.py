@@ -27,12 +27,7 @@ digest = config.digest(
 if blind.products is None:  # unusable lens or failed blind fit: flagged, nothing to rerun
     records = [blind]
 else:
-    model = training.build_model(p.classifier)
-    model.load_state_dict(training.state_from_hdf5(snakemake.input.model))
-
-    def classify(products):
-        return training.classify(model, [products.source], [products.residual], [products.chi_squared_map])[0]
-
+    classify = training.classifier_from_hdf5(snakemake.input.model, p.classifier)
     modelling.configure(p.scratch)
     problem = hybrid.lens_problem(
         lens, p.inversion, p.modelling, p.trainingset, p.class_ratio_ranges, p.seed + 1000 * index

@@ -20,12 +20,14 @@ FLAG_NO_RING = 2
 FLAG_NO_PREDICTION = 4
 FLAG_FIT_FAILED = 8
 FLAG_CALL_CAP = 16
+FLAG_RING_CLIPPED = 32
 FLAG_BITS = {
     FLAG_UNUSABLE: "simulation or mask flagged: not fitted",
     FLAG_NO_RING: "blind prior: no pixels above the ring-fit threshold",
     FLAG_NO_PREDICTION: "no (finite) BNN prediction for this lens",
     FLAG_FIT_FAILED: "the fit raised",
     FLAG_CALL_CAP: "the fit stopped at the likelihood-call cap",
+    FLAG_RING_CLIPPED: "blind prior: the ring-fit radius lay outside the mask's annulus and was clipped into it",
 }
 
 
@@ -43,7 +45,7 @@ def prediction_from(columns, row):
 
 
 def priors_for(method, lens, prediction, modelling_settings, prior_settings, power_law):
-    """The method's `ModelPriors`, or (None, flag) when it cannot be built."""
+    """The method's `ModelPriors` and a note flag (`FLAG_RING_CLIPPED`), or (None, flag) when it cannot be built."""
     centre = tuple(lens["annulus"][f"centre_{axis}"] for axis in ("y", "x"))
     if method == "blind":
         grid = masking.pixel_coordinates(lens["image"].shape, lens["survey"]["pixel_scale"])
@@ -56,7 +58,10 @@ def priors_for(method, lens, prediction, modelling_settings, prior_settings, pow
         )
         if ring is None:
             return None, FLAG_NO_RING
-        return informed_priors.blind_priors(ring, centre, modelling_settings["priors"], prior_settings, power_law), 0
+        annulus = lens["annulus"]
+        ring, clipped = informed_priors.guarded_ring(ring, annulus["inner_radius"], annulus["outer_radius"])
+        priors = informed_priors.blind_priors(ring, centre, modelling_settings["priors"], prior_settings, power_law)
+        return priors, FLAG_RING_CLIPPED if clipped else 0
     if prediction is None:
         return None, FLAG_NO_PREDICTION
     build = informed_priors.bnn_uniform_priors if method == "bnn_uniform" else informed_priors.bnn_gaussian_priors
@@ -94,7 +99,7 @@ def fit_lens(lens, method, prediction, settings, seed, log):
         log.exception("%s fit failed", method)
         return {**row, "flags": float(FLAG_FIT_FAILED)}, f"fit failed: {type(error).__name__}: {error}"
     row.update(result.row())
-    row["flags"] = float(FLAG_CALL_CAP if result.hit_call_cap else 0)
+    row["flags"] = float(flag | (FLAG_CALL_CAP if result.hit_call_cap else 0))
     return row, FLAG_BITS[FLAG_CALL_CAP] if result.hit_call_cap else "converged"
 
 

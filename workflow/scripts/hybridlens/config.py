@@ -138,3 +138,12 @@ def p21_testset_settings(config):
         "real_source": config["simulate_slacs"]["source"],
         "kappa_fit": config["p21_comparison"]["kappa_fit"],
     }
+
+
+def file_digest(path):
+    """SHA-256 of a file's bytes ('missing' when there is no file): a cache key for user inputs."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return "missing"

@@ -396,3 +396,98 @@ def p21_timing(seconds_by_method):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def lens_page(name, cutout, result, row, source_extent_factor):
+    """One page per lens: data, mask, model, residual, normalised residual, source reconstruction.
+
+    `cutout` (image, noise_map, pixel_scale) is None for refused input; a lens
+    without a fit shows what there is. The title carries the final model and
+    how the loop ended, from the catalogue `row`.
+    """
+    fig, axes = plt.subplots(2, 3, figsize=(11, 7.6))
+    lines = [
+        f"theta_E {row['einstein_radius']:.3f} +- {row['einstein_radius_sigma']:.3f}\", q {row['axis_ratio']:.2f}, "
+        f"phi {row['angle']:.0f} deg, CNN {row['verdict'] or '-'}, {row['fits']} fits, {row['seconds']:.0f} s",
+        f"{row['final_action']}: {row['reason']}",
+    ]
+    fig.suptitle(f"{name}\n" + "\n".join(lines), fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    if cutout is None:
+        return fig
+    image, noise_map, pixel_scale = cutout.image, cutout.noise_map, cutout.pixel_scale
+    half_y, half_x = image.shape[0] * pixel_scale / 2, image.shape[1] * pixel_scale / 2
+    extent = (-half_x, half_x, -half_y, half_y)
+    low, high = robust_range(image)
+    annulus = result.annulus
+    mask = annulus.mask if annulus is not None and annulus.mask.any() else None
+    final = next((r for r in reversed(result.records) if r.products is not None), None)
+    panels = [("data (e-/s)", image, "inferno", (low, high))]
+    if mask is not None:
+        panels.append(("mask", np.where(mask, image, np.nan), "inferno", (low, high)))
+    if final is not None:
+        residual = np.where(mask, final.products.residual, np.nan)
+        scale = float(np.nanmax(np.abs(residual)))
+        panels += [
+            ("model", np.where(mask, image - final.products.residual, np.nan), "inferno", (low, high)),
+            ("residual", residual, "RdBu_r", (-scale, scale)),
+            ("normalised residual", residual / noise_map, "RdBu_r", (-4.0, 4.0)),
+        ]
+    for ax, (title, array, cmap, (vmin, vmax)) in zip(axes.flat, panels):
+        ax.axis("on")
+        shown = ax.imshow(array, origin="upper", cmap=cmap, vmin=vmin, vmax=vmax, extent=extent)
+        fig.colorbar(shown, ax=ax, fraction=0.046)
+        ax.set_title(title)
+        ax.set_xlabel("x (arcsec)")
+        if mask is not None:
+            for radius in (annulus.inner_radius, annulus.outer_radius):
+                ax.add_patch(Circle(annulus.centre[::-1], radius, fill=False, color="cyan", lw=0.6, ls="--"))
+    if final is not None:
+        ax = axes.flat[5]
+        ax.axis("on")
+        half = source_extent_factor * annulus.outer_radius
+        shown = ax.imshow(final.products.source, origin="upper", cmap="inferno", extent=(-half, half, -half, half))
+        fig.colorbar(shown, ax=ax, fraction=0.046)
+        ax.set_title("source reconstruction")
+    fig.tight_layout()
+    return fig
+
+
+def catalogue_summary(catalogue):
+    """The catalogue at a glance: theta_E against q by verdict, and how each lens ended."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    modelled = catalogue[np.isfinite(catalogue["einstein_radius"])]
+    for verdict, colour in (("C", "tab:green"), ("UM", "tab:blue"), ("OM", "tab:red")):
+        rows = modelled[modelled["verdict"] == verdict]
+        left.errorbar(
+            rows["einstein_radius"], rows["axis_ratio"], xerr=rows["einstein_radius_sigma"],
+            yerr=rows["axis_ratio_sigma"], fmt="o", color=colour, label=f"CNN: {verdict} ({len(rows)})",
+        )  # fmt: skip
+    left.set_xlabel(r"$\theta_E$ (arcsec)")
+    left.set_ylabel("q")
+    left.legend(fontsize=8)
+    outcomes = catalogue["final_action"].value_counts()
+    right.barh(list(outcomes.index), list(outcomes.values), color="grey")
+    right.set_xlabel("lenses")
+    right.set_title(f"{len(catalogue)} lenses: how the loop ended")
+    fig.tight_layout()
+    return fig
+
+
+def guarded_evaluation(summary, labels):
+    """Unphysical fraction, theta_E error and cost per lens for each approach."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    names = list(summary)
+    titles = ("unphysical final solutions", r"median $|\Delta\theta_E|/\theta_E$", "fit seconds per lens")
+    values = [
+        [summary[n]["unphysical_fraction"] for n in names],
+        [summary[n]["fractional_error_einstein_radius"].get("median", np.nan) for n in names],
+        [summary[n]["seconds_per_lens"].get("mean", np.nan) for n in names],
+    ]
+    for ax, title, column in zip(axes, titles, values):
+        ax.bar([labels[n] for n in names], column, color=["grey", "tab:orange", "tab:green"][: len(names)])
+        ax.set_title(title)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig

@@ -387,8 +387,11 @@ def model_lens(problem, classify, relations, settings, store, log, blind=None):
 IMAGE_NAMES = ("source", "residual", "chi_squared_map")
 
 
-def write_rounds(path, records, attrs, extra_columns=None):
-    """Every round of one lens: a params row, its products (NaN for a failed fit), the actions' reasons."""
+def write_rounds(path, records, attrs, extra_columns=None, groups=None, flag_bits=None):
+    """Every round of one lens: a params row, its products (NaN for a failed fit), the actions' reasons.
+
+    `groups`: further HDF5 groups (e.g. the lens's data); `flag_bits`: the flags' meanings.
+    """
     import json
 
     from hybridlens import io
@@ -407,7 +410,9 @@ def write_rounds(path, records, attrs, extra_columns=None):
     }
     flags = np.array([int(record.row.get("flags", 0)) for record in records], np.uint8)
     attrs = {**attrs, "reasons": json.dumps([record.reason for record in records])}
-    io.write_shard(path, attrs=attrs, arrays=arrays, params=columns, flags=flags, flag_bits=FLAG_BITS)
+    io.write_shard(
+        path, attrs=attrs, arrays=arrays, params=columns, groups=groups, flags=flags, flag_bits=flag_bits or FLAG_BITS
+    )
 
 
 def read_rounds(path):

@@ -96,6 +96,19 @@ def fit_ring(image, noise_map, grid, threshold_sigma, min_region_pixels):
     return Ring((float(centre_y), float(centre_x)), radius, int(bright.sum()))
 
 
+def guarded_ring(ring, inner_radius, outer_radius):
+    """The ring with its radius clipped into the mask's annulus, and whether it was clipped.
+
+    The algebraic fit weighs every bright pixel alike: a bright inner clump or a
+    single arc can pull the radius far from the arcs (0.27" for a 2.53" lens). The
+    annulus brackets the arcs, so a radius outside it is moved to its nearer edge.
+    """
+    if not (np.isfinite(inner_radius) and np.isfinite(outer_radius)):
+        return ring, False
+    radius = float(np.clip(ring.radius, inner_radius, outer_radius))
+    return Ring(ring.centre, radius, ring.n_pixels), radius != ring.radius
+
+
 def window(centre, half_width, bounds=(-np.inf, np.inf)):
     """[centre - half_width, centre + half_width] moved (not shrunk) to lie inside `bounds` where it fits."""
     low, high = centre - half_width, centre + half_width

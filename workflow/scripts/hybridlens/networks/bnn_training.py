@@ -175,7 +175,12 @@ def read_images(entries):
 
 def predict(model, entries, scaling, passes, batch_size=500, seed=0):
     """MC-dropout predictions in physical units: {name: (mean, sigma)} incl. q and phi from (e1, e2)."""
-    mean, sigma, _, _ = bnn.mc_predict(model, read_images(entries), passes, batch_size, seed)
+    return predict_images(model, read_images(entries), scaling, passes, batch_size, seed)
+
+
+def predict_images(model, images, scaling, passes, batch_size=500, seed=0):
+    """`predict` for images already scaled by `bnn.scale_images` ((N, 1, H, W)), e.g. a user's cutout."""
+    mean, sigma, _, _ = bnn.mc_predict(model, images, passes, batch_size, seed)
     mean, sigma = scaling.unscale(mean, sigma)
     out = {name: (mean[:, i], sigma[:, i]) for i, name in enumerate(scaling.names)}
     out.update(bnn.with_axis_ratio_angle(scaling.names, mean, sigma))

@@ -292,3 +292,15 @@ def state_from_hdf5(path, group="weights"):
         if group not in h5:
             raise KeyError(f"{path}: no '{group}' group (written before weights were stored in HDF5?)")
         return {name: torch.as_tensor(np.asarray(h5[group][name][()])) for name in h5[group]}
+
+
+def classifier_from_hdf5(path, settings, device="cpu"):
+    """`classify(products) -> (p_under, p_correct, p_over)` of the classifier stored in `path`."""
+    model = build_model(settings)
+    model.load_state_dict(state_from_hdf5(path))
+    model.to(device)
+
+    def classify_products(products):
+        return classify(model, [products.source], [products.residual], [products.chi_squared_map])[0]
+
+    return classify_products

@@ -1,0 +1,46 @@
+"""Rule adapter: guarded hybrid vs M21's blind-then-rerun loop vs PyAL + BNN(1 sigma) on M21's blind lenses."""
+
+import numpy as np
+import pandas as pd
+
+from hybridlens import config, figures, guarded, hybrid, io, runlog
+
+log = runlog.start(snakemake.log[0])
+p = snakemake.params
+guarded_table = io.read_params(snakemake.input.guarded)
+tables = {"m21_loop": io.read_params(snakemake.input.m21), "bnn_gaussian": guarded_table, "guarded": guarded_table}
+reruns = {"m21_loop": p.m21_reruns, "bnn_gaussian": 0, "guarded": p.guarded_reruns}
+summary = guarded.evaluate(tables, reruns, p.class_ratio_ranges)
+summary["m21_reference"] = hybrid.M21_REFERENCE
+rows = [
+    {
+        "approach": guarded.APPROACH_LABELS[name],
+        "lenses": s["n_lenses"],
+        "modelled": s["n_modelled"],
+        "unphysical": s["unphysical"],
+        "unphysical_fraction": s["unphysical_fraction"],
+        "change_vs_m21_loop": s["unphysical_change_vs_m21_loop"],
+        "median_abs_frac_error_theta_E": s["fractional_error_einstein_radius"].get("median", np.nan),
+        "median_abs_frac_error_q": s["fractional_error_axis_ratio"].get("median", np.nan),
+        "median_abs_error_phi_deg": s["absolute_error_angle"].get("median", np.nan),
+        "fits_per_lens": s["fits_per_lens"].get("mean", np.nan),
+        "seconds_per_lens": s["seconds_per_lens"].get("mean", np.nan),
+        "call_cap_hits": s["call_cap_hits"],
+        "flagged_for_inspection": s["flagged_for_inspection"],
+    }
+    for name, s in summary.items()
+    if name in guarded.APPROACHES
+]
+table = pd.DataFrame(rows)
+table.to_csv(snakemake.output.csv, index=False)
+with open(snakemake.output.markdown, "w") as handle:
+    handle.write(guarded.markdown_table(table, hybrid.M21_REFERENCE["reduction_of_unphysical"]))
+io.write_shard(
+    snakemake.output.table,
+    attrs=io.provenance("guarded_evaluation", config.digest(p.class_ratio_ranges), p.seed),
+    params={name: table[name].to_numpy(float) for name in table if name != "approach"},
+    groups={"text": {"approach": table["approach"].to_numpy().astype("S")}},
+)
+fig = figures.guarded_evaluation({k: v for k, v in summary.items() if k in guarded.APPROACHES}, guarded.APPROACH_LABELS)
+figures.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, summary)
+log.info("\n%s", table.to_string())

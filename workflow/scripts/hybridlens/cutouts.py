@@ -1,0 +1,373 @@
+"""Users' own lenses: FITS cutouts read into PyAutoLens' arrays, units and survey checked.
+
+Conventions, each applied in exactly one place:
+
+- Orientation: FITS stores row 0 at the bottom (y up, as ds9 shows it);
+  PyAutoLens arrays have row 0 at the top. `from_fits_rows` flips rows, and
+  every array read from a file (image, noise map, PSF) passes through
+  `read_array`, its only caller. Columns are not touched: x grows to the right
+  in both, so a north-up, east-left cutout keeps north up and east left.
+- Units: e-/s per pixel. Counts are divided by the exposure time, ADU
+  multiplied by the gain first (`to_electrons_per_second`); a noise map read
+  from a file is in the image's units and converted with the same factor.
+- Pixel scale: from the celestial WCS (`model_lenses.pixel_scale` when the
+  header has none).
+- A cutout that differs from the networks' training survey (pixel scale, PSF
+  width, a stamp smaller than theirs) is refused with the reason; a larger
+  stamp is centre-cropped, and the crop is recorded. Nothing is resampled.
+"""
+
+import glob
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from hybridlens.survey import SIGMA_PER_FWHM
+
+ELECTRON_RATE_UNITS = ("ELECTRONS/S", "ELECTRON/S", "E-/S", "E/S", "ELECTRONS/SEC", "ELECTRONS S-1", "E- S-1")
+ELECTRON_UNITS = ("ELECTRONS", "ELECTRON", "E-")
+ADU_RATE_UNITS = ("COUNTS/S", "ADU/S", "DN/S", "COUNTS S-1", "ADU S-1", "DN S-1")
+ADU_UNITS = ("COUNTS", "ADU", "DN")
+UNIT_CHOICES = ("auto", "e-/s", "electrons", "adu", "adu/s")
+
+
+class CutoutError(ValueError):
+    """A cutout that cannot be modelled; the message is the catalogue's reason."""
+
+
+@dataclass(frozen=True)
+class CutoutSpec:
+    """One lens to model: its file and how to read it (config `model_lenses`, per-lens entries on top)."""
+
+    name: str
+    path: str
+    image_hdu: object = 0  # index or EXTNAME
+    units: str = "auto"
+    noise: dict = field(default_factory=dict)  # hdu | file | exposure_time, gain, sky_level, read_noise, n_exposures
+    psf: dict = field(default_factory=dict)  # file (+ hdu) | fwhm (arcsec); neither: the survey's Gaussian
+    pixel_scale: float = None  # arcsec; None: from the WCS
+    centre: object = "mask"  # the lens centre prior's middle: mask (centroid), stamp (0, 0) or [y, x] arcsec
+    einstein_radius_range: tuple = None  # arcsec, known beforehand; None: the mask's annulus
+    prior: dict = None  # {einstein_radius, axis_ratio, angle: [mean, sigma]} known beforehand, instead of the BNN's
+
+
+@dataclass
+class Cutout:
+    """A cutout in PyAutoLens' conventions: e-/s per pixel, row 0 at the top, arcsec."""
+
+    name: str
+    image: np.ndarray
+    noise_map: np.ndarray
+    psf_kernel: np.ndarray
+    pixel_scale: float
+    north_angle: float = np.nan  # degrees counter-clockwise from +x of north (NaN without a celestial WCS)
+    east_counter_clockwise: bool = True  # east lies 90 degrees counter-clockwise of north (the sky as seen)
+    notes: list = field(default_factory=list)  # what was done to the input (units, crop)
+
+    def position_angle(self, angle):
+        """A model angle (counter-clockwise from +x) as a position angle east of north, modulo 180."""
+        if not np.isfinite(self.north_angle):
+            return np.nan
+        offset = angle - self.north_angle if self.east_counter_clockwise else self.north_angle - angle
+        return float(offset % 180.0)
+
+
+# --- orientation: the one conversion ---------------------------------------------------------------
+
+
+def from_fits_rows(array):
+    """FITS (row 0 at the bottom) to PyAutoLens (row 0 at the top); its own inverse."""
+    return np.ascontiguousarray(np.flipud(np.asarray(array)))
+
+
+to_fits_rows = from_fits_rows
+
+
+def read_array(path, hdu):
+    """A 2-D float array from an HDU of a FITS file, in PyAutoLens' row order, and its header."""
+    from astropy.io import fits
+
+    try:
+        hdul = fits.open(path, memmap=False)
+    except FileNotFoundError:
+        raise CutoutError(f"{path}: file not found") from None
+    except Exception as error:
+        raise CutoutError(f"{path}: unreadable FITS file ({type(error).__name__}: {error})") from None
+    with hdul:
+        try:
+            unit = hdul[hdu]
+        except (KeyError, IndexError):
+            names = [h.name for h in hdul]
+            raise CutoutError(f"{path}: no HDU {hdu!r} (the file has {names})") from None
+        if unit.data is None:
+            raise CutoutError(f"{path}: HDU {hdu!r} holds no data")
+        data = np.asarray(unit.data, dtype=float)
+        header = unit.header.copy()
+        primary = hdul[0].header.copy()
+    if data.ndim != 2:
+        raise CutoutError(f"{path}: HDU {hdu!r} has shape {data.shape}, not a 2-D image")
+    for key in ("EXPTIME", "GAIN", "CCDGAIN", "BUNIT"):  # instrument keys often sit in the primary header
+        if key not in header and key in primary:
+            header[key] = primary[key]
+    return from_fits_rows(data), header
+
+
+# --- units -------------------------------------------------------------------------------------------
+
+
+def unit_of(header, units):
+    """The image's unit family: e-/s, electrons, adu or adu/s (from BUNIT when `units` is auto)."""
+    if units != "auto":
+        if units not in UNIT_CHOICES:
+            raise CutoutError(f"model_lenses.units: {units!r} is not one of {UNIT_CHOICES}")
+        return units
+    bunit = str(header.get("BUNIT", "")).strip().upper()
+    for family, names in (
+        ("e-/s", ELECTRON_RATE_UNITS),
+        ("adu/s", ADU_RATE_UNITS),
+        ("electrons", ELECTRON_UNITS),
+        ("adu", ADU_UNITS),
+    ):
+        if bunit in names:
+            return family
+    if bunit:
+        raise CutoutError(f"BUNIT {bunit!r} is not understood: set model_lenses.units")
+    return "e-/s"
+
+
+def header_number(header, keys, configured, what):
+    """A positive number from the config or, failing that, the first of `keys` in the header."""
+    if configured is not None:
+        return float(configured)
+    for key in keys:
+        if key in header and float(header[key]) > 0:
+            return float(header[key])
+    raise CutoutError(f"{what} needed but neither in the config nor in the header ({'/'.join(keys)})")
+
+
+def to_electrons_per_second(header, units, noise_settings):
+    """The factor taking the image to e-/s per pixel, and a note saying how it was found."""
+    family = unit_of(header, units)
+    if family == "e-/s":
+        return 1.0, "e-/s" + (" (no BUNIT: assumed)" if "BUNIT" not in header and units == "auto" else "")
+    factor, parts = 1.0, []
+    if family in ("adu", "adu/s"):
+        gain = header_number(header, ("GAIN", "CCDGAIN"), noise_settings.get("gain"), "gain (e-/ADU)")
+        factor *= gain
+        parts.append(f"x gain {gain:g}")
+    if family in ("electrons", "adu"):
+        exposure = header_number(header, ("EXPTIME",), noise_settings.get("exposure_time"), "exposure time (s)")
+        factor /= exposure
+        parts.append(f"/ exposure {exposure:g} s")
+    return factor, f"{family} {' '.join(parts)} -> e-/s"
+
+
+def computed_noise(image, header, noise_settings):
+    """Per-pixel sigma (e-/s) of a sky-subtracted image from its exposure, sky level and read noise.
+
+    var = [(max(S, 0) + sky) t + n_exp RN^2] / t^2, as the simulations' noise model.
+    """
+    exposure = header_number(header, ("EXPTIME",), noise_settings.get("exposure_time"), "exposure time (s)")
+    sky = noise_settings.get("sky_level")
+    if sky is None:
+        raise CutoutError("noise map to compute but model_lenses.noise.sky_level (e-/s/pixel) is not set")
+    read_noise = float(noise_settings.get("read_noise") or 0.0)
+    n_exposures = int(noise_settings.get("n_exposures") or 1)
+    variance = (np.clip(image, 0.0, None) + float(sky)) * exposure + n_exposures * read_noise**2
+    return np.sqrt(variance) / exposure
+
+
+# --- geometry ----------------------------------------------------------------------------------------
+
+
+def wcs_geometry(header, shape):
+    """(pixel scale arcsec, north angle deg, east counter-clockwise) from a celestial WCS, or None."""
+    from astropy.wcs import WCS, FITSFixedWarning
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, naxis=2)
+        except Exception:
+            return None
+    if not wcs.has_celestial:
+        return None
+    scales = proj_plane_pixel_scales(wcs.celestial) * 3600.0
+    if not np.isclose(scales[0], scales[1], rtol=0.01):
+        raise CutoutError(f"pixels are not square ({scales[0]:.4f} x {scales[1]:.4f} arcsec)")
+    # Directions of north and east at the stamp centre; FITS pixel y and PyAutoLens' y both point up.
+    centre = np.array([(shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0])
+    ra, dec = wcs.celestial.wcs_pix2world([centre], 0)[0]
+    step = scales[0] / 3600.0
+    north = wcs.celestial.wcs_world2pix([[ra, dec + step]], 0)[0] - centre
+    east = wcs.celestial.wcs_world2pix([[ra + step / np.cos(np.deg2rad(dec)), dec]], 0)[0] - centre
+    north_angle = float(np.rad2deg(np.arctan2(north[1], north[0])))
+    east_angle = float(np.rad2deg(np.arctan2(east[1], east[0])))
+    return float(scales[0]), north_angle % 360.0, bool(np.isclose((east_angle - north_angle) % 360.0, 90.0, atol=5))
+
+
+def psf_fwhm(kernel, pixel_scale):
+    """FWHM (arcsec) of a kernel from its second moments, as for a Gaussian."""
+    kernel = np.asarray(kernel, float)
+    y, x = np.indices(kernel.shape, dtype=float)
+    total = kernel.sum()
+    cy, cx = (kernel * y).sum() / total, (kernel * x).sum() / total
+    variance = (kernel * ((y - cy) ** 2 + (x - cx) ** 2)).sum() / total / 2.0
+    return float(np.sqrt(variance) * pixel_scale / SIGMA_PER_FWHM)
+
+
+def centre_crop(array, shape):
+    """The central `shape` of a larger array."""
+    top, left = (array.shape[0] - shape[0]) // 2, (array.shape[1] - shape[1]) // 2
+    return array[top : top + shape[0], left : left + shape[1]]
+
+
+# --- reading one lens ----------------------------------------------------------------------------
+
+
+def read_cutout(spec, survey, tolerances):
+    """A `Cutout` ready for the networks of `survey`, or `CutoutError` saying why not."""
+    image, header = read_array(spec.path, spec.image_hdu)
+    notes = []
+    geometry = wcs_geometry(header, image.shape)
+    if spec.pixel_scale is not None:
+        pixel_scale, north_angle, east_ccw = float(spec.pixel_scale), np.nan, True
+        if geometry is not None:
+            north_angle, east_ccw = geometry[1], geometry[2]
+    elif geometry is not None:
+        pixel_scale, north_angle, east_ccw = geometry
+    else:
+        raise CutoutError("no celestial WCS in the header and model_lenses.pixel_scale is not set")
+    factor, how = to_electrons_per_second(header, spec.units, spec.noise)
+    notes.append(f"units: {how}")
+    image = image * factor
+    if spec.noise.get("hdu") is not None or spec.noise.get("file"):
+        noise_path = spec.noise.get("file") or spec.path
+        noise_map, _ = read_array(noise_path, spec.noise.get("hdu") or 0)
+        if noise_map.shape != image.shape:
+            raise CutoutError(f"noise map shape {noise_map.shape} differs from the image's {image.shape}")
+        noise_map = noise_map * factor
+        notes.append("noise: read, image units")
+    else:
+        noise_map = computed_noise(image, header, spec.noise)
+        notes.append("noise: computed from exposure, sky and read noise")
+    if spec.psf.get("file"):
+        kernel, _ = read_array(spec.psf["file"], spec.psf.get("hdu") or 0)
+        if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+            raise CutoutError(f"PSF kernel shape {kernel.shape} is not odd-sized")
+        kernel = kernel / kernel.sum()
+    else:
+        fwhm = float(spec.psf.get("fwhm") or survey.psf_fwhm)
+        kernel = replace(survey, psf_fwhm=fwhm, pixel_scale=pixel_scale).psf_kernel()
+    image, noise_map = check_survey(image, noise_map, kernel, pixel_scale, survey, tolerances, notes)
+    check_values(image, noise_map)
+    return Cutout(spec.name, image, noise_map, kernel, pixel_scale, north_angle, east_ccw, notes)
+
+
+def check_survey(image, noise_map, kernel, pixel_scale, survey, tolerances, notes):
+    """Refuse a cutout the networks were not trained for; centre-crop a larger stamp."""
+    relative = abs(pixel_scale / survey.pixel_scale - 1.0)
+    if relative > tolerances["pixel_scale"]:
+        raise CutoutError(
+            f"pixel scale {pixel_scale:.4g}\" differs from the networks' survey {survey.name or ''} "
+            f'({survey.pixel_scale:.4g}") by {100 * relative:.0f} %: refused (cutouts are not resampled; '
+            "resample the cutout or train on a matching survey)"
+        )
+    fwhm = psf_fwhm(kernel, pixel_scale)
+    relative = abs(fwhm / survey.psf_fwhm - 1.0)
+    if relative > tolerances["psf_fwhm"]:
+        raise CutoutError(
+            f'PSF FWHM {fwhm:.3g}" differs from the networks\' survey ({survey.psf_fwhm:.3g}") '
+            f"by {100 * relative:.0f} %: refused"
+        )
+    shape = tuple(survey.shape)
+    if image.shape == shape:
+        return image, noise_map
+    if image.shape[0] < shape[0] or image.shape[1] < shape[1]:
+        raise CutoutError(f"stamp {image.shape} is smaller than the networks' {shape}: refused")
+    notes.append(f"centre-cropped from {image.shape} to {shape}")
+    return centre_crop(image, shape), centre_crop(noise_map, shape)
+
+
+def check_values(image, noise_map):
+    """NaN or infinite pixels, or a noise map that is not positive: refused."""
+    bad = ~np.isfinite(image)
+    if bad.any():
+        raise CutoutError(f"image has {int(bad.sum())} NaN/inf pixels")
+    if not (np.isfinite(noise_map).all() and (noise_map > 0).all()):
+        raise CutoutError("noise map has non-finite or non-positive pixels")
+
+
+# --- config ------------------------------------------------------------------------------------------
+
+SHARED_KEYS = ("image_hdu", "units", "noise", "psf", "pixel_scale", "centre", "einstein_radius_range", "prior")
+
+
+def specs(settings, base="."):
+    """{name: CutoutSpec} of the config's `model_lenses` block; names are the files' stems.
+
+    `files` holds paths or globs (relative to `base`); `per_lens` overrides the
+    shared reading settings for a stem. Two files with one stem are an error.
+    """
+    found = {}
+    for entry in settings.get("files") or []:
+        pattern = Path(base) / entry
+        matches = sorted(map(Path, glob.glob(str(pattern)))) if any(c in entry for c in "*?[") else [pattern]
+        for path in matches:
+            name = path.name.removesuffix(".gz").removesuffix(".fits").removesuffix(".fit")
+            if name in found and found[name] != str(path):
+                raise ValueError(f"model_lenses.files: two cutouts named {name!r} ({found[name]}, {path})")
+            found[name] = str(path)
+    out = {}
+    for name, path in found.items():
+        merged = {key: settings.get(key) for key in SHARED_KEYS}
+        merged.update((settings.get("per_lens") or {}).get(name, {}))
+        merged["noise"], merged["psf"] = dict(merged.get("noise") or {}), dict(merged.get("psf") or {})
+        out[name] = CutoutSpec(name, path, **{k: v for k, v in merged.items() if v is not None})
+    return out
+
+
+def write_cutout(path, image, pixel_scale, noise_map=None, bunit="ELECTRONS/S", header=None, ra=150.0, dec=2.0):
+    """A PyAutoLens-ordered image as a FITS cutout (north up, east left), noise map in HDU NOISE."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crpix = [(image.shape[1] + 1) / 2.0, (image.shape[0] + 1) / 2.0]
+    wcs.wcs.crval = [ra, dec]
+    wcs.wcs.cdelt = [-pixel_scale / 3600.0, pixel_scale / 3600.0]
+    primary = fits.PrimaryHDU(to_fits_rows(np.asarray(image, np.float32)), header=wcs.to_header())
+    primary.header["BUNIT"] = bunit
+    for key, value in (header or {}).items():
+        primary.header[key] = value
+    hdus = [primary]
+    if noise_map is not None:
+        hdus.append(fits.ImageHDU(to_fits_rows(np.asarray(noise_map, np.float32)), name="NOISE"))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    return path
+
+
+def lens_centre(spec):
+    """(y, x) arcsec for the lens centre's prior, or None for the mask's centroid."""
+    if spec.centre == "mask":
+        return None
+    if spec.centre == "stamp":
+        return (0.0, 0.0)
+    return tuple(float(v) for v in spec.centre)
+
+
+def known_prediction(spec):
+    """The `prior` a user gave (means and 1-sigma of theta_E, q, phi) as a `Prediction`, or None."""
+    from hybridlens.informed_priors import Prediction
+
+    if not spec.prior:
+        return None
+    values = {}
+    for name in ("einstein_radius", "axis_ratio", "angle"):
+        values[name], values[f"{name}_sigma"] = (float(v) for v in spec.prior[name])
+    return Prediction(**values)

@@ -1,0 +1,346 @@
+"""Guarded hybrid modelling of one lens: BNN(1 sigma) priors, the classifier's guard, M21's reruns.
+
+P21 found PyAutoLens with Gaussian priors from the BNN the best of its methods;
+M21's classifier catches unphysical (under/over-magnified) reconstructions and
+its rerun rules move the Einstein-radius prior away from them. Here the first
+fit uses the BNN's priors and the classifier judges every fit; a UM/OM verdict
+hands the lens to `hybrid.next_action` (with the measured relations), a C
+verdict is refined and accepted as in M21. The lens centre's prior is
+uniform within `centre_half_width` of the mask's centroid, or of a centre the
+user knows (the lens galaxy's light, the stamp centre): arcs bias the
+centroid, by over an arcsecond for a single bright arc.
+
+Two guards on the BNN: its Gaussian theta_E prior is truncated to the mask's
+annulus (the ring lies between the arcs' inner and outer radii, M21's blind
+range) or to a range the user knows, and when the BNN's theta_E lies outside
+that range the first fit uses M21's uniform priors instead (flagged, not silent).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hybridlens import calibration, hybrid, informed_priors, masking, modelling
+
+# Catalogue flags beyond `hybrid.FLAG_BITS` (the rounds' own).
+FLAG_BAD_INPUT = 16
+FLAG_NO_LENS = 32
+FLAG_BNN_OFF_MASK = 64
+FLAG_BITS = {
+    **hybrid.FLAG_BITS,
+    FLAG_BAD_INPUT: "input refused (unreadable, missing HDU, NaNs, wrong shape or survey): not modelled",
+    FLAG_NO_LENS: "the mask found no lensed emission: not modelled",
+    FLAG_BNN_OFF_MASK: "the BNN's theta_E lies outside the annulus (or given range): first fit used M21's uniform priors",
+}
+PRIOR_SOURCES = {"m21_uniform": 0, "bnn": 1, "given": 2}  # where the first fit's priors came from
+FAILURE_FLAGS = FLAG_BAD_INPUT | FLAG_NO_LENS | hybrid.FLAG_UNUSABLE | hybrid.FLAG_FIT_FAILED
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The guarded loop's numbers (config `model_lenses`, `hybrid_modelling`, `p21_comparison.priors`)."""
+
+    hybrid: hybrid.HybridSettings
+    priors: informed_priors.PriorSettings
+    modelling_priors: dict  # modelling.priors (centre half-width: model_lenses'): what the BNN does not set
+    search: modelling.SearchSettings
+    mc_passes: int
+    min_snr: float  # lensed emission inside the mask below this S/N: no lens found
+    source_shape: tuple
+    source_extent: float  # raster half-width / the mask's outer radius
+
+    @classmethod
+    def from_config(cls, config):
+        own = config["model_lenses"]
+        return cls(
+            hybrid=hybrid.HybridSettings.from_config({**config["hybrid_modelling"], "reruns": own["reruns"]}),
+            priors=informed_priors.PriorSettings.from_config(config["p21_comparison"]["priors"]),
+            modelling_priors={**config["modelling"]["priors"], "centre_half_width": own["centre_half_width"]},
+            search=modelling.SearchSettings.from_config(config["modelling"]["search"], own.get("search")),
+            mc_passes=int(config["bnn"]["mc_passes"]),
+            min_snr=float(own["min_snr"]),
+            source_shape=tuple(config["trainingset"]["source_shape"]),
+            source_extent=float(config["trainingset"]["source_extent"]),
+        )
+
+
+@dataclass
+class Networks:
+    """The trained networks a guarded fit asks: the SIE BNN and the reconstruction classifier."""
+
+    predict: object  # image (H, W) -> informed_priors.Prediction
+    classify: object  # inversion.Products -> (p_under, p_correct, p_over)
+    relations: dict  # calibrate_relations' under / correct / over lines
+
+
+def bnn_predictor(model_file, passes, seed):
+    """`predict(image) -> Prediction` of a BNN stored by `train_bnn` (MC dropout, 1 sigma)."""
+    from hybridlens.networks import bnn, bnn_training
+
+    model, scaling, _ = bnn_training.load(model_file)
+
+    def predict(image):
+        images = bnn.scale_images(np.asarray(image, np.float32)[None, None])
+        values = bnn_training.predict_images(model, images, scaling, passes, seed=seed)
+        out = {}
+        for name in ("einstein_radius", "axis_ratio", "angle"):
+            mean, sigma = values[name]
+            out[name], out[f"{name}_sigma"] = float(mean[0]), float(sigma[0])
+        return informed_priors.Prediction(**out)
+
+    return predict
+
+
+def signal_to_noise(image, noise_map, mask):
+    """Integrated S/N of the emission inside `mask`."""
+    if not mask.any():
+        return 0.0
+    return float(image[mask].sum() / np.sqrt((noise_map[mask] ** 2).sum()))
+
+
+def first_priors(prediction, bounds, blind, centre, settings):
+    """The first fit's priors: the BNN's Gaussians, theta_E truncated to `bounds` (the annulus by default).
+
+    A BNN whose theta_E lies outside the bounds is out of its depth on this
+    lens: its q and phi are not trusted either, the fit starts from M21's `blind` priors.
+    """
+    low, high = bounds
+    if not low <= prediction.einstein_radius <= high:
+        return blind, FLAG_BNN_OFF_MASK
+    built = informed_priors.bnn_gaussian_priors(prediction, centre, settings.modelling_priors, settings.priors)
+    theta = modelling.Prior.gaussian(prediction.einstein_radius, prediction.einstein_radius_sigma, low, high)
+    return built.sie.replace(einstein_radius=theta), 0
+
+
+def lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, inversion, seed):
+    """A `hybrid.LensProblem` about `centre`: M21's blind priors (theta_E over `bounds`) for the reruns."""
+    from hybridlens.inversion import MaskedLens
+
+    return hybrid.LensProblem(
+        masked=MaskedLens(image, noise_map, annulus.mask, psf_kernel, pixel_scale, inversion),
+        blind_priors=modelling.uniform_priors(centre, bounds, settings.modelling_priors),
+        search=settings.search,
+        class_ratio_ranges=None,
+        bounds=bounds,
+        source_shape=settings.source_shape,
+        source_extent=settings.source_extent * annulus.outer_radius,
+        seed=seed,
+    )
+
+
+@dataclass
+class GuardedResult:
+    """A lens's rounds, the annulus, the BNN's prediction and the lens-level flags."""
+
+    records: list
+    annulus: object
+    prediction: object
+    flags: int
+    reason: str
+    snr: float = np.nan
+
+
+def model_lens(
+    image, noise_map, psf_kernel, pixel_scale, networks, settings, masking_settings, inversion_settings,
+    class_ratio_ranges, store, log, seed, centre=None, einstein_radius_range=None, known=None,
+):  # fmt: skip
+    """Mask -> BNN -> fit with its Gaussian priors -> classifier -> M21's reruns; never raises for a bad lens.
+
+    `centre` (y, x) arcsec: the lens centre prior's middle; None: the mask's centroid.
+    `einstein_radius_range`: a theta_E range known beforehand (e.g. from a discovery
+    catalogue) bounding every theta_E prior; None: the annulus' radii, as M21.
+    `known`: a `Prediction` from elsewhere (a published model) used instead of the BNN's.
+    """
+    annulus = masking.fit_annulus(image, pixel_scale, **masking_settings)
+    if annulus.flags & masking.FLAGS_NO_MASK:
+        reason = f"no mask: {masking.FLAG_BITS[annulus.flags & masking.FLAGS_NO_MASK]}"
+        return GuardedResult([], annulus, None, FLAG_NO_LENS, reason)
+    snr = signal_to_noise(image, noise_map, annulus.mask)
+    if snr < settings.min_snr:
+        reason = f"no lensed emission found: S/N {snr:.1f} inside the mask < {settings.min_snr:g}"
+        return GuardedResult([], annulus, None, FLAG_NO_LENS, reason, snr)
+    prediction = networks.predict(image) if known is None else known
+    centre = annulus.centre if centre is None else tuple(centre)
+    bounds = tuple(einstein_radius_range or (annulus.inner_radius, annulus.outer_radius))
+    problem = lens_problem(
+        image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, inversion_settings, seed
+    )
+    problem.class_ratio_ranges = class_ratio_ranges
+    priors, flags = first_priors(prediction, bounds, problem.blind_priors, centre, settings)
+    first = None
+    if not store.load():
+        try:
+            row, products = hybrid.fit_round(problem, priors, settings.search, 0)
+            source = PRIOR_SOURCES["m21_uniform" if flags else "bnn" if known is None else "given"]
+            first = hybrid.RoundRecord({**row, "prior_source": float(source)}, "", products)
+        except Exception as error:  # this lens is flagged; the others go on
+            log.exception("first fit failed")
+            store.save([hybrid.failed_round(0, priors, error)])
+    records = hybrid.model_lens(problem, networks.classify, networks.relations, settings.hybrid, store, log, first)
+    reason = records[-1].reason
+    return GuardedResult(records, annulus, prediction, flags, reason, snr)
+
+
+def final_round(records):
+    """The last fitted round (the model the loop ended on), or None."""
+    fitted = [record for record in records if record.products is not None]
+    return fitted[-1] if fitted else None
+
+
+def lens_flags(result):
+    """The lens's flags: its own and every round's."""
+    flags = result.flags
+    for record in result.records:
+        flags |= int(record.row.get("flags", 0))
+    return flags
+
+
+CATALOGUE_PARAMETERS = ("einstein_radius", "axis_ratio", "angle", "centre_y", "centre_x")
+
+
+def catalogue_row(name, result, seconds, position_angle=None):
+    """One catalogue row: final theta_E, q, phi, centre with 68 % errors, verdict, rounds, flags, cost."""
+    row = {"name": name, "flags": lens_flags(result), "reason": result.reason, "rounds": 0, "fits": 0}
+    row.update({f"{n}{s}": np.nan for n in CATALOGUE_PARAMETERS for s in ("", "_lower", "_upper", "_sigma")})
+    row.update(verdict="", final_action="flag", seconds=float(seconds), fit_seconds=0.0, likelihood_calls=0.0)
+    row.update({f"p_{c}": np.nan for c in calibration.CLASSES}, snr=float(result.snr))
+    row["position_angle"] = np.nan
+    if result.prediction is not None:  # the BNN's, or the model the user gave
+        row["first_prior_einstein_radius"] = result.prediction.einstein_radius
+        row["first_prior_einstein_radius_sigma"] = result.prediction.einstein_radius_sigma
+    final = final_round(result.records)
+    if result.records:
+        row["rounds"] = len(result.records)
+        row["final_action"] = result.records[-1].action.kind
+    fitted = [record.row for record in result.records if record.products is not None]
+    row["fits"] = len(fitted)
+    row["fit_seconds"] = float(sum(r["seconds"] for r in fitted))
+    row["likelihood_calls"] = float(sum(r["n_calls"] for r in fitted))
+    if result.records and "prior_source" in result.records[0].row:
+        row["first_prior"] = {code: name for name, code in PRIOR_SOURCES.items()}[
+            int(result.records[0].row["prior_source"])
+        ]
+    if final is not None:
+        for n in CATALOGUE_PARAMETERS:
+            row[n] = final.row[f"median_{n}"]
+            row[f"{n}_lower"], row[f"{n}_upper"] = final.row[f"lower_{n}"], final.row[f"upper_{n}"]
+            row[f"{n}_sigma"] = final.row[f"sigma_{n}"]
+        row["verdict"] = hybrid.ABBREVIATIONS[calibration.CLASSES[int(final.row["verdict"])]]
+        row.update({f"p_{c}": final.row[f"p_{c}"] for c in calibration.CLASSES})
+        if position_angle is not None:
+            row["position_angle"] = position_angle(row["angle"])
+    return row
+
+
+# --- evaluation against the truth (M21's blind lenses) ------------------------------------------------
+
+APPROACHES = ("m21_loop", "bnn_gaussian", "guarded")  # M21 blind + reruns; PyAL + BNN(1 sigma) alone; guarded
+
+
+def evaluate(tables, reruns_by_approach, class_ratio_ranges):
+    """Per approach: unphysical final solutions by the truth, theta_E / q / phi errors, fits and seconds per lens.
+
+    `tables` {approach: rounds table (hybrid.write_rounds columns + lens_index + truths)}. For
+    `bnn_gaussian` pass the guarded tables: its model is their round 0.
+    """
+    from hybridlens.evaluation import angle_error, describe
+
+    out = {}
+    for approach, table in tables.items():
+        last = reruns_by_approach[approach]
+        if "verdict" not in table:  # no lens was fitted
+            table = table.assign(verdict=np.nan, median_einstein_radius=np.nan, seconds=np.nan, n_calls=np.nan)
+        fitted = table[np.isfinite(table["verdict"]) & (table["round"] <= last)]
+        state = hybrid.state_after(table, last)
+        n_lenses = int(table["lens_index"].nunique())
+        classes = [
+            hybrid.truth_class(theta, truth, class_ratio_ranges)
+            for theta, truth in zip(state["median_einstein_radius"], state["truth_einstein_radius"])
+        ]
+        unphysical = sum(c != "correct" for c in classes)
+        per_lens = fitted.groupby("lens_index")
+        out[approach] = {
+            "n_lenses": n_lenses,
+            "n_modelled": int(len(state)),
+            "unphysical": int(unphysical),
+            "unphysical_fraction": float(unphysical / len(state)) if len(state) else float("nan"),
+            "truth_classes": {c: classes.count(c) for c in hybrid.TRUTH_CLASSES},
+            "fractional_error_einstein_radius": describe(
+                np.abs(state["median_einstein_radius"] / state["truth_einstein_radius"] - 1)
+            ),
+            "fractional_error_axis_ratio": describe(np.abs(state["median_axis_ratio"] / state["truth_axis_ratio"] - 1)),
+            "absolute_error_angle": describe(np.abs(angle_error(state["median_angle"], state["truth_angle"]))),
+            "fits_per_lens": describe(per_lens.size()),
+            "seconds_per_lens": describe(per_lens["seconds"].sum()),
+            "calls_per_lens": describe(per_lens["n_calls"].sum()),
+            "call_cap_hits": int((fitted["hit_call_cap"] > 0).sum()),
+            "flagged_for_inspection": (
+                int(
+                    (
+                        table.sort_values("round").groupby("lens_index").tail(1)["action"]
+                        == hybrid.ACTION_CODES["flag"]
+                    ).sum()
+                )
+                if approach != "bnn_gaussian"
+                else 0
+            ),
+        }
+    base = out.get("m21_loop", {}).get("unphysical")
+    for approach in out:
+        mine = out[approach]["unphysical"]
+        out[approach]["unphysical_change_vs_m21_loop"] = (mine - base) / base if base else float("nan")
+    return out
+
+
+# --- HDF5 --------------------------------------------------------------------------------------------
+
+
+def write_lens(path, result, row, data, attrs, extra_columns=None):
+    """`results/lenses/<name>.h5`: every round (priors, fit, CNN, products), the data, the catalogue row.
+
+    `data`: {image, noise_map, psf_kernel} in PyAutoLens' conventions (empty for unreadable input).
+    """
+    import json
+
+    annulus = result.annulus if result is not None else None
+    lens_group = {name: np.asarray(array) for name, array in data.items()}
+    if annulus is not None:
+        lens_group["mask"] = annulus.mask
+        lens_group["annulus"] = np.array(
+            [annulus.inner_radius, annulus.outer_radius, annulus.centre[0], annulus.centre[1]], float
+        )
+    records = result.records if result is not None else []
+    attrs = {**attrs, "catalogue_row": json.dumps(row, default=float), "lens_flags": int(row["flags"])}
+    hybrid.write_rounds(path, records, attrs, extra_columns, groups={"lens": lens_group}, flag_bits=FLAG_BITS)
+
+
+def read_catalogue_row(path):
+    """The catalogue row `write_lens` stored."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return json.loads(h5.attrs["catalogue_row"])
+
+
+def describe_flags(flags):
+    """The meanings of a flag field, joined."""
+    return "; ".join(meaning for bit, meaning in FLAG_BITS.items() if flags & bit)
+
+
+APPROACH_LABELS = {"m21_loop": "M21 blind + reruns", "bnn_gaussian": "PyAL + BNN(1 sigma)", "guarded": "guarded hybrid"}
+
+
+def markdown_table(table, m21_reduction):
+    """The evaluation table in Markdown, M21's own reduction quoted beneath as the reference."""
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    body = "".join(
+        "| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+        for row in table.itertuples(index=False)
+    )
+    note = (
+        f"\nM21 (reference, not ours): their loop cut unphysical solutions by {100 * m21_reduction:.0f} % "
+        "between the blind fits and the third rerun.\n"
+    )
+    return header + body + note

@@ -1,0 +1,25 @@
+"""Rule adapter: every modelled lens's final row -> catalogue.{csv,h5} and a summary figure."""
+
+import numpy as np
+import pandas as pd
+
+from hybridlens import config, figures, guarded, io, runlog
+
+log = runlog.start(snakemake.log[0])
+p = snakemake.params
+catalogue = pd.DataFrame([guarded.read_catalogue_row(path) for path in snakemake.input])
+catalogue["flag_meanings"] = [guarded.describe_flags(int(flags)) for flags in catalogue["flags"]]
+catalogue.to_csv(snakemake.output.csv, index=False)
+numeric = {name: catalogue[name].to_numpy(float) for name in catalogue if catalogue[name].dtype.kind in "fiu"}
+text = {name: catalogue[name].astype(str).to_numpy().astype("S") for name in catalogue if name not in numeric}
+io.write_shard(
+    snakemake.output.h5,
+    attrs=io.provenance("lens_catalogue", config.digest(p.settings), p.seed, n_lenses=len(catalogue)),
+    params={name: values for name, values in numeric.items() if name != "flags"},
+    groups={"text": text},
+    flags=catalogue["flags"].to_numpy(np.uint8),
+    flag_bits=guarded.FLAG_BITS,
+)
+figures.save(figures.catalogue_summary(catalogue), snakemake.output.figure.removesuffix(".png"), ["png"], None)
+failed = catalogue[(catalogue["flags"] & guarded.FAILURE_FLAGS) > 0]
+log.info("%d lenses, %d not modelled: %s", len(catalogue), len(failed), dict(zip(failed["name"], failed["reason"])))

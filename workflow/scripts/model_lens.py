@@ -1,0 +1,58 @@
+"""Rule adapter: one user's FITS cutout through the guarded hybrid loop; HDF5 of every round + a one-page PNG."""
+
+import shutil
+import time
+from dataclasses import asdict
+
+import torch
+
+from hybridlens import config, cutouts, figures, guarded, hybrid, io, modelling, runlog
+from hybridlens.networks import training
+from hybridlens.survey import Survey
+
+log = runlog.start(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+p, inputs = snakemake.params, snakemake.input
+start = time.perf_counter()
+spec = cutouts.CutoutSpec(**p.spec)
+settings = guarded.GuardSettings.from_config(p.settings)
+survey = Survey.from_settings(p.survey)
+digest = config.digest(
+    {
+        "spec": asdict(spec),
+        "input": config.file_digest(spec.path),
+        "settings": p.settings,
+        "networks": [io.read_attrs(path)["config_sha256"] for path in (inputs.bnn, inputs.classifier)],
+        "relations": io.read_relations(inputs.relations),
+        "seed": p.seed,
+    }
+)
+attrs = io.provenance("model_lens", digest, p.seed, survey.as_dict(), name=spec.name, source_file=spec.path)
+try:
+    cutout = cutouts.read_cutout(spec, survey, p.settings["model_lenses"]["tolerances"])
+except cutouts.CutoutError as error:  # refused input: flagged in the catalogue, the other lenses go on
+    log.error("%s refused: %s", spec.name, error)
+    cutout, result = None, guarded.GuardedResult([], None, None, guarded.FLAG_BAD_INPUT, f"input refused: {error}")
+else:
+    for note in cutout.notes:
+        log.info("%s: %s", spec.name, note)
+    networks = guarded.Networks(
+        predict=guarded.bnn_predictor(io.read_attrs(inputs.bnn)["model"], settings.mc_passes, p.seed),
+        classify=training.classifier_from_hdf5(inputs.classifier, p.settings["classifier"]),
+        relations=io.read_relations(inputs.relations),
+    )
+    modelling.configure(p.scratch)
+    result = guarded.model_lens(
+        cutout.image, cutout.noise_map, cutout.psf_kernel, cutout.pixel_scale, networks, settings,
+        p.settings["masking"], p.settings["inversion"], p.settings["class_ratio_ranges"],
+        hybrid.RoundStore(p.progress, digest, log), log, p.seed, cutouts.lens_centre(spec),
+        spec.einstein_radius_range, cutouts.known_prediction(spec),
+    )  # fmt: skip
+    shutil.rmtree(p.scratch, ignore_errors=True)
+row = guarded.catalogue_row(spec.name, result, time.perf_counter() - start, cutout and cutout.position_angle)
+row["notes"] = "; ".join(cutout.notes) if cutout else ""
+log.info("%s: %s after %d fits (%s)", spec.name, row["final_action"], row["fits"], row["reason"])
+data = {} if cutout is None else {"image": cutout.image, "noise_map": cutout.noise_map, "psf_kernel": cutout.psf_kernel}
+guarded.write_lens(snakemake.output.h5, result, row, data, attrs)
+fig = figures.lens_page(spec.name, cutout, result, row, settings.source_extent)
+figures.save(fig, snakemake.output.page.removesuffix(".png"), ["png"], None)
