@@ -111,6 +111,13 @@ def test_a_computed_noise_map_describes_the_scatter_of_a_noisy_image(euclid):
     assert np.std(pulls[bright]) == pytest.approx(1.0, abs=0.1)  # the source's own shot noise is in the map
 
 
+def test_the_sky_level_may_come_from_the_header_in_the_images_units(tmp_path, euclid):
+    header = {"BUNIT": "ADU", "EXPTIME": 100.0, "GAIN": 2.0, "SKYLEVEL": 50.0}  # 50 ADU = 1 e-/s
+    path = write(tmp_path / "adu.fits", np.zeros(euclid.shape), header, sky_wcs(euclid.shape, 0.1))
+    cutout = cutouts.read_cutout(cutouts.CutoutSpec("l", path), euclid, TOLERANCES)
+    assert np.allclose(cutout.noise_map, np.sqrt(1.0 * 100.0) / 100.0)
+
+
 def test_the_position_angle_follows_a_rotated_or_mirrored_wcs(euclid):
     for rotation in (0.0, 30.0, -75.0):
         header = sky_wcs(euclid.shape, 0.1, rotation).to_header()

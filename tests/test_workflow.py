@@ -302,7 +302,7 @@ def test_paper_scale_plans_every_shard(root, tmp_path):
     assert counts["simulate_slacs"] == 100 + 5 and counts["simulate_training"] == 400
     assert counts["mask"] == 510 + 7 * 20 and counts["simulate_hudf"] == 5
     assert counts["calibrate_lens"] == 250 and counts["trainingset"] == 100 and counts["complex_pairs"] == 100
-    assert counts["blind_fit"] == 100 and counts["hybrid_lens"] == 100
+    assert counts["blind_fit"] == 100 and counts["hybrid_lens"] == 100 and counts["guarded_lens"] == 100
     assert counts["train_bnn"] == 2 * 5 and counts["select_bnn"] == 2 and counts["evaluate_bnn"] == 2
     assert counts["simulate_p21_testset"] == 7 * 20 and counts["p21_fit"] == 7 * 3 * 20  # 50 lenses per job
 

@@ -164,15 +164,19 @@ def to_electrons_per_second(header, units, noise_settings):
     return factor, f"{family} {' '.join(parts)} -> e-/s"
 
 
-def computed_noise(image, header, noise_settings):
+def computed_noise(image, header, noise_settings, factor=1.0):
     """Per-pixel sigma (e-/s) of a sky-subtracted image from its exposure, sky level and read noise.
 
-    var = [(max(S, 0) + sky) t + n_exp RN^2] / t^2, as the simulations' noise model.
+    var = [(max(S, 0) + sky) t + n_exp RN^2] / t^2, as the simulations' noise model. The
+    sky is `noise.sky_level` (e-/s/pixel) or the header's SKYLEVEL (the image's units,
+    taken to e-/s by the image's `factor`).
     """
     exposure = header_number(header, ("EXPTIME",), noise_settings.get("exposure_time"), "exposure time (s)")
     sky = noise_settings.get("sky_level")
+    if sky is None and "SKYLEVEL" in header:
+        sky = float(header["SKYLEVEL"]) * factor
     if sky is None:
-        raise CutoutError("noise map to compute but model_lenses.noise.sky_level (e-/s/pixel) is not set")
+        raise CutoutError("noise map to compute but neither model_lenses.noise.sky_level nor SKYLEVEL is set")
     read_noise = float(noise_settings.get("read_noise") or 0.0)
     n_exposures = int(noise_settings.get("n_exposures") or 1)
     variance = (np.clip(image, 0.0, None) + float(sky)) * exposure + n_exposures * read_noise**2
@@ -252,7 +256,7 @@ def read_cutout(spec, survey, tolerances):
         noise_map = noise_map * factor
         notes.append("noise: read, image units")
     else:
-        noise_map = computed_noise(image, header, spec.noise)
+        noise_map = computed_noise(image, header, spec.noise, factor)
         notes.append("noise: computed from exposure, sky and read noise")
     if spec.psf.get("file"):
         kernel, _ = read_array(spec.psf["file"], spec.psf.get("hdu") or 0)
