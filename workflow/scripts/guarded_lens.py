@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from hybridlens import config, guarded, hybrid, io, modelling, runlog
-from hybridlens.networks import training
 from hybridlens.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -41,17 +40,25 @@ digest = config.digest(
 if simulation_flags:
     result = guarded.GuardedResult([], None, None, hybrid.FLAG_UNUSABLE, "simulation flagged: not modelled")
 else:
-    networks = guarded.Networks(
-        predict=guarded.bnn_predictor(io.read_attrs(inputs.bnn)["model"], settings.mc_passes, p.seed + index),
-        classify=training.classifier_from_hdf5(inputs.classifier, p.settings["classifier"]),
-        relations=io.read_relations(inputs.relations),
+    networks = guarded.load_networks(
+        inputs.bnn, inputs.classifier, inputs.relations, p.settings["classifier"], settings.mc_passes, p.seed + index
     )
     modelling.configure(p.scratch)
     result = guarded.model_lens(
-        image, noise_map, survey.psf_kernel(), survey.pixel_scale, networks, settings, p.settings["masking"],
-        p.settings["inversion"], p.settings["class_ratio_ranges"], hybrid.RoundStore(p.progress, digest, log), log,
-        p.seed + 1000 * index, (truth["lens_centre_y"], truth["lens_centre_x"]),
-    )  # fmt: skip
+        image,
+        noise_map,
+        survey.psf_kernel(),
+        survey.pixel_scale,
+        networks,
+        settings,
+        p.settings["masking"],
+        p.settings["inversion"],
+        p.settings["class_ratio_ranges"],
+        hybrid.RoundStore(p.progress, digest, log),
+        log,
+        p.seed + 1000 * index,
+        centre=(truth["lens_centre_y"], truth["lens_centre_x"]),
+    )
     shutil.rmtree(p.scratch, ignore_errors=True)
 row = guarded.catalogue_row(f"lens-{index:05d}", result, time.perf_counter() - start)
 log.info("lens %d (true theta_E %.3f): %s", index, truth["einstein_radius"], row)

@@ -7,7 +7,6 @@ from dataclasses import asdict
 import torch
 
 from hybridlens import config, cutouts, figures, guarded, hybrid, io, modelling, runlog
-from hybridlens.networks import training
 from hybridlens.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -36,18 +35,27 @@ except cutouts.CutoutError as error:  # refused input: flagged in the catalogue,
 else:
     for note in cutout.notes:
         log.info("%s: %s", spec.name, note)
-    networks = guarded.Networks(
-        predict=guarded.bnn_predictor(io.read_attrs(inputs.bnn)["model"], settings.mc_passes, p.seed),
-        classify=training.classifier_from_hdf5(inputs.classifier, p.settings["classifier"]),
-        relations=io.read_relations(inputs.relations),
+    networks = guarded.load_networks(
+        inputs.bnn, inputs.classifier, inputs.relations, p.settings["classifier"], settings.mc_passes, p.seed
     )
     modelling.configure(p.scratch)
     result = guarded.model_lens(
-        cutout.image, cutout.noise_map, cutout.psf_kernel, cutout.pixel_scale, networks, settings,
-        p.settings["masking"], p.settings["inversion"], p.settings["class_ratio_ranges"],
-        hybrid.RoundStore(p.progress, digest, log), log, p.seed, cutouts.lens_centre(spec),
-        spec.einstein_radius_range, cutouts.known_prediction(spec),
-    )  # fmt: skip
+        cutout.image,
+        cutout.noise_map,
+        cutout.psf_kernel,
+        cutout.pixel_scale,
+        networks,
+        settings,
+        p.settings["masking"],
+        p.settings["inversion"],
+        p.settings["class_ratio_ranges"],
+        hybrid.RoundStore(p.progress, digest, log),
+        log,
+        p.seed,
+        centre=cutouts.lens_centre(spec),
+        einstein_radius_range=spec.einstein_radius_range,
+        known=cutouts.known_prediction(spec),
+    )
     shutil.rmtree(p.scratch, ignore_errors=True)
 row = guarded.catalogue_row(spec.name, result, time.perf_counter() - start, cutout and cutout.position_angle)
 row["notes"] = "; ".join(cutout.notes) if cutout else ""

@@ -461,9 +461,14 @@ def catalogue_summary(catalogue):
     for verdict, colour in (("C", "tab:green"), ("UM", "tab:blue"), ("OM", "tab:red")):
         rows = modelled[modelled["verdict"] == verdict]
         left.errorbar(
-            rows["einstein_radius"], rows["axis_ratio"], xerr=rows["einstein_radius_sigma"],
-            yerr=rows["axis_ratio_sigma"], fmt="o", color=colour, label=f"CNN: {verdict} ({len(rows)})",
-        )  # fmt: skip
+            rows["einstein_radius"],
+            rows["axis_ratio"],
+            xerr=rows["einstein_radius_sigma"],
+            yerr=rows["axis_ratio_sigma"],
+            fmt="o",
+            color=colour,
+            label=f"CNN: {verdict} ({len(rows)})",
+        )
     left.set_xlabel(r"$\theta_E$ (arcsec)")
     left.set_ylabel("q")
     left.legend(fontsize=8)

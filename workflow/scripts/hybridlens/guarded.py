@@ -91,6 +91,18 @@ def bnn_predictor(model_file, passes, seed):
     return predict
 
 
+def load_networks(bnn_chosen, classifier, relations, classifier_settings, passes, seed):
+    """The chosen SIE BNN, the classifier and the relations, from their HDF5 files."""
+    from hybridlens import io
+    from hybridlens.networks import training
+
+    return Networks(
+        predict=bnn_predictor(io.read_attrs(bnn_chosen)["model"], passes, seed),
+        classify=training.classifier_from_hdf5(classifier, classifier_settings),
+        relations=io.read_relations(relations),
+    )
+
+
 def signal_to_noise(image, noise_map, mask):
     """Integrated S/N of the emission inside `mask`."""
     if not mask.any():
@@ -141,9 +153,22 @@ class GuardedResult:
 
 
 def model_lens(
-    image, noise_map, psf_kernel, pixel_scale, networks, settings, masking_settings, inversion_settings,
-    class_ratio_ranges, store, log, seed, centre=None, einstein_radius_range=None, known=None,
-):  # fmt: skip
+    image,
+    noise_map,
+    psf_kernel,
+    pixel_scale,
+    networks,
+    settings,
+    masking_settings,
+    inversion_settings,
+    class_ratio_ranges,
+    store,
+    log,
+    seed,
+    centre=None,
+    einstein_radius_range=None,
+    known=None,
+):
     """Mask -> BNN -> fit with its Gaussian priors -> classifier -> M21's reruns; never raises for a bad lens.
 
     `centre` (y, x) arcsec: the lens centre prior's middle; None: the mask's centroid.
