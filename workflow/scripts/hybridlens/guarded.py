@@ -48,6 +48,9 @@ class GuardSettings:
     min_snr: float  # lensed emission inside the mask below this S/N: no lens found
     source_shape: tuple
     source_extent: float  # raster half-width / the mask's outer radius
+    masking: dict  # the config's masking block
+    inversion: dict  # the config's inversion block
+    class_ratio_ranges: dict  # calibrate_relations.class_ratio_ranges
 
     @classmethod
     def from_config(cls, config):
@@ -61,6 +64,9 @@ class GuardSettings:
             min_snr=float(own["min_snr"]),
             source_shape=tuple(config["trainingset"]["source_shape"]),
             source_extent=float(config["trainingset"]["source_extent"]),
+            masking=config["masking"],
+            inversion=config["inversion"],
+            class_ratio_ranges=config["class_ratio_ranges"],
         )
 
 
@@ -124,15 +130,15 @@ def first_priors(prediction, bounds, blind, centre, settings):
     return built.sie.replace(einstein_radius=theta), 0
 
 
-def lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, inversion, seed):
+def lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, seed):
     """A `hybrid.LensProblem` about `centre`: M21's blind priors (theta_E over `bounds`) for the reruns."""
     from hybridlens.inversion import MaskedLens
 
     return hybrid.LensProblem(
-        masked=MaskedLens(image, noise_map, annulus.mask, psf_kernel, pixel_scale, inversion),
+        masked=MaskedLens(image, noise_map, annulus.mask, psf_kernel, pixel_scale, settings.inversion),
         blind_priors=modelling.uniform_priors(centre, bounds, settings.modelling_priors),
         search=settings.search,
-        class_ratio_ranges=None,
+        class_ratio_ranges=settings.class_ratio_ranges,
         bounds=bounds,
         source_shape=settings.source_shape,
         source_extent=settings.source_extent * annulus.outer_radius,
@@ -159,9 +165,6 @@ def model_lens(
     pixel_scale,
     networks,
     settings,
-    masking_settings,
-    inversion_settings,
-    class_ratio_ranges,
     store,
     log,
     seed,
@@ -176,7 +179,7 @@ def model_lens(
     catalogue) bounding every theta_E prior; None: the annulus' radii, as M21.
     `known`: a `Prediction` from elsewhere (a published model) used instead of the BNN's.
     """
-    annulus = masking.fit_annulus(image, pixel_scale, **masking_settings)
+    annulus = masking.fit_annulus(image, pixel_scale, **settings.masking)
     if annulus.flags & masking.FLAGS_NO_MASK:
         reason = f"no mask: {masking.FLAG_BITS[annulus.flags & masking.FLAGS_NO_MASK]}"
         return GuardedResult([], annulus, None, FLAG_NO_LENS, reason)
@@ -187,10 +190,7 @@ def model_lens(
     prediction = networks.predict(image) if known is None else known
     centre = annulus.centre if centre is None else tuple(centre)
     bounds = tuple(einstein_radius_range or (annulus.inner_radius, annulus.outer_radius))
-    problem = lens_problem(
-        image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, inversion_settings, seed
-    )
-    problem.class_ratio_ranges = class_ratio_ranges
+    problem = lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, seed)
     priors, flags = first_priors(prediction, bounds, problem.blind_priors, centre, settings)
     first = None
     if not store.load():
