@@ -52,7 +52,7 @@ def main():
     parser.add_argument("--set", default="sie_real")
     parser.add_argument("--lenses", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--methods", nargs="+", default=list(comparison.METHODS))
-    parser.add_argument("--search", nargs="*", default=[], help="key=value overrides of modelling.search")
+    parser.add_argument("--search", nargs="*", default=[], help="key=value overrides of p21_comparison.search")
     parser.add_argument(
         "--sigmas",
         default='{"einstein_radius": 0.15, "axis_ratio": 0.15, "angle": 45.0, "slope": 0.2}',
@@ -62,14 +62,16 @@ def main():
     args = parser.parse_args()
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    comparison_config = config["p21_comparison"]
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=") for item in args.search)}
+    overrides = {**comparison_config.get("search", {}), **overrides}  # as `p21_fit`: the comparison's search
     power_law = args.set.startswith("power_law")
     shard_size = config["p21_testsets"]["shard_size"]
     settings = {
         "modelling": config["modelling"],
-        "inversion": config["inversion"],
+        "inversion": {**config["inversion"], **comparison_config.get("inversion", {})},
         "search": overrides,
-        "priors": informed_priors.PriorSettings.from_config(config["p21_comparison"]["priors"]),
+        "priors": informed_priors.PriorSettings.from_config(comparison_config["priors"]),
         "power_law": power_law,
     }
     search = modelling.SearchSettings.from_config(config["modelling"]["search"], overrides)

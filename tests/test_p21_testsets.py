@@ -78,3 +78,33 @@ def test_every_paper_set_is_known():
         "complex_real_los",
     ]
     assert p21_testsets.TESTSETS["power_law_real_los"].fitted_model == "power_law"
+
+
+def test_strong_lens_cuts_name_the_first_failed_criterion():
+    seeing = 0.17
+    assert simulate.resolution_rejection(seeing, 3.0, 0.1, 10.0, 0.5) == "counter_image_unresolved"
+    assert simulate.resolution_rejection(seeing, 3.0, 2.0, 2.5, 0.5) == "low_magnification"
+    assert simulate.resolution_rejection(seeing, 3.0, 2.0, 8.0, 0.02) == "arc_unresolved"  # 8 x 0.02" < seeing
+    assert simulate.resolution_rejection(seeing, 3.0, 2.0, 8.0, 0.05) is None
+
+
+def test_a_compact_real_source_seen_once_is_redrawn_and_flagged_when_no_draw_is_a_strong_lens(setup):
+    settings, renderer, survey, stamps = setup
+    # R_eff ~ 0.01": even x10 magnified the arcs stay below the 0.17" seeing (P21's tangential-shear cut)
+    tiny = {**settings["real_source"], "effective_radius": {"rate": 6.64, "min": 0.008, "max": 0.012}}
+    settings = {**settings, "real_source": tiny, "max_attempts": 12}
+    out = p21_testsets.testset_image(
+        simulate.image_rng(5, "p21_sie_real", 0), "sie_real", settings, renderer, survey, stamps, None
+    )
+    assert out.flags & simulate.FLAG_NO_ACCEPTED_DRAW and not np.isfinite(out.image).any()
+    assert out.rejections["arc_unresolved"] + out.rejections["low_magnification"] > 0
+    assert sum(out.rejections.values()) == 12  # every draw accounted for
+
+
+def test_accepted_real_source_images_are_magnified_and_resolved_arcs(setup):
+    out = image(setup, "sie_real", index=1)
+    assert out.flags == 0
+    p = out.params
+    assert p["magnification"] > 3.0 and p["magnification"] * p["source_half_light_radius"] > 0.17
+    # the magnification is the rendered one: lensed flux over the source's flux
+    assert out.model_image.sum() == pytest.approx(p["magnification"] * p["source_flux"], rel=0.05)

@@ -16,7 +16,10 @@ stamps = {
 start = time.perf_counter()
 result = p21_testsets.simulate_testset_shard(name, p.settings, p.survey, p.reference, p.seed, indices, stamps)
 elapsed = time.perf_counter() - start
-log.info("p21_%s: %d images in %.1f s; flags %s", name, len(indices), elapsed, result["flags"].tolist())
+log.info(
+    "p21_%s: %d images in %.1f s; flags %s; rejections %s",
+    *(name, len(indices), elapsed, result["flags"].tolist(), result["rejections"]),
+)
 io.write_shard(
     snakemake.output[0],
     attrs=io.provenance(
@@ -27,6 +30,7 @@ io.write_shard(
         dataset=f"p21_{name}",
         testset=json.dumps(p21_testsets.TESTSETS[name].__dict__),
         shard=int(snakemake.wildcards.shard),
+        rejections=json.dumps(result["rejections"], sort_keys=True),
     ),
     arrays={**result["arrays"], "index": result["index"]},
     params=result["params"],

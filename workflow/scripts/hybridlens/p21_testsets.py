@@ -21,6 +21,7 @@ from hybridlens.simulate import (
     EXPONENTIAL_FLUX,
     FLAG_NO_ACCEPTED_DRAW,
     FLAG_SINGLY_IMAGED,
+    REJECTION_REASONS,
     Renderer,
     Simulated,
     _normalise,
@@ -28,6 +29,7 @@ from hybridlens.simulate import (
     collate,
     image_rng,
     integrated_snr,
+    resolution_rejection,
 )
 from hybridlens.survey import NoiseModel, Survey, flux_scale
 
@@ -102,8 +104,11 @@ def _real_source(rng, settings, survey, reference, stamps):
 def testset_image(rng, name, settings, renderer, reference, stamps, coefficients):
     """One image of test set `name`; flagged (not raised) when no draw qualifies.
 
-    Source centres are redrawn until the centre is multiply imaged and the lensed
-    source passes P21's training detection cut on integrated SNR (`min_snr`).
+    Sources are redrawn until the centre is multiply imaged and the lensed source
+    passes P21's strong-lens cuts of its training set: counter image resolved,
+    magnification > `min_magnification`, arc stretched beyond the seeing and
+    integrated SNR >= `min_snr`. Without them a compact real source (R_eff ~0.01")
+    with one visible image passes the SNR cut alone, and no annulus can be fitted.
     """
     testset, survey = TESTSETS[name], renderer.survey
     z_lens, z_source = settings["redshifts"]["lens"], settings["redshifts"]["source"]
@@ -121,11 +126,13 @@ def testset_image(rng, name, settings, renderer, reference, stamps, coefficients
     deflector = al.Tracer(galaxies=[*galaxies, al.Galaxy(redshift=z_source)], fields=fields or None)
     traced = np.asarray(deflector.traced_grid_2d_list_from(grid=renderer.image_finding)[-1].native)
     noise = NoiseModel(**settings["noise"])
+    rejections = dict.fromkeys(REJECTION_REASONS, 0)
     for attempt in range(1, settings["max_attempts"] + 1):
         sy, sx = dist.uniform_disc(rng, theta_scale)
         centre = (float(sy[0]), float(sx[0]))
         positions, mus = renderer.point_images(traced, centre, settings["min_image_magnification"])
         if len(mus) < 2:
+            rejections["not_multiply_imaged"] += 1
             continue
         rows, source_params = [], {}
         if testset.source == "parametric":
@@ -135,17 +142,28 @@ def testset_image(rng, name, settings, renderer, reference, stamps, coefficients
             rows = _normalise(rows, weights, survey.counts_per_second(magnitude), renderer, z_source)
             tracer = al.Tracer(galaxies=[*galaxies, sources.galaxy(rows, z_source)], fields=fields or None)
             lensed = renderer.unconvolved(tracer)
+            flux, half_light = renderer.flux_and_half_light_radius(sources.galaxy(rows, z_source), centre)
             source_params = {"source_type": source_type, "source_magnitude": magnitude}
         else:
             pixelised, scale, source_params = _real_source(rng, settings, survey, reference, stamps)
             lensed = renderer.lensed_pixelised(deflector, pixelised, scale, centre)
+            flux, half_light = source_params["source_flux"], source_params["source_half_light_radius"]
+        magnification = renderer.stamp_flux(lensed) / flux
+        separation = float(np.hypot(*(positions[0] - positions[1])))
+        reason = resolution_rejection(
+            survey.psf_fwhm, settings["min_magnification"], separation, magnification, half_light
+        )
+        if reason is not None:
+            rejections[reason] += 1
+            continue
         model = renderer.convolve(lensed)
         snr = integrated_snr(model, np.sqrt(noise.variance(survey, model)))
         if snr >= settings["min_snr"]:
             break
+        rejections["low_snr"] += 1
     else:
-        return Simulated(blank, blank, blank, {"n_attempts": attempt}, [], FLAG_NO_ACCEPTED_DRAW)
-    params.update({**source_params, "snr": snr})
+        return Simulated(blank, blank, blank, {"n_attempts": attempt}, [], FLAG_NO_ACCEPTED_DRAW, rejections)
+    params.update({**source_params, "snr": snr, "magnification": magnification})
     image, noise_map = noise.realise(rng, survey, model)
 
     if testset.los or testset.lens == "composite":
@@ -164,7 +182,6 @@ def testset_image(rng, name, settings, renderer, reference, stamps, coefficients
                 "circular_einstein_radius": fit.circular_einstein_radius,
             }
         )
-    separation = float(np.hypot(*(positions[0] - positions[1])))
     params.update(
         {
             "source_centre_y": centre[0],
@@ -177,7 +194,7 @@ def testset_image(rng, name, settings, renderer, reference, stamps, coefficients
             "z_source": z_source,
         }
     )
-    return Simulated(image, noise_map, model, params, rows, 0)
+    return Simulated(image, noise_map, model, params, rows, 0, rejections)
 
 
 TRUTH_NAMES = ("lens_centre_y", "lens_centre_x", "einstein_radius", "axis_ratio", "angle", "slope")

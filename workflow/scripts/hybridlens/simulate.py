@@ -302,11 +302,9 @@ def training_image(rng, settings, renderer, mass_model):
         flux, half_light = renderer.flux_and_half_light_radius(source, source_centre)
         lensed = renderer.unconvolved(al.Tracer(galaxies=[al.Galaxy(redshift=z_lens, mass=mass), source]))
         magnification = renderer.stamp_flux(lensed) / flux
-        if magnification <= cuts["min_magnification"]:
-            rejections["low_magnification"] += 1
-            continue
-        if magnification * half_light <= survey.psf_fwhm:
-            rejections["arc_unresolved"] += 1
+        reason = resolution_rejection(survey.psf_fwhm, cuts["min_magnification"], separation, magnification, half_light)
+        if reason is not None:
+            rejections[reason] += 1
             continue
 
         (light_row,) = _normalise([light_row], [1.0], survey.counts_per_second(light_magnitude), renderer, z_lens)
@@ -336,6 +334,22 @@ def training_image(rng, settings, renderer, mass_model):
     return Simulated(
         blank, blank, blank, {"n_attempts": settings["max_attempts"]}, [], FLAG_NO_ACCEPTED_DRAW, rejections
     )
+
+
+def resolution_rejection(seeing, min_magnification, separation, magnification, half_light_radius):
+    """P21 section 2.1's strong-lens cuts on a multiply imaged source: the failed one, or None.
+
+    The counter image must be resolved (separation > seeing), the source magnified
+    (total magnification > `min_magnification`) and tangentially stretched beyond
+    the seeing (magnification x half-light radius > seeing).
+    """
+    if separation <= seeing:
+        return "counter_image_unresolved"
+    if magnification <= min_magnification:
+        return "low_magnification"
+    if magnification * half_light_radius <= seeing:
+        return "arc_unresolved"
+    return None
 
 
 def integrated_snr(model, noise_map):
