@@ -71,7 +71,9 @@ def main():
         "modelling": config["modelling"],
         "inversion": {**config["inversion"], **comparison_config.get("inversion", {})},
         "search": overrides,
-        "priors": informed_priors.PriorSettings.from_config(comparison_config["priors"]),
+        "priors": informed_priors.PriorSettings.from_config(
+            comparison_config["priors"], config["masking"]["smooth_pixels"]
+        ),
         "power_law": power_law,
     }
     search = modelling.SearchSettings.from_config(config["modelling"]["search"], overrides)

@@ -40,7 +40,9 @@ def lens_and_settings(default_config):
     fit_settings = {
         "modelling": {**cfg["modelling"], "search": {**cfg["modelling"]["search"], "n_live": 12, "max_calls": 150}},
         "inversion": {**cfg["inversion"], "overlay_shape": [16, 16]},
-        "priors": informed_priors.PriorSettings.from_config(cfg["p21_comparison"]["priors"]),
+        "priors": informed_priors.PriorSettings.from_config(
+            cfg["p21_comparison"]["priors"], cfg["masking"]["smooth_pixels"]
+        ),
         "power_law": False,
     }
     return lens, fit_settings

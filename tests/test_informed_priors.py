@@ -112,3 +112,20 @@ def test_window(centre, half, bounds, expected):
 def test_the_config_block_builds_the_settings(default_config):
     settings = ip.PriorSettings.from_config(default_config["p21_comparison"]["priors"])
     assert settings.half_widths["angle"] == 40.0 and settings.slope_range == (1.5, 2.5)
+
+
+def test_smoothing_lowers_the_noise_map_by_what_it_does_to_white_noise():
+    noise = np.random.default_rng(3).normal(0.0, 2.0, (200, 200))
+    smoothed, noise_map = ip.smoothed(noise, np.full(noise.shape, 2.0), 1.0)
+    assert np.std(smoothed[20:-20, 20:-20]) == pytest.approx(noise_map[100, 100], rel=0.05)
+    assert noise_map[100, 100] < 0.6  # ~2 / (2 sqrt(pi)): a 1-pixel Gaussian averages ~12 pixels
+
+
+def test_a_faint_ring_without_a_3_sigma_pixel_is_found_once_smoothed():
+    y, x = np.moveaxis(np.asarray(GRID.native), -1, 0)
+    image = 1.6 * np.exp(-0.5 * ((np.hypot(y, x) - 1.7) / 0.12) ** 2)  # peak S/N 1.6 per pixel
+    image = image + np.random.default_rng(2).normal(0.0, 1.0, image.shape)
+    noise = np.ones_like(image)
+    assert ip.fit_ring(image, noise, GRID.native, 3.0, 8) is None
+    ring = ip.fit_ring(*ip.smoothed(image, noise, 1.0), GRID.native, 3.0, 8)
+    assert ring.radius == pytest.approx(1.7, abs=0.1)

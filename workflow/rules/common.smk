@@ -174,6 +174,7 @@ def p21_fit_settings(w):
         "search": comparison.get("search", {}),
         "inversion": {**config["inversion"], **comparison.get("inversion", {})},
         "priors": comparison["priors"],
+        "smooth_pixels": config["masking"]["smooth_pixels"],  # the blind ring's fallback, as the masks smooth
         "power_law": p21_model(w.testset) == "power_law",
         "shard_size": config["p21_testsets"]["shard_size"],
     }

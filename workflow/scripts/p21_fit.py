@@ -13,7 +13,8 @@ method, testset = snakemake.wildcards.method, snakemake.wildcards.testset
 inputs = snakemake.input
 n_rows = len(io.read_params([inputs.simulate]))
 predictions = io.read_params([inputs.predictions]) if "predictions" in inputs.keys() else None
-settings = {**p.settings, "priors": informed_priors.PriorSettings.from_config(p.settings["priors"])}
+priors = informed_priors.PriorSettings.from_config(p.settings["priors"], p.settings["smooth_pixels"])
+settings = {**p.settings, "priors": priors}
 rows, reasons = [], []
 for row in range(n_rows):  # a lens that cannot be fitted is flagged; the others go on
     lens = io.read_lens(inputs.simulate, inputs.mask, row)

@@ -21,13 +21,15 @@ FLAG_NO_PREDICTION = 4
 FLAG_FIT_FAILED = 8
 FLAG_CALL_CAP = 16
 FLAG_RING_CLIPPED = 32
+FLAG_RING_SMOOTHED = 64
 FLAG_BITS = {
     FLAG_UNUSABLE: "simulation or mask flagged: not fitted",
-    FLAG_NO_RING: "blind prior: no pixels above the ring-fit threshold",
+    FLAG_NO_RING: "blind prior: no pixels above the ring-fit threshold, smoothed or not",
     FLAG_NO_PREDICTION: "no (finite) BNN prediction for this lens",
     FLAG_FIT_FAILED: "the fit raised",
     FLAG_CALL_CAP: "the fit stopped at the likelihood-call cap",
     FLAG_RING_CLIPPED: "blind prior: the ring-fit radius lay outside the mask's annulus and was clipped into it",
+    FLAG_RING_SMOOTHED: "blind prior: no pixel above the threshold; the ring was fitted to the image smoothed as the masks are",
 }
 
 
@@ -45,23 +47,21 @@ def prediction_from(columns, row):
 
 
 def priors_for(method, lens, prediction, modelling_settings, prior_settings, power_law):
-    """The method's `ModelPriors` and a note flag (`FLAG_RING_CLIPPED`), or (None, flag) when it cannot be built."""
+    """The method's `ModelPriors` and note flags (`FLAG_RING_CLIPPED`, `FLAG_RING_SMOOTHED`), or (None, flag)."""
     centre = tuple(lens["annulus"][f"centre_{axis}"] for axis in ("y", "x"))
     if method == "blind":
-        grid = masking.pixel_coordinates(lens["image"].shape, lens["survey"]["pixel_scale"])
-        ring = informed_priors.fit_ring(
-            lens["image"],
-            lens["noise_map"],
-            np.stack(grid, axis=-1),
-            prior_settings.threshold_sigma,
-            prior_settings.min_region_pixels,
-        )
+        grid = np.stack(masking.pixel_coordinates(lens["image"].shape, lens["survey"]["pixel_scale"]), axis=-1)
+        cut = (prior_settings.threshold_sigma, prior_settings.min_region_pixels)
+        ring, notes = informed_priors.fit_ring(lens["image"], lens["noise_map"], grid, *cut), 0
+        if ring is None and prior_settings.smooth_pixels > 0:  # faint arcs: S/N 20 in all, < 3 per pixel
+            image, noise_map = informed_priors.smoothed(lens["image"], lens["noise_map"], prior_settings.smooth_pixels)
+            ring, notes = informed_priors.fit_ring(image, noise_map, grid, *cut), FLAG_RING_SMOOTHED
         if ring is None:
             return None, FLAG_NO_RING
         annulus = lens["annulus"]
         ring, clipped = informed_priors.guarded_ring(ring, annulus["inner_radius"], annulus["outer_radius"])
         priors = informed_priors.blind_priors(ring, centre, modelling_settings["priors"], prior_settings, power_law)
-        return priors, FLAG_RING_CLIPPED if clipped else 0
+        return priors, notes | (FLAG_RING_CLIPPED if clipped else 0)
     if prediction is None:
         return None, FLAG_NO_PREDICTION
     build = informed_priors.bnn_uniform_priors if method == "bnn_uniform" else informed_priors.bnn_gaussian_priors
