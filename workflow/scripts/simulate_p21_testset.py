@@ -16,10 +16,8 @@ stamps = {
 start = time.perf_counter()
 result = p21_testsets.simulate_testset_shard(name, p.settings, p.survey, p.reference, p.seed, indices, stamps)
 elapsed = time.perf_counter() - start
-log.info(
-    "p21_%s: %d images in %.1f s; flags %s; rejections %s",
-    *(name, len(indices), elapsed, result["flags"].tolist(), result["rejections"]),
-)
+flags, rejections = result["flags"].tolist(), result["rejections"]
+log.info("p21_%s: %d images in %.1f s; flags %s; rejections %s", name, len(indices), elapsed, flags, rejections)
 io.write_shard(
     snakemake.output[0],
     attrs=io.provenance(
