@@ -26,6 +26,7 @@ def test_paper_config_has_the_papers_sizes(root):
         (("simulate_slacs", "survey"), "jwst", "simulate_slacs.survey"),
         (("simulate_training", "lens", "einstein_radius", "min"), 5.0, "simulate_training.lens.einstein_radius"),
         (("masking", "inner_factor"), 1.5, "masking.inner_factor"),
+        (("p21_comparison", "search", "network_layers"), [0, 16], "p21_comparison.search.network_layers.0"),
     ],
 )
 def test_bad_value_names_its_key(default_config, path, value, key):

@@ -13,13 +13,14 @@ PyAutoFit's on-disk output goes to a scratch folder that the caller owns; what
 the pipeline keeps is the returned `FitResult`, written to HDF5 by the rule.
 """
 
+import functools
 import math
 import shutil
 import time
 import uuid
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import autofit as af
 import autolens as al
@@ -174,12 +175,20 @@ class SearchSettings:
     f_live: float
     n_eff: int
     n_batch: int
+    # Nautilus' neural bounds (its defaults): at a few tens of ms per likelihood call,
+    # training them can cost as much as the likelihood (README "Non-linear searches").
+    n_networks: int = 4
+    n_update: Optional[int] = None  # live-set additions per new bound; None: n_live
+    network_layers: Tuple[int, ...] = (100, 50, 20)
 
     @classmethod
     def from_config(cls, settings, overrides=None):
         """`modelling.search`, with a stage's own `search:` block (if any) on top."""
         merged = {**settings, **(overrides or {})}
-        return cls(**{f.name: merged[f.name] for f in fields(cls)})
+        values = {f.name: merged[f.name] for f in fields(cls) if f.name in merged}
+        if "network_layers" in values:
+            values["network_layers"] = tuple(values["network_layers"])
+        return cls(**values)
 
 
 @dataclass
@@ -263,6 +272,18 @@ def analysis_for(masked_lens):
     )
 
 
+class _Nautilus(af.Nautilus):
+    """PyAutoFit's Nautilus with the bound networks' layer sizes settable (PyAutoFit does not pass them)."""
+
+    def __init__(self, network_layers=(100, 50, 20), **kwargs):
+        super().__init__(**kwargs)
+        self.network_layers = tuple(network_layers)
+
+    @property
+    def sampler_cls(self):
+        return functools.partial(super().sampler_cls, neural_network_kwargs={"hidden_layer_sizes": self.network_layers})
+
+
 def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=None):
     """Run Nautilus on one lens to convergence (a power law when `slope` has a prior); returns a `FitResult`.
 
@@ -273,7 +294,8 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
     # A fresh folder per fit: PyAutoFit would otherwise "resume" a finished fit of the
     # same name and model left by a killed job, returning a result without samples.
     prefix = f"fit-{uuid.uuid4().hex}"
-    nautilus = af.Nautilus(
+    nautilus = _Nautilus(
+        network_layers=search.network_layers,
         name=name,
         path_prefix=prefix,
         n_live=search.n_live,
@@ -281,6 +303,8 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
         f_live=search.f_live,
         n_eff=search.n_eff,
         n_batch=search.n_batch,
+        n_networks=search.n_networks,
+        n_update=search.n_update,
         number_of_cores=1,
         seed=int(seed),
         silence=True,
