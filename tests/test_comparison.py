@@ -106,11 +106,11 @@ def test_tables_skip_flagged_fits_and_count_what_they_used():
         "median_einstein_radius": np.array([2.2, 1.8, 2.0, 50.0]),
         "median_axis_ratio": np.full(4, 0.8),
         "median_angle": np.full(4, 10.0),
-        "flags": np.array([0, comparison.FLAG_CALL_CAP, 0, comparison.FLAG_FIT_FAILED]),
+        "flags": np.array([0, comparison.FLAG_CALL_CAP, comparison.FLAG_RING_SMOOTHED, comparison.FLAG_FIT_FAILED]),
     }
     estimates = {"blind": comparison.method_estimates("blind", fits, None)}
     (row,) = comparison.table_rows("sie_parametric", truth, estimates)
-    assert row["n_einstein_radius"] == 3  # the failed fit is out; the capped one is in (and counted apart)
+    assert row["n_einstein_radius"] == 3  # the failed fit is out; the capped and the noted ones are in
     assert row["einstein_radius"] == pytest.approx(
         0.5 * (np.percentile([0.1, -0.1, 0.0], 84.135) - np.percentile([0.1, -0.1, 0.0], 15.865))
     )
@@ -121,14 +121,16 @@ def test_timing_reports_speed_up_and_cap_hits():
         "blind": {
             "seconds": np.array([100.0, 300.0]),
             "n_calls": np.array([2000.0, 4000.0]),
-            "flags": np.array([0, 16]),
+            "flags": np.array([comparison.FLAG_RING_SMOOTHED | comparison.FLAG_RING_CLIPPED, comparison.FLAG_CALL_CAP]),
         },
         "bnn_gaussian": {
-            "seconds": np.array([50.0, 50.0]),
-            "n_calls": np.array([900.0, 1100.0]),
-            "flags": np.array([0, 0]),
+            "seconds": np.array([50.0, 50.0, np.nan]),
+            "n_calls": np.array([900.0, 1100.0, np.nan]),
+            "flags": np.array([0, 0, comparison.FLAG_NO_PREDICTION]),
         },
     }
     out = comparison.timing(fits)
     assert out["bnn_gaussian"]["speed_up_over_blind"] == pytest.approx(4.0)
     assert out["blind"]["call_cap_hits"] == 1 and out["blind"]["mean_calls"] == 3000.0
+    # a blind prior fitted to the smoothed or clipped ring is a note, not a failure
+    assert out["blind"]["failed_or_not_fitted"] == 0 and out["bnn_gaussian"]["failed_or_not_fitted"] == 1

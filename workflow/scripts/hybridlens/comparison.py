@@ -22,6 +22,7 @@ FLAG_FIT_FAILED = 8
 FLAG_CALL_CAP = 16
 FLAG_RING_CLIPPED = 32
 FLAG_RING_SMOOTHED = 64
+FLAG_NOT_FITTED = FLAG_UNUSABLE | FLAG_NO_RING | FLAG_NO_PREDICTION | FLAG_FIT_FAILED  # the rest are notes
 FLAG_BITS = {
     FLAG_UNUSABLE: "simulation or mask flagged: not fitted",
     FLAG_NO_RING: "blind prior: no pixels above the ring-fit threshold, smoothed or not",
@@ -138,7 +139,7 @@ def method_estimates(method, fits, predictions):
     for name in PARAMETERS:
         column = fits.get(f"median_{name}")
         if column is not None:
-            usable = (fits["flags"] & (FLAG_UNUSABLE | FLAG_NO_RING | FLAG_NO_PREDICTION | FLAG_FIT_FAILED)) == 0
+            usable = (fits["flags"] & FLAG_NOT_FITTED) == 0
             out[name] = np.where(usable, column, np.nan)
     return out
 
@@ -216,7 +217,7 @@ def timing(fits_by_method):
             "mean_seconds": float(np.nanmean(seconds)) if fitted.any() else float("nan"),
             "mean_calls": float(np.nanmean(calls)) if fitted.any() else float("nan"),
             "call_cap_hits": int(((flags & FLAG_CALL_CAP) > 0).sum()),
-            "failed_or_not_fitted": int(((flags & ~FLAG_CALL_CAP) > 0).sum()),
+            "failed_or_not_fitted": int(((flags & FLAG_NOT_FITTED) > 0).sum()),
         }
     blind = out.get("blind", {}).get("mean_seconds", float("nan"))
     for method in out:
