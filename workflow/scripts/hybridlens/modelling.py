@@ -34,6 +34,7 @@ AUTOLENS_CONFIG = Path(__file__).resolve().parents[3] / "config" / "autolens"
 PARAMETERS = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "coefficient")
 FITTED = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "slope", "coefficient")  # slope: PL fits
 ANGLE_PERIOD = 180.0  # an ellipse's position angle repeats every 180 degrees
+NAUTILUS_NETWORK_LAYERS = (100, 50, 20)  # Nautilus' own bound networks
 
 
 def configure(output_path):
@@ -179,7 +180,7 @@ class SearchSettings:
     # training them can cost as much as the likelihood (README "Non-linear searches").
     n_networks: int = 4
     n_update: Optional[int] = None  # live-set additions per new bound; None: n_live
-    network_layers: Tuple[int, ...] = (100, 50, 20)
+    network_layers: Tuple[int, ...] = NAUTILUS_NETWORK_LAYERS
 
     @classmethod
     def from_config(cls, settings, overrides=None):
@@ -275,7 +276,7 @@ def analysis_for(masked_lens):
 class _Nautilus(af.Nautilus):
     """PyAutoFit's Nautilus with the bound networks' layer sizes settable (PyAutoFit does not pass them)."""
 
-    def __init__(self, network_layers=(100, 50, 20), **kwargs):
+    def __init__(self, network_layers=NAUTILUS_NETWORK_LAYERS, **kwargs):
         super().__init__(**kwargs)
         self.network_layers = tuple(network_layers)
 
