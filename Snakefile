@@ -4,8 +4,6 @@ Run `snakemake --cores N`; choose the scale with `--configfile config/paper.yaml
 """
 
 import os
-import sys
-from pathlib import Path
 
 # One BLAS/OpenMP thread per job: Snakemake runs jobs in parallel instead, and
 # PyAutoLens inversions slow down when several threads share a core.
@@ -15,8 +13,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 # file systems (NFS, Lustre) that cluster jobs share.
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
-from hybridlens import config as hlconfig  # noqa: E402
+from hybridlens import config as hlconfig
 
 
 configfile: "config/config.yaml"

@@ -12,16 +12,14 @@ Width 1 is P21's network; smaller widths are `bnn.width` of the config.
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-import torch  # noqa: E402
+import torch
 
-from hybridlens.networks import bnn  # noqa: E402
+from hybridlens.networks import bnn
 
 
 def naive(model, images, passes):

@@ -11,18 +11,16 @@ argmax agrees, and the FLOP arithmetic against this CPU's measured matmul rate.
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from hybridlens import config as hlconfig  # noqa: E402
-from hybridlens.networks import classifier, training  # noqa: E402
+from hybridlens import config as hlconfig
+from hybridlens.networks import classifier, training
 
 
 def lens_like_pairs(n, shape, seed=0):

@@ -9,17 +9,15 @@ once, by the evaluate_classifier rule, after the settings are fixed.
 """
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from hybridlens import config as hlconfig  # noqa: E402
-from hybridlens.networks import training  # noqa: E402
+from hybridlens import config as hlconfig
+from hybridlens.networks import training
 
 
 def main():

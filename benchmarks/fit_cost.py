@@ -20,21 +20,21 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-import autolens as al  # noqa: E402
-import numpy as np  # noqa: E402
+import autolens as al
+import numpy as np
 
-from hybridlens import config as hlconfig  # noqa: E402
-from hybridlens import inversion, masking, modelling, simulate  # noqa: E402
-from hybridlens.survey import Survey  # noqa: E402
+from hybridlens import config as hlconfig
+from hybridlens.fitting import modelling
+from hybridlens.reconstruction import inversion, masking
+from hybridlens.simulation import simulate
+from hybridlens.simulation.survey import Survey
 
 
 def per_call_ms(function, calls):

@@ -1,7 +1,7 @@
 """What each P21 PyAutoLens method costs on the same lenses, and the speed-up of informed priors.
 
 Fits test-set lenses that a run has simulated and masked (`snakemake p21_testsets`)
-with the three methods of `hybridlens.comparison`: blind (ring-fit theta_E prior,
+with the three methods of `hybridlens.analysis.comparison`: blind (ring-fit theta_E prior,
 the rest over full ranges), + BNN uniform windows and + BNN Gaussian (1 sigma)
 priors. The BNN predictions are stand-ins — the truth displaced by a Gaussian
 draw of the given 1-sigma errors (default: the default run's measured BNN test
@@ -25,12 +25,13 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
+import numpy as np
+import yaml
 
-from hybridlens import comparison, informed_priors, io, modelling  # noqa: E402
+from hybridlens import io
+from hybridlens.analysis import comparison
+from hybridlens.fitting import informed_priors, modelling
 
 
 def stand_in_prediction(truth, sigmas, rng, power_law):

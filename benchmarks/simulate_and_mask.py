@@ -9,19 +9,18 @@ over-sampled grid and PSF of the survey (`simulate.Renderer`).
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-import autolens as al  # noqa: E402
-import numpy as np  # noqa: E402
+import autolens as al
+import numpy as np
 
-from hybridlens import config as hlconfig  # noqa: E402
-from hybridlens import lenses, masking, simulate, sources  # noqa: E402
+from hybridlens import config as hlconfig
+from hybridlens.reconstruction import masking
+from hybridlens.simulation import lenses, simulate, sources
 
 
 def timed(function, repeats):

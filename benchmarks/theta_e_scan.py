@@ -15,20 +15,19 @@ import cProfile
 import io as stringio
 import os
 import pstats
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-import autolens as al  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.linalg import cho_factor, cho_solve  # noqa: E402
+import autolens as al
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 
-from hybridlens import config as hlconfig  # noqa: E402
-from hybridlens import inversion, masking, simulate, trainingset  # noqa: E402
+from hybridlens import config as hlconfig
+from hybridlens.reconstruction import inversion, masking, trainingset
+from hybridlens.simulation import simulate
 
 
 def fresh_fit(sim, annulus, psf, pixel_scale, settings, mass, coefficient):

@@ -1,14 +1,12 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from hybridlens import config as hlconfig  # noqa: E402
+from hybridlens import config as hlconfig
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +21,7 @@ def default_config():
 
 @pytest.fixture(scope="session")
 def euclid(default_config):
-    from hybridlens.survey import Survey
+    from hybridlens.simulation.survey import Survey
 
     return Survey.from_settings(hlconfig.survey_settings(default_config, "simulate_slacs"))
 

@@ -2,7 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridlens import calibration, inversion, masking, modelling, simulate, trainingset
+from hybridlens.fitting import modelling
+from hybridlens.reconstruction import calibration, inversion, masking, trainingset
+from hybridlens.simulation import simulate
 from test_inversion import mirrored_flux_fraction, size
 
 

@@ -5,10 +5,13 @@ import logging
 import numpy as np
 import pytest
 
-from hybridlens import comparison, informed_priors, masking, simulate
+from hybridlens.analysis import comparison
+from hybridlens.fitting import informed_priors
+from hybridlens.reconstruction import masking
+from hybridlens.simulation import simulate
 from hybridlens import config as hlconfig
-from hybridlens import p21_testsets
-from hybridlens.survey import Survey
+from hybridlens.simulation import p21_testsets
+from hybridlens.simulation.survey import Survey
 
 LOG = logging.getLogger("test")
 

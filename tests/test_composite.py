@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hybridlens import composite, lens_truth
+from hybridlens.simulation import composite, lens_truth
 
 GRID = lens_truth.grid_for((100, 100), 0.1)
 

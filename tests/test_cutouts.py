@@ -6,8 +6,9 @@ from astropy import units
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from hybridlens import cutouts, masking
-from hybridlens.survey import NoiseModel
+from hybridlens.own_lenses import cutouts
+from hybridlens.reconstruction import masking
+from hybridlens.simulation.survey import NoiseModel
 
 TOLERANCES = {"pixel_scale": 0.01, "psf_fwhm": 0.2}
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hybridlens import distributions as dist
+from hybridlens.simulation import distributions as dist
 
 N = 20_000
 

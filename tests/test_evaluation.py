@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn import metrics
 
-from hybridlens import evaluation
+from hybridlens.analysis import evaluation
 
 
 def test_metrics_match_scikit_learn():

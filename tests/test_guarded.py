@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridlens import guarded, hybrid, informed_priors, modelling
-from hybridlens.masking import Annulus
+from hybridlens.fitting import guarded, hybrid, informed_priors, modelling
+from hybridlens.reconstruction.masking import Annulus
 
 MODELLING = {
     "centre_half_width": 0.5,

@@ -2,7 +2,7 @@ import autolens as al
 import numpy as np
 import pytest
 
-from hybridlens import hudf, lenses, simulate
+from hybridlens.simulation import hudf, lenses, simulate
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hybridlens import hybrid, modelling
+from hybridlens.fitting import hybrid, modelling
 
 SETTINGS = hybrid.HybridSettings(
     reruns=3,
@@ -177,7 +177,8 @@ def test_refined_priors_are_narrow_inside_the_blind_ones_and_wrap_the_angle():
 
 @pytest.fixture(scope="module")
 def problem(default_config, euclid):
-    from hybridlens import masking, simulate
+    from hybridlens.reconstruction import masking
+    from hybridlens.simulation import simulate
 
     renderer = simulate.Renderer(euclid, 2)
     sim = simulate.slacs_image(simulate.image_rng(5, "blind", 0), default_config["simulate_slacs"], renderer, euclid)

@@ -4,8 +4,8 @@ import autolens as al
 import numpy as np
 import pytest
 
-from hybridlens import informed_priors as ip
-from hybridlens import lenses
+from hybridlens.fitting import informed_priors as ip
+from hybridlens.simulation import lenses
 
 MODELLING = {
     "centre_half_width": 0.3,

@@ -4,8 +4,9 @@ import autolens as al
 import numpy as np
 import pytest
 
-from hybridlens import inversion, masking, simulate, trainingset
-from hybridlens.survey import NoiseModel
+from hybridlens.reconstruction import inversion, masking, trainingset
+from hybridlens.simulation import simulate
+from hybridlens.simulation.survey import NoiseModel
 
 SETTINGS = {
     "over_sample": 4, "overlay_shape": [24, 24], "positive_only": False,

@@ -4,7 +4,7 @@ import autolens as al
 import numpy as np
 import pytest
 
-from hybridlens import lens_truth, lenses
+from hybridlens.simulation import lens_truth, lenses
 
 GRID = lens_truth.grid_for((80, 80), 0.1)
 

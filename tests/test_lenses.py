@@ -2,7 +2,7 @@ import autolens as al
 import numpy as np
 import pytest
 
-from hybridlens import lenses
+from hybridlens.simulation import lenses
 
 
 def traced(mass, shape=(400, 400), pixel_scale=0.025):

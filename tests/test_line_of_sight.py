@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hybridlens import line_of_sight
+from hybridlens.simulation import line_of_sight
 
 SETTINGS = line_of_sight.LOSSettings(
     planes_before_lens=1,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hybridlens import masking
+from hybridlens.reconstruction import masking
 
 SHAPE, PIXEL = (100, 100), 0.1
 

@@ -4,7 +4,7 @@ import autolens as al
 import numpy as np
 import pytest
 
-from hybridlens import modelling
+from hybridlens.fitting import modelling
 
 PRIORS = {
     "centre_half_width": 0.3,

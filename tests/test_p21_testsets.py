@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from hybridlens import config as hlconfig
-from hybridlens import hudf, lens_truth, line_of_sight, p21_testsets, simulate
-from hybridlens.survey import Survey
+from hybridlens.simulation import hudf, lens_truth, line_of_sight, p21_testsets, simulate
+from hybridlens.simulation.survey import Survey
 
 TINY_LOS = {
     "planes_before_lens": 1,

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from hybridlens import config as hlconfig
-from hybridlens import io, lenses, simulate, sources
-from hybridlens.survey import Survey
+from hybridlens import io
+from hybridlens.simulation import lenses, simulate, sources
+from hybridlens.simulation.survey import Survey
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hybridlens.survey import NoiseModel, Survey, flux_scale
+from hybridlens.simulation.survey import NoiseModel, Survey, flux_scale
 
 ALL_TERMS = NoiseModel(sky=True, poisson=True, read_noise=True, dark_current=True)
 

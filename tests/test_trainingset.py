@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from hybridlens import inversion, masking, simulate, trainingset
+from hybridlens.reconstruction import inversion, masking, trainingset
+from hybridlens.simulation import simulate
 
 RANGES = {"under": [0.1, 0.9], "correct": [0.95, 1.05], "over": [1.1, 3.0]}
 

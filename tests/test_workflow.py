@@ -116,7 +116,8 @@ def test_guarded_loop_is_judged_beside_m21s_loop_on_the_blind_lenses(finished):
 
 
 def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish(finished):
-    from hybridlens import cutouts, guarded
+    from hybridlens.fitting import guarded
+    from hybridlens.own_lenses import cutouts
 
     with h5py.File(finished / "results/simulate/blind/shard-00000.h5") as h5:
         image, noise = h5["image"][0], h5["noise_map"][0]

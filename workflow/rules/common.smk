@@ -207,7 +207,7 @@ def own_lenses():
     """{name: reading settings} of the FITS cutouts named by `model_lenses` (empty when none)."""
     from dataclasses import asdict
 
-    from hybridlens import cutouts
+    from hybridlens.own_lenses import cutouts
 
     specs = cutouts.specs(config["model_lenses"], workflow.basedir)
     return {name: asdict(spec) for name, spec in specs.items()}

@@ -2,7 +2,9 @@
 
 import shutil
 
-from hybridlens import config, hybrid, io, masking, modelling, runlog
+from hybridlens import config, io, runlog
+from hybridlens.fitting import hybrid, modelling
+from hybridlens.reconstruction import masking
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

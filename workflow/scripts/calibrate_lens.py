@@ -4,7 +4,9 @@ import shutil
 
 import numpy as np
 
-from hybridlens import calibration, config, inversion, io, masking, modelling, runlog
+from hybridlens import config, io, runlog
+from hybridlens.fitting import modelling
+from hybridlens.reconstruction import calibration, inversion, masking
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from hybridlens import calibration, config, figures, io, runlog
+from hybridlens import config, figures, io, runlog
+from hybridlens.reconstruction import calibration
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

@@ -4,7 +4,8 @@ import h5py
 import numpy as np
 import torch
 
-from hybridlens import config, evaluation, figures, io, runlog
+from hybridlens import config, figures, io, runlog
+from hybridlens.analysis import evaluation
 from hybridlens.networks import classifier, training
 
 log = runlog.start(snakemake.log[0])

@@ -2,7 +2,8 @@
 
 import json
 
-from hybridlens import figures, io, masking, runlog
+from hybridlens import figures, io, runlog
+from hybridlens.reconstruction import masking
 
 runlog.start(snakemake.log[0])
 sims, masks = list(snakemake.input.sims), list(snakemake.input.masks)

@@ -3,7 +3,8 @@
 import json
 from pathlib import Path
 
-from hybridlens import figures, io, masking, runlog
+from hybridlens import figures, io, runlog
+from hybridlens.reconstruction import masking
 
 runlog.start(snakemake.log[0])
 datasets = {}

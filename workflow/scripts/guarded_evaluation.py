@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from hybridlens import config, figures, guarded, hybrid, io, runlog
+from hybridlens import config, figures, io, runlog
+from hybridlens.fitting import guarded, hybrid
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

@@ -12,8 +12,9 @@ import h5py
 import numpy as np
 import torch
 
-from hybridlens import config, guarded, hybrid, io, modelling, runlog
-from hybridlens.survey import Survey
+from hybridlens import config, io, runlog
+from hybridlens.fitting import guarded, hybrid, modelling
+from hybridlens.simulation.survey import Survey
 
 log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

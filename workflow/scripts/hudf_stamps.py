@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from hybridlens import config, hudf, io, runlog
+from hybridlens import config, io, runlog
+from hybridlens.simulation import hudf
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import torch
 
-from hybridlens import config, hybrid, io, modelling, runlog
+from hybridlens import config, io, runlog
+from hybridlens.fitting import hybrid, modelling
 from hybridlens.networks import training
 
 log = runlog.start(snakemake.log[0])

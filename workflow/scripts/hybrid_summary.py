@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from hybridlens import calibration, config, figures, hybrid, io, runlog
+from hybridlens import config, figures, io, runlog
+from hybridlens.fitting import hybrid
+from hybridlens.reconstruction import calibration
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

@@ -3,8 +3,9 @@
 import h5py
 import numpy as np
 
-from hybridlens import calibration, figures, inversion, io, masking, runlog, trainingset
-from hybridlens.survey import Survey
+from hybridlens import figures, io, runlog
+from hybridlens.reconstruction import calibration, inversion, masking, trainingset
+from hybridlens.simulation.survey import Survey
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

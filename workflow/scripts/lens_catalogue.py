@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from hybridlens import config, figures, guarded, io, runlog
+from hybridlens import config, figures, io, runlog
+from hybridlens.fitting import guarded
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

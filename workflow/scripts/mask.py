@@ -2,7 +2,8 @@
 
 import json
 
-from hybridlens import config, io, masking, runlog
+from hybridlens import config, io, runlog
+from hybridlens.reconstruction import masking
 
 log = runlog.start(snakemake.log[0])
 source = snakemake.input[0]

@@ -6,8 +6,10 @@ from dataclasses import asdict
 
 import torch
 
-from hybridlens import config, cutouts, figures, guarded, hybrid, io, modelling, runlog
-from hybridlens.survey import Survey
+from hybridlens import config, figures, io, runlog
+from hybridlens.fitting import guarded, hybrid, modelling
+from hybridlens.own_lenses import cutouts
+from hybridlens.simulation.survey import Survey
 
 log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

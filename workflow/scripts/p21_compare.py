@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybridlens import comparison, config, figures, io, runlog
+from hybridlens import config, figures, io, runlog
+from hybridlens.analysis import comparison
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

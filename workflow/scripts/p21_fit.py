@@ -5,7 +5,9 @@ import shutil
 import numpy as np
 import pandas as pd
 
-from hybridlens import comparison, config, informed_priors, io, modelling, runlog
+from hybridlens import config, io, runlog
+from hybridlens.analysis import comparison
+from hybridlens.fitting import informed_priors, modelling
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

@@ -3,7 +3,8 @@
 import json
 import time
 
-from hybridlens import config, io, runlog, simulate
+from hybridlens import config, io, runlog
+from hybridlens.simulation import simulate
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

@@ -3,7 +3,8 @@
 import json
 import time
 
-from hybridlens import config, io, p21_testsets, runlog, simulate
+from hybridlens import config, io, runlog
+from hybridlens.simulation import p21_testsets, simulate
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

@@ -3,8 +3,9 @@
 import json
 import time
 
-from hybridlens import calibration, config, inversion, io, masking, runlog, trainingset
-from hybridlens.survey import Survey
+from hybridlens import config, io, runlog
+from hybridlens.reconstruction import calibration, inversion, masking, trainingset
+from hybridlens.simulation.survey import Survey
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params

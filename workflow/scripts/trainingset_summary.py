@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from hybridlens import calibration, figures, io, runlog
-from hybridlens.evaluation import describe
+from hybridlens import figures, io, runlog
+from hybridlens.reconstruction import calibration
+from hybridlens.analysis.evaluation import describe
 
 log = runlog.start(snakemake.log[0])
 table = io.read_params(list(snakemake.input.shards))

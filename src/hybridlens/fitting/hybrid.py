@@ -28,7 +28,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hybridlens import calibration, modelling
+from hybridlens.fitting import modelling
+from hybridlens.reconstruction import calibration
 
 VERDICTS = calibration.CLASSES  # the CNN's labels: under (UM), correct (C), over (OM)
 ABBREVIATIONS = {"under": "UM", "correct": "C", "over": "OM"}
@@ -266,7 +267,7 @@ class RoundRecord:
 
 def lens_problem(lens, inversion_settings, modelling_settings, trainingset_settings, class_ratio_ranges, seed):
     """A lens from `io.read_lens` set up for the loop: M21's blind priors, theta_E over the annulus."""
-    from hybridlens import inversion
+    from hybridlens.reconstruction import inversion
 
     truth_centre = (lens["truth"]["lens_centre_y"], lens["truth"]["lens_centre_x"])
     annulus = (lens["annulus"]["inner_radius"], lens["annulus"]["outer_radius"])
@@ -421,7 +422,7 @@ def read_rounds(path):
 
     import h5py
 
-    from hybridlens.inversion import Products
+    from hybridlens.reconstruction.inversion import Products
 
     with h5py.File(path, "r") as h5:
         attrs = dict(h5.attrs)
@@ -508,7 +509,7 @@ def round_names(reruns):
 
 def summarise(table, reruns):
     """Counts per round by CNN verdict and by the truth, the CNN's confusion matrix on these fits, errors, cost."""
-    from hybridlens.evaluation import angle_error, confusion_matrix, describe, precision_recall_f1
+    from hybridlens.analysis.evaluation import angle_error, confusion_matrix, describe, precision_recall_f1
 
     if "verdict" not in table:
         table = table.assign(verdict=np.nan)

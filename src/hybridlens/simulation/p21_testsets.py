@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import autolens as al
 import numpy as np
 
-from hybridlens import composite, lens_truth, lenses, line_of_sight, sources
-from hybridlens import distributions as dist
-from hybridlens.simulate import (
+from hybridlens.simulation import composite, lens_truth, lenses, line_of_sight, sources
+from hybridlens.simulation import distributions as dist
+from hybridlens.simulation.simulate import (
     EXPONENTIAL_FLUX,
     FLAG_NO_ACCEPTED_DRAW,
     FLAG_SINGLY_IMAGED,
@@ -31,7 +31,7 @@ from hybridlens.simulate import (
     integrated_snr,
     resolution_rejection,
 )
-from hybridlens.survey import NoiseModel, Survey, flux_scale
+from hybridlens.simulation.survey import NoiseModel, Survey, flux_scale
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import logging
 
 import numpy as np
 
-from hybridlens import modelling
-from hybridlens.evaluation import describe
+from hybridlens.fitting import modelling
+from hybridlens.analysis.evaluation import describe
 
 CLASSES = ("under", "correct", "over")
 log = logging.getLogger(__name__)

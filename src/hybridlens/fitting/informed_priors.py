@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from hybridlens import masking
-from hybridlens.modelling import Prior, SIEPriors
+from hybridlens.reconstruction import masking
+from hybridlens.fitting.modelling import Prior, SIEPriors
 
 MIN_EINSTEIN_RADIUS = 0.01  # arcsec: the lower end of every theta_E prior
 

@@ -27,10 +27,11 @@ import autolens as al
 import numpy as np
 
 from hybridlens import runlog
+from hybridlens.config import CONFIG_DIR
 
 runlog.quiet_known_warnings()
 
-AUTOLENS_CONFIG = Path(__file__).resolve().parents[3] / "config" / "autolens"
+AUTOLENS_CONFIG = CONFIG_DIR / "autolens"
 PARAMETERS = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "coefficient")
 FITTED = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "slope", "coefficient")  # slope: PL fits
 ANGLE_PERIOD = 180.0  # an ellipse's position angle repeats every 180 degrees
@@ -228,7 +229,7 @@ class FitResult:
 
     def mass(self, which="max_likelihood"):
         """The SIE of the max-likelihood (or median) model, as an `inversion.Mass`."""
-        from hybridlens.inversion import Mass
+        from hybridlens.reconstruction.inversion import Mass
 
         values = getattr(self, which)
         return Mass(

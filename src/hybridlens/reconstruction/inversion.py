@@ -23,7 +23,7 @@ import numpy as np
 from scipy.interpolate import LinearNDInterpolator
 from scipy.optimize import minimize_scalar
 
-from hybridlens import lenses
+from hybridlens.simulation import lenses
 
 REDSHIFTS = (0.5, 1.0)
 
@@ -88,7 +88,7 @@ class MaskedLens:
     @classmethod
     def from_lens(cls, lens, settings):
         """A lens as `io.read_lens` returns it, with its survey's PSF and pixel scale."""
-        from hybridlens.survey import Survey
+        from hybridlens.simulation.survey import Survey
 
         survey = Survey.from_settings(lens["survey"])
         return cls(lens["image"], lens["noise_map"], lens["mask"], survey.psf_kernel(), survey.pixel_scale, settings)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hybridlens import calibration, hybrid, informed_priors, masking, modelling
+from hybridlens.fitting import hybrid, informed_priors, modelling
+from hybridlens.reconstruction import calibration, masking
 
 # Catalogue flags beyond `hybrid.FLAG_BITS` (the rounds' own).
 FLAG_BAD_INPUT = 16
@@ -132,7 +133,7 @@ def first_priors(prediction, bounds, blind, centre, settings):
 
 def lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, seed):
     """A `hybrid.LensProblem` about `centre`: M21's blind priors (theta_E over `bounds`) for the reruns."""
-    from hybridlens.inversion import MaskedLens
+    from hybridlens.reconstruction.inversion import MaskedLens
 
     return hybrid.LensProblem(
         masked=MaskedLens(image, noise_map, annulus.mask, psf_kernel, pixel_scale, settings.inversion),
@@ -268,7 +269,7 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
     `tables` {approach: rounds table (hybrid.write_rounds columns + lens_index + truths)}. For
     `bnn_gaussian` pass the guarded tables: its model is their round 0.
     """
-    from hybridlens.evaluation import angle_error, describe
+    from hybridlens.analysis.evaluation import angle_error, describe
 
     out = {}
     for approach, table in tables.items():

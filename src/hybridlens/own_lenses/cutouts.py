@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridlens.survey import SIGMA_PER_FWHM
+from hybridlens.simulation.survey import SIGMA_PER_FWHM
 
 ELECTRON_RATE_UNITS = ("ELECTRONS/S", "ELECTRON/S", "E-/S", "E/S", "ELECTRONS/SEC", "ELECTRONS S-1", "E- S-1")
 ELECTRON_UNITS = ("ELECTRONS", "ELECTRON", "E-")
@@ -367,7 +367,7 @@ def lens_centre(spec):
 
 def known_prediction(spec):
     """The `prior` a user gave (means and 1-sigma of theta_E, q, phi) as a `Prediction`, or None."""
-    from hybridlens.informed_priors import Prediction
+    from hybridlens.fitting.informed_priors import Prediction
 
     if not spec.prior:
         return None

@@ -14,7 +14,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-SCHEMA = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"
+# The workflow's config folder (schema, defaults, autolens' own settings): the package is
+# installed editable from src/, so the folder sits two levels above it.
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+SCHEMA = CONFIG_DIR / "schema.yaml"
 
 
 class ConfigError(ValueError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import autolens as al
 import numpy as np
 
-from hybridlens import lens_truth
+from hybridlens.simulation import lens_truth
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ that raised) gets a flag and a reason; the other lenses and methods go on.
 
 import numpy as np
 
-from hybridlens import informed_priors, inversion, masking, modelling
-from hybridlens.p21_testsets import TRUTH_NAMES
+from hybridlens.fitting import informed_priors, modelling
+from hybridlens.reconstruction import inversion, masking
+from hybridlens.simulation.p21_testsets import TRUTH_NAMES
 
 METHODS = ("blind", "bnn_uniform", "bnn_gaussian")  # P21: PyAL, PyAL + BNN, PyAL + BNN (1 sigma)
 

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
 
-from hybridlens.evaluation import angle_error, describe  # noqa: E402
+from hybridlens.analysis.evaluation import angle_error, describe  # noqa: E402
 
 SOURCE_TYPE_NAMES = ("Sérsic", "Gaussian", "multi-Sérsic")
 

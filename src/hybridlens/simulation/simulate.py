@@ -19,9 +19,9 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 from scipy.signal import fftconvolve
 
-from hybridlens import distributions as dist
-from hybridlens import lenses, sources
-from hybridlens.survey import NoiseModel, Survey, flux_scale
+from hybridlens.simulation import distributions as dist
+from hybridlens.simulation import lenses, sources
+from hybridlens.simulation.survey import NoiseModel, Survey, flux_scale
 
 NOMINAL_REDSHIFTS = (0.5, 1.0)  # M21 quotes angles only; redshifts just order the planes
 

@@ -57,7 +57,7 @@ def plane_coefficients(z_lens, z_source, settings):
     import autolens as al
     from autolens.lens import los
 
-    from hybridlens.lenses import COSMOLOGY
+    from hybridlens.simulation.lenses import COSMOLOGY
 
     _, centres = los.los_planes_from(
         z_lens=z_lens,

@@ -14,7 +14,7 @@ import logging
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from hybridlens import calibration, inversion
+from hybridlens.reconstruction import calibration, inversion
 
 LABELS = {name: label for label, name in enumerate(calibration.CLASSES)}
 FLAG_NO_MASK = 1
