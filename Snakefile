@@ -37,6 +37,7 @@ include: "workflow/rules/hybrid.smk"
 include: "workflow/rules/bnn.smk"
 include: "workflow/rules/comparison.smk"
 include: "workflow/rules/lenses.smk"
+include: "workflow/rules/docs.smk"
 
 
 rule all:

@@ -36,11 +36,15 @@ def main():
     if args.learning_rate:
         settings["learning_rate"] = args.learning_rate
     splits = training.split_by_lens(training.catalogue(args.shards), settings["split"], cfg["seed"])
-    lenses = np.unique([entry[3] for entry in splits["train"]])
+    lenses = np.unique([entry.lens_index for entry in splits["train"]])
     order = np.random.default_rng(cfg["seed"]).permutation(lenses)
     for fraction in args.fractions:
         keep = set(order[: max(1, int(round(fraction * len(order))))])
-        subset = {"train": [e for e in splits["train"] if e[3] in keep], "validation": splits["validation"], "test": []}
+        subset = {
+            "train": [e for e in splits["train"] if e.lens_index in keep],
+            "validation": splits["validation"],
+            "test": [],
+        }
         with tempfile.TemporaryDirectory() as scratch:
             _, history = training.train(subset, settings, Path(scratch) / "c.pt", cfg["seed"], log=lambda _: None)
         accuracy = history["validation_accuracy"]

@@ -28,7 +28,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
 import autolens as al
-import numpy as np
 
 from hybridlens import config as hlconfig
 from hybridlens.fitting import modelling

@@ -29,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np
 import yaml
 
-from hybridlens import io
+from hybridlens import io, vocabulary
 from hybridlens.analysis import comparison
 from hybridlens.fitting import informed_priors, modelling
+from hybridlens.flags import ComparisonFlag
 
 
 def stand_in_prediction(truth, sigmas, rng, power_law):
@@ -52,7 +53,7 @@ def main():
     parser.add_argument("--root", default=".", help="a run directory holding results/simulate and results/mask")
     parser.add_argument("--set", default="sie_real")
     parser.add_argument("--lenses", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--methods", nargs="+", default=list(comparison.METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(vocabulary.P21_METHODS))
     parser.add_argument("--search", nargs="*", default=[], help="key=value overrides of p21_comparison.search")
     parser.add_argument(
         "--sigmas",
@@ -111,7 +112,7 @@ def main():
     for method in args.methods:
         mine = [r for r in rows if r["method"] == method]
         mean_s = np.mean([r["wall_s"] for r in mine])
-        caps = sum(r["reason"] == comparison.FLAG_BITS[comparison.FLAG_CALL_CAP] for r in mine)
+        caps = sum(r["reason"] == ComparisonFlag.CALL_CAP.meaning for r in mine)
         calls = np.mean([r["calls"] for r in mine])
         print(f"{method:14s} {len(mine):4d} {mean_s:8.1f} {calls:10.0f} {caps:8d} {blind / mean_s:8.2f}x")
     if args.json:

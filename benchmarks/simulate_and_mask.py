@@ -55,14 +55,19 @@ def main():
             shape_native=renderer.psf.shape, pixel_scales=survey.pixel_scale, sigma=survey.psf_sigma
         )
         simulator = al.SimulatorImaging(
-            exposure_time=survey.exposure_time, background_sky_level=survey.sky_level, psf=psf,
-            add_poisson_noise_to_data=True, noise_seed=i,
-        )  # fmt: skip
+            exposure_time=survey.exposure_time,
+            background_sky_level=survey.sky_level,
+            psf=psf,
+            add_poisson_noise_to_data=True,
+            noise_seed=i,
+        )
         return simulator.via_tracer_from(tracer=tracer, grid=grid)
 
     plain, _ = timed(baseline, args.images)
-    print(f"M21 simulation : {ours * 1e3:7.1f} ms/image (PyAutoLens SimulatorImaging per image: "
-          f"{plain * 1e3:.1f} ms, ratio x{plain / ours:.2f}; ours includes the multiple-image check)")  # fmt: skip
+    print(
+        f"M21 simulation : {ours * 1e3:7.1f} ms/image (PyAutoLens SimulatorImaging per image: "
+        f"{plain * 1e3:.1f} ms, ratio x{plain / ours:.2f}; ours includes the multiple-image check)"
+    )
 
     training = cfg["simulate_training"]
     tsurvey = simulate.Survey.from_settings(hlconfig.survey_settings(cfg, "simulate_training"))
@@ -73,8 +78,10 @@ def main():
             max(3, args.images // 4),
         )
         attempts = sum(r.params["n_attempts"] for r in results)
-        print(f"P21 {model:9s}: {per_image * 1e3:7.1f} ms/accepted image, "
-              f"{per_image * len(results) / attempts * 1e3:.1f} ms/draw, acceptance {len(results) / attempts:.2f}")  # fmt: skip
+        print(
+            f"P21 {model:9s}: {per_image * 1e3:7.1f} ms/accepted image, "
+            f"{per_image * len(results) / attempts * 1e3:.1f} ms/draw, acceptance {len(results) / attempts:.2f}"
+        )
 
     images = np.stack([s.image for s in sims])
     per_mask, _ = timed(lambda i: masking.fit_annulus(images[i], survey.pixel_scale), len(images))

@@ -37,19 +37,30 @@ def fresh_fit(sim, annulus, psf, pixel_scale, settings, mass, coefficient):
         data=al.Array2D.no_mask(sim.image, pixel_scales=pixel_scale),
         noise_map=al.Array2D.no_mask(sim.noise_map, pixel_scales=pixel_scale),
         psf=al.Convolver(kernel=al.Array2D.no_mask(psf, pixel_scales=pixel_scale)),
-        over_sample_size_lp=settings["over_sample"], over_sample_size_pixelization=settings["over_sample"],
-    ).apply_mask(mask)  # fmt: skip
+        over_sample_size_lp=settings["over_sample"],
+        over_sample_size_pixelization=settings["over_sample"],
+    ).apply_mask(mask)
     grid = al.image_mesh.Overlay(shape=tuple(settings["overlay_shape"])).image_plane_mesh_grid_from(mask=mask)
-    lens = al.Galaxy(redshift=0.5, mass=al.mp.Isothermal(
-        centre=mass.centre, ell_comps=al.convert.ell_comps_from(mass.axis_ratio, mass.angle),
-        einstein_radius=mass.einstein_radius))  # fmt: skip
-    source = al.Galaxy(redshift=1.0, pixelization=al.Pixelization(
-        mesh=al.mesh.Delaunay(pixels=len(grid)), regularization=al.reg.Constant(coefficient=coefficient)))  # fmt: skip
+    lens = al.Galaxy(
+        redshift=0.5,
+        mass=al.mp.Isothermal(
+            centre=mass.centre,
+            ell_comps=al.convert.ell_comps_from(mass.axis_ratio, mass.angle),
+            einstein_radius=mass.einstein_radius,
+        ),
+    )
+    source = al.Galaxy(
+        redshift=1.0,
+        pixelization=al.Pixelization(
+            mesh=al.mesh.Delaunay(pixels=len(grid)), regularization=al.reg.Constant(coefficient=coefficient)
+        ),
+    )
     fit = al.FitImaging(
-        dataset=dataset, tracer=al.Tracer(galaxies=[lens, source]),
+        dataset=dataset,
+        tracer=al.Tracer(galaxies=[lens, source]),
         adapt_images=al.AdaptImages(galaxy_image_plane_mesh_grid_dict={source: grid}),
         settings=al.Settings(use_positive_only_solver=settings["positive_only"]),
-    )  # fmt: skip
+    )
     return fit.log_evidence
 
 
@@ -83,8 +94,10 @@ def main():
 
     fresh_fit(sim, annulus, renderer.psf, survey.pixel_scale, settings, truth, coefficient)
     start = time.perf_counter()
-    plain = [fresh_fit(sim, annulus, renderer.psf, survey.pixel_scale, settings, truth.with_einstein_radius(t), coefficient)
-             for t in thetas]  # fmt: skip
+    plain = [
+        fresh_fit(sim, annulus, renderer.psf, survey.pixel_scale, settings, truth.with_einstein_radius(t), coefficient)
+        for t in thetas
+    ]
     baseline = time.perf_counter() - start
     agreement = np.max(np.abs(np.array(ours) - np.array(plain)) / np.abs(plain))
 
@@ -92,8 +105,10 @@ def main():
     start = time.perf_counter()
     theta_best, _ = trainingset.maximise_in_window(
         lambda t: calls.append(t) or lens.log_evidence(truth.with_einstein_radius(t), coefficient),
-        (thetas[0], thetas[-1]), cfg["trainingset"]["scan_points"], cfg["trainingset"]["scan_rtol"],
-    )  # fmt: skip
+        (thetas[0], thetas[-1]),
+        cfg["trainingset"]["scan_points"],
+        cfg["trainingset"]["scan_rtol"],
+    )
     search = time.perf_counter() - start
 
     fit = lens.fit(truth, coefficient)
@@ -107,15 +122,23 @@ def main():
     floor = (time.perf_counter() - start) / 20
 
     n = len(thetas)
-    print(f"lens {args.lens}: theta_E {truth.einstein_radius:.3f}, {annulus.mask.sum()} masked pixels, "
-          f"{len(lens.mesh_grid)} source pixels, coefficient {coefficient:.3g}")  # fmt: skip
+    print(
+        f"lens {args.lens}: theta_E {truth.einstein_radius:.3f}, {annulus.mask.sum()} masked pixels, "
+        f"{len(lens.mesh_grid)} source pixels, coefficient {coefficient:.3g}"
+    )
     print(f"baseline (fresh FitImaging per theta_E): {baseline / n * 1e3:7.1f} ms/inversion, {n / baseline:6.1f} /s")
-    print(f"ours (MaskedLens reused)               : {scan / n * 1e3:7.1f} ms/inversion, {n / scan:6.1f} /s"
-          f"  -> x{baseline / scan:.1f} (one-off set-up {setup:.2f} s; evidences agree to {agreement:.1e})")  # fmt: skip
-    print(f"coarse-to-fine search                  : {len(calls)} inversions, {search:.2f} s "
-          f"(dense {n}-point grid: {scan:.2f} s); best theta_E {theta_best:.4f} vs true {truth.einstein_radius:.4f}")  # fmt: skip
-    print(f"linear-algebra floor (Cholesky {matrix.shape[0]}^2 solve + log det): {floor * 1e3:.2f} ms "
-          f"-> ours is x{scan / n / floor:.1f} the floor")  # fmt: skip
+    print(
+        f"ours (MaskedLens reused)               : {scan / n * 1e3:7.1f} ms/inversion, {n / scan:6.1f} /s"
+        f"  -> x{baseline / scan:.1f} (one-off set-up {setup:.2f} s; evidences agree to {agreement:.1e})"
+    )
+    print(
+        f"coarse-to-fine search                  : {len(calls)} inversions, {search:.2f} s "
+        f"(dense {n}-point grid: {scan:.2f} s); best theta_E {theta_best:.4f} vs true {truth.einstein_radius:.4f}"
+    )
+    print(
+        f"linear-algebra floor (Cholesky {matrix.shape[0]}^2 solve + log det): {floor * 1e3:.2f} ms "
+        f"-> ours is x{scan / n / floor:.1f} the floor"
+    )
 
     profiler = cProfile.Profile()
     profiler.enable()

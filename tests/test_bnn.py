@@ -1,5 +1,6 @@
 """P21's approximate Bayesian CNN: architecture, loss, targets, MC dropout and coverage."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -127,9 +128,36 @@ def test_mc_dropout_spreads_only_with_dropout():
     images = torch.rand(3, 1, 100, 100)
     for dropout, spread in ((0.0, False), (0.3, True)):
         model = bnn.LensBNN(n_targets=3, dropout=dropout)
-        mean, sigma, aleatoric, epistemic = bnn.mc_predict(model, images, passes=10, batch_size=30)
-        assert mean.shape == sigma.shape == (3, 3)
-        assert (epistemic > 1e-6).all() == spread and np.allclose(sigma**2, aleatoric**2 + epistemic**2, rtol=1e-5)
+        p = bnn.mc_predict(model, images, passes=10, batch_size=30)
+        assert p.mean.shape == p.sigma.shape == (3, 3)
+        assert (p.epistemic > 1e-6).all() == spread
+        assert np.allclose(p.sigma**2, p.aleatoric**2 + p.epistemic**2, rtol=1e-5)
+
+
+def test_the_mc_record_names_its_parts_and_its_sigma_grows_with_dropout():
+    torch.manual_seed(2)
+    images = torch.rand(4, 1, 100, 100)
+    model = bnn.LensBNN(n_targets=3, dropout=0.2, width=0.25)
+    with torch.no_grad():  # a confident network: small predicted variances, so the passes' spread shows
+        model.head[-1].bias[3:] = torch.tensor([-20.0, -18.0, -22.0])
+    on = bnn.mc_predict(model, images, passes=20, batch_size=40, generator_seed=5)
+    assert isinstance(on, bnn.MCPrediction)
+    again = bnn.mc_predict(model, images, passes=20, batch_size=40, generator_seed=5)
+    np.testing.assert_array_equal(again.sigma, on.sigma)  # the seed fixes the dropout masks
+    assert [f.name for f in dataclasses.fields(on)] == ["mean", "sigma", "aleatoric", "epistemic"]
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    off = bnn.mc_predict(model, images, passes=20, batch_size=40, generator_seed=5)
+    np.testing.assert_array_equal(off.epistemic, 0.0)  # every pass alike: no spread of the means
+    np.testing.assert_allclose(off.sigma, off.aleatoric, rtol=1e-6)  # sigma is then the predicted noise alone
+    assert (on.epistemic > 0).all() and (on.sigma > on.aleatoric).all()
+    assert (on.sigma > 3 * off.sigma).all()  # turning dropout on widens the total
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.2
+    one_pass = bnn.mc_predict(model, images, passes=1)
+    np.testing.assert_array_equal(one_pass.epistemic, 0.0)  # one pass, dropout or not, has no spread
 
 
 def test_q_and_phi_from_ellipticity_predictions():
@@ -143,86 +171,11 @@ def test_q_and_phi_from_ellipticity_predictions():
     assert (derived["angle"][1] < 5.0).all()
 
 
-# --- training from shards: checkpoint keyed by settings and data, exact resume ----------------------
-
-SMALL = {
-    "width": 0.25,
-    "augment": True,
-    "grad_clip": 1.0,
-    "learning_rate": 1e-3,
-    "batch_size": 4,
-    "epochs": 2,
-    "mc_passes": 4,
-    "split": {"validation": 0.25, "test": 0.25},
-    "device": "cpu",
-    "loader_workers": 0,
-    "progress_bar": False,
-    "dropout_rates": [0.1],
-}
 LENS = {
     "einstein_radius": {"min": 0.2, "max": 3.2},
     "axis_ratio": {"min": 0.4, "max": 1.0},
     "slope": {"min": 1.5, "max": 2.5},
 }
-
-
-@pytest.fixture(scope="module")
-def shard_splits(tmp_path_factory):
-    """A real shard of small random lenses (the training code never sees how they were made)."""
-    from hybridlens import io
-    from hybridlens.networks import bnn_training
-
-    rng = np.random.default_rng(4)
-    n = 16
-    path = tmp_path_factory.mktemp("bnn") / "shard-00000.h5"
-    params = {
-        "einstein_radius": rng.uniform(0.2, 3.2, n),
-        "axis_ratio": rng.uniform(0.4, 1, n),
-        "angle": rng.uniform(0, 180, n),
-    }
-    io.write_shard(
-        path,
-        {"config_sha256": "x"},
-        arrays={"image": rng.random((n, 100, 100), np.float32), "index": np.arange(n)},
-        params=params,
-        flags=np.zeros(n, np.uint8),
-    )
-    scaling = bnn.TargetScaling.for_ranges("sie", LENS)
-    return bnn_training.split(*bnn_training.catalogue([path], scaling.names), SMALL["split"], 3), scaling
-
-
-def test_resumed_bnn_training_equals_an_uninterrupted_run(shard_splits, tmp_path):
-    from hybridlens.networks import bnn_training
-
-    splits, scaling = shard_splits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        straight, history = bnn_training.train(splits, scaling, SMALL, 0.1, tmp_path / "a.pt", 5, log=lambda _: None)
-        checkpoint = tmp_path / "b.pt"
-        bnn_training.train(splits, scaling, {**SMALL, "epochs": 1}, 0.1, checkpoint, 5, log=lambda _: None)
-        torch.manual_seed(99)
-        messages = []
-        resumed, resumed_history = bnn_training.train(splits, scaling, SMALL, 0.1, checkpoint, 5, log=messages.append)
-    finally:
-        torch.set_num_threads(threads)
-    assert any("resuming after epoch 1" in m for m in messages)
-    assert resumed_history["train_loss"] == history["train_loss"]
-    for key, value in straight.state_dict().items():
-        assert torch.equal(value, resumed.state_dict()[key]), key
-
-
-def test_bnn_checkpoint_of_another_config_is_not_resumed(shard_splits, tmp_path):
-    from hybridlens.networks import bnn_training
-
-    splits, scaling = shard_splits
-    checkpoint = tmp_path / "c.pt"
-    bnn_training.train(splits, scaling, {**SMALL, "epochs": 1}, 0.1, checkpoint, 5, log=lambda _: None)
-    for settings, dropout in (({**SMALL, "learning_rate": 3e-4}, 0.1), (SMALL, 0.2)):
-        messages = []
-        bnn_training.train(splits, scaling, settings, dropout, checkpoint, 5, log=messages.append)
-        assert any("starting afresh" in m for m in messages) and not any("resuming" in m for m in messages)
-        bnn_training.train(splits, scaling, {**SMALL, "epochs": 1}, 0.1, checkpoint, 5, log=lambda _: None)
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,24 @@ def test_unreadable_files_and_missing_hdus_are_refused_with_the_reason(tmp_path)
         cutouts.read_array(cube, 0)
 
 
+def test_a_malformed_wcs_is_refused_naming_the_file_not_taken_for_a_missing_one(tmp_path, euclid):
+    noise = {"exposure_time": 500.0, "sky_level": 1.0}
+    header = {"BUNIT": "ELECTRONS/S", "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": 0.0, "CDELT2": 1e-5}
+    path = write(tmp_path / "singular.fits", np.ones(euclid.shape), header)
+    for pixel_scale in (None, 0.1):  # a configured pixel scale stands in for a missing WCS, not a broken one
+        spec = cutouts.CutoutSpec("singular", path, noise=noise, pixel_scale=pixel_scale)
+        with pytest.raises(cutouts.CutoutError, match="malformed WCS") as refused:
+            cutouts.read_cutout(spec, euclid, TOLERANCES)
+        assert str(refused.value).startswith(f"{path}: ") and "matrix is singular" in str(refused.value)
+        assert "\n" not in str(refused.value)  # one line: it is the catalogue's reason
+    plain = write(tmp_path / "plain.fits", np.ones(euclid.shape), {"BUNIT": "ELECTRONS/S"})
+    assert cutouts.wcs_geometry(fits.getheader(plain), euclid.shape) is None
+    with pytest.raises(cutouts.CutoutError, match="no celestial WCS"):
+        cutouts.read_cutout(cutouts.CutoutSpec("plain", plain, noise=noise), euclid, TOLERANCES)
+    cutout = cutouts.read_cutout(cutouts.CutoutSpec("plain", plain, noise=noise, pixel_scale=0.1), euclid, TOLERANCES)
+    assert cutout.pixel_scale == 0.1 and np.isnan(cutout.north_angle)
+
+
 def test_specs_expand_globs_apply_per_lens_settings_and_refuse_twin_names(tmp_path):
     for name in ("a.fits", "b.fits", "c.fit"):
         (tmp_path / name).write_bytes(b"")

@@ -63,3 +63,34 @@ def test_uniform_disc_is_uniform_in_area(rng):
 def test_impossible_truncation_fails_clearly(rng):
     with pytest.raises(ValueError, match="truncation"):
         dist.truncated_normal(rng, {"mean": 0.0, "sd": 0.01, "min": 50.0, "max": 51.0}, 10)
+
+
+@pytest.mark.parametrize(
+    "sampler, node",
+    [
+        (dist.truncated_normal, {"mean": 1.2, "sd": 0.3, "min": 1.0, "max": 1.5}),  # redraws: several numbers used
+        (dist.truncated_emg, {"mean": 0.7, "sd": 0.4, "rate": 0.7, "min": 0.5, "max": 2.0}),
+        (dist.truncated_exponential, {"rate": 4.0, "min": 0.05, "max": 0.3}),
+        (dist.uniform, {"min": 0.3, "max": 1.0}),
+    ],
+)
+def test_one_draw_is_a_scalar_taking_exactly_the_numbers_of_a_size_one_draw(sampler, node):
+    """`size=None` returns the value `size=1` puts in its array and leaves the generator where it does.
+
+    The simulations draw one value at a time; their images are reproducible only if this holds.
+    """
+    one, array = np.random.default_rng(7), np.random.default_rng(7)
+    for _ in range(50):
+        value = sampler(one, node)
+        assert np.ndim(value) == 0 and type(value) is np.float64
+        assert value == sampler(array, node, 1)[0]
+    assert one.bit_generator.state == array.bit_generator.state
+
+
+def test_one_point_of_the_disc_is_a_scalar_pair_taking_the_numbers_of_a_size_one_draw():
+    one, array = np.random.default_rng(8), np.random.default_rng(8)
+    for _ in range(20):
+        y, x = dist.uniform_disc(one, 1.3)
+        ys, xs = dist.uniform_disc(array, 1.3, 1)
+        assert np.ndim(y) == np.ndim(x) == 0 and (y, x) == (ys[0], xs[0])
+    assert one.bit_generator.state == array.bit_generator.state

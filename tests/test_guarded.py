@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from hybridlens.fitting import guarded, hybrid, informed_priors, modelling
+from hybridlens.flags import GuardedFlag
 from hybridlens.reconstruction.masking import Annulus
 
 MODELLING = {
@@ -45,7 +46,7 @@ def test_the_bnn_prior_is_truncated_to_the_annulus_and_dropped_when_it_lies_outs
     assert priors.axis_ratio.kind == "gaussian" and priors.angle.mean == 170.0  # phi's Gaussian is not cut at 180
     assert priors.centre_y.low == pytest.approx(-0.4) and priors.centre_x.high == pytest.approx(0.4)
     priors, flags = guarded.first_priors(prediction(0.3), (0.9, 1.8), blind, (0.1, -0.1), Settings)
-    assert flags == guarded.FLAG_BNN_OFF_MASK and priors is blind
+    assert flags == GuardedFlag.BNN_OFF_MASK and priors is blind
 
 
 def test_signal_to_noise_of_a_mask_counts_only_its_pixels():
@@ -80,9 +81,9 @@ def test_a_catalogue_row_reports_the_last_fitted_round_and_the_loops_cost():
     assert row["einstein_radius"] == 1.2 and row["verdict"] == "C" and row["final_action"] == "accept"
     assert row["fits"] == 2 and row["fit_seconds"] == 15.0 and row["likelihood_calls"] == 150.0
     assert row["position_angle"] == pytest.approx(110.0) and row["first_prior_einstein_radius"] == 1.25
-    refused = guarded.GuardedResult([], None, None, guarded.FLAG_BAD_INPUT, "input refused: image has 3 NaN/inf pixels")
+    refused = guarded.GuardedResult([], None, None, GuardedFlag.BAD_INPUT, "input refused: image has 3 NaN/inf pixels")
     row = guarded.catalogue_row("bad", refused, 0.1)
-    assert np.isnan(row["einstein_radius"]) and row["fits"] == 0 and row["flags"] == guarded.FLAG_BAD_INPUT
+    assert np.isnan(row["einstein_radius"]) and row["fits"] == 0 and row["flags"] == GuardedFlag.BAD_INPUT
     assert "refused" in guarded.describe_flags(row["flags"])
 
 

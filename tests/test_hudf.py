@@ -31,8 +31,11 @@ def test_pixelised_source_lenses_like_the_analytic_profile(euclid):
     analytic = renderer.unconvolved(al.Tracer(galaxies=[lens, al.Galaxy(redshift=1.0, light=profile)]))
     n = 121
     axis = (np.arange(n) - (n - 1) / 2) * scale
-    grid = al.Grid2DIrregular(np.column_stack([(-axis[:, None] + centre[0] + 0 * axis).ravel(),
-                                               (axis[None, :] + centre[1] + 0 * axis[:, None]).ravel()]))  # fmt: skip
+    grid = al.Grid2DIrregular(
+        np.column_stack(
+            [(-axis[:, None] + centre[0] + 0 * axis).ravel(), (axis[None, :] + centre[1] + 0 * axis[:, None]).ravel()]
+        )
+    )
     stamp = np.asarray(profile.image_2d_from(grid=grid)).reshape(n, n) * (scale / euclid.pixel_scale) ** 2
     pixelised = renderer.lensed_pixelised(lens, stamp, scale, centre)
     assert pixelised.sum() == pytest.approx(analytic.sum(), rel=0.01)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hybridlens.fitting import hybrid, modelling
+from hybridlens.flags import HybridFlag
 
 SETTINGS = hybrid.HybridSettings(
     reruns=3,
@@ -120,7 +121,7 @@ def test_a_failed_fit_flags_the_lens_and_stops_its_loop(problem, tmp_path):
     store = hybrid.RoundStore(tmp_path / "broken.h5", "d", logging.getLogger("test"))
     records = hybrid.model_lens(broken, lambda products: [0, 1, 0], RELATIONS, SETTINGS, store, logging.getLogger("t"))
     assert len(records) == 1 and records[0].action.kind == hybrid.FLAG and records[0].products is None
-    assert int(records[0].row["flags"]) & hybrid.FLAG_FIT_FAILED and "fit failed" in records[0].reason
+    assert int(records[0].row["flags"]) & HybridFlag.FIT_FAILED and "fit failed" in records[0].reason
     assert store.load()[0].reason == records[0].reason  # on disk, so the summary counts it
 
 

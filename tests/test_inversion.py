@@ -9,9 +9,12 @@ from hybridlens.simulation import simulate
 from hybridlens.simulation.survey import NoiseModel
 
 SETTINGS = {
-    "over_sample": 4, "overlay_shape": [24, 24], "positive_only": False,
-    "log10_coefficient_range": [-4.0, 2.0], "log10_coefficient_tolerance": 0.05,
-}  # fmt: skip
+    "over_sample": 4,
+    "overlay_shape": [24, 24],
+    "positive_only": False,
+    "log10_coefficient_range": [-4.0, 2.0],
+    "log10_coefficient_tolerance": 0.05,
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +35,10 @@ def test_correct_scan_recovers_theta_e_within_two_percent(lens):
     _, _, masked, truth, coefficient, _ = lens
     theta, _ = trainingset.maximise_in_window(
         lambda t: masked.log_evidence(truth.with_einstein_radius(t), coefficient),
-        (0.8 * truth.einstein_radius, 1.2 * truth.einstein_radius), 9, 0.002,
-    )  # fmt: skip
+        (0.8 * truth.einstein_radius, 1.2 * truth.einstein_radius),
+        9,
+        0.002,
+    )
     assert theta == pytest.approx(truth.einstein_radius, rel=0.02)
 
 

@@ -3,25 +3,37 @@ import numpy as np
 import pytest
 
 from hybridlens import io
+from hybridlens.flags import SimulationFlag
 
 
 def test_shard_layout_units_and_provenance(tmp_path):
     images = np.random.default_rng(0).normal(size=(3, 8, 8)).astype(np.float32)
     path = io.write_shard(
-        tmp_path / "s" / "shard-00000.h5", io.provenance("simulate_slacs", "abc", 5, {"pixel_scale": 0.1}),
-        arrays={"image": images, "index": np.arange(3)}, params={"einstein_radius": [1.0, 1.2, 0.9]},
-        units={"einstein_radius": "arcsec"}, groups={"components": {"intensity": np.ones((3, 2))}},
-        flags=[0, 1, 0], flag_bits={1: "bad"},
-    )  # fmt: skip
+        tmp_path / "s" / "shard-00000.h5",
+        io.provenance("simulate_slacs", "abc", 5, {"pixel_scale": 0.1}),
+        arrays={"image": images, "index": np.arange(3)},
+        params={"einstein_radius": [1.0, 1.2, 0.9]},
+        units={"einstein_radius": "arcsec"},
+        groups={"components": {"intensity": np.ones((3, 2))}},
+        flags=[0, 1, 0],
+        flag_family=SimulationFlag,
+    )
     with h5py.File(path) as h5:
         assert h5["image"].chunks == (1, 8, 8) and h5["image"].compression == "gzip"
         assert h5["params/einstein_radius"].attrs["units"] == "arcsec"
-        assert h5["flags"].attrs["bit_1"] == "bad"
+        assert h5["flags"].attrs["bit_1"] == f"NO_ACCEPTED_DRAW: {SimulationFlag.NO_ACCEPTED_DRAW.meaning}"
+        assert h5["flags"].attrs["flag_family"] == "SimulationFlag"
         assert h5.attrs["seed"] == 5 and h5.attrs["config_sha256"] == "abc"
         assert "autolens_version" in h5.attrs and "pixel_scale" in h5.attrs["survey"]
     table = io.read_params([path, path])
     assert list(table["einstein_radius"]) == [1.0, 1.2, 0.9] * 2 and list(table["flags"]) == [0, 1, 0] * 2
     assert io.read_array([path, path], "image").shape == (6, 8, 8)
+
+
+def test_a_flags_column_needs_its_family(tmp_path):
+    with pytest.raises(ValueError, match="flag_family"):
+        io.write_shard(tmp_path / "shard.h5", {"seed": 1}, flags=[0, 1])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_write_leaves_no_file(tmp_path):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from hybridlens.flags import MaskFlag
 from hybridlens.reconstruction import masking
 
 SHAPE, PIXEL = (100, 100), 0.1
@@ -55,10 +56,10 @@ def test_noise_spikes_do_not_inflate_the_outer_radius():
 @pytest.mark.parametrize(
     "image, flag",
     [
-        (np.full(SHAPE, np.nan), masking.FLAG_NONFINITE),
-        (np.where(np.eye(100, dtype=bool), np.inf, 0.0), masking.FLAG_NONFINITE),
-        (np.zeros(SHAPE), masking.FLAG_EMPTY),
-        (noisy(np.zeros(SHAPE)), masking.FLAG_EMPTY),
+        (np.full(SHAPE, np.nan), MaskFlag.NONFINITE),
+        (np.where(np.eye(100, dtype=bool), np.inf, 0.0), MaskFlag.NONFINITE),
+        (np.zeros(SHAPE), MaskFlag.EMPTY),
+        (noisy(np.zeros(SHAPE)), MaskFlag.EMPTY),
     ],
 )
 def test_bad_images_are_flagged_not_crashed_on(image, flag):
@@ -71,12 +72,15 @@ def test_a_bad_image_in_a_shard_does_not_stop_the_rest():
     good = noisy(ring(1.2, 0.1))
     images = np.stack([good, np.full(SHAPE, np.nan), np.zeros(SHAPE), good])
     settings = {
-        "inner_factor": 0.9, "outer_factor": 1.1, "min_region_pixels": 8, "min_threshold_sigma": 3.0,
+        "inner_factor": 0.9,
+        "outer_factor": 1.1,
+        "min_region_pixels": 8,
+        "min_threshold_sigma": 3.0,
         "smooth_pixels": 1.0,
-    }  # fmt: skip
+    }
     out = masking.mask_shard(images, PIXEL, settings, input_flags=[0, 1, 0, 0], model_images=images)
-    assert list(out["flags"] & masking.FLAGS_NO_MASK != 0) == [False, True, True, False]
-    assert out["flags"][1] & masking.FLAG_INPUT_FLAGGED
+    assert list(out["flags"] & MaskFlag.NO_MASK != 0) == [False, True, True, False]
+    assert out["flags"][1] & MaskFlag.INPUT_FLAGGED
     assert out["mask"][0].any() and out["mask"][3].any()
     assert np.isfinite(out["params"]["outer_radius"][[0, 3]]).all()
     assert np.isnan(out["params"]["model_flux_fraction"][1])

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from hybridlens import config as hlconfig
-from hybridlens.simulation import hudf, lens_truth, line_of_sight, p21_testsets, simulate
+from hybridlens.flags import SimulationFlag
+from hybridlens.simulation import hudf, line_of_sight, p21_testsets, simulate
 from hybridlens.simulation.survey import Survey
 
 TINY_LOS = {
@@ -96,7 +97,7 @@ def test_a_compact_real_source_seen_once_is_redrawn_and_flagged_when_no_draw_is_
     out = p21_testsets.testset_image(
         simulate.image_rng(5, "p21_sie_real", 0), "sie_real", settings, renderer, survey, stamps, None
     )
-    assert out.flags & simulate.FLAG_NO_ACCEPTED_DRAW and not np.isfinite(out.image).any()
+    assert out.flags & SimulationFlag.NO_ACCEPTED_DRAW and not np.isfinite(out.image).any()
     assert out.rejections["arc_unresolved"] + out.rejections["low_magnification"] > 0
     assert sum(out.rejections.values()) == 12  # every draw accounted for
 

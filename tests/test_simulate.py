@@ -7,6 +7,7 @@ import pytest
 
 from hybridlens import config as hlconfig
 from hybridlens import io
+from hybridlens.flags import SimulationFlag
 from hybridlens.simulation import lenses, simulate, sources
 from hybridlens.simulation.survey import Survey
 
@@ -28,10 +29,15 @@ def test_same_seed_gives_identical_bytes(setup, tmp_path):
     for name in ("a.h5", "b.h5"):
         result = slacs_shard(cfg, range(3))
         path = io.write_shard(
-            tmp_path / name, io.provenance("simulate_slacs", "x", 11), arrays=result["arrays"],
-            params=result["params"], units=simulate.PARAM_UNITS, groups={"components": result["components"]},
+            tmp_path / name,
+            io.provenance("simulate_slacs", "x", 11),
+            arrays=result["arrays"],
+            params=result["params"],
+            units=simulate.PARAM_UNITS,
+            groups={"components": result["components"]},
             flags=result["flags"],
-        )  # fmt: skip
+            flag_family=SimulationFlag,
+        )
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
     other = slacs_shard(cfg, range(3), seed=12)
@@ -57,8 +63,11 @@ def test_m21_lenses_follow_the_recipe(setup):
         assert np.hypot(row["centre_y"], row["centre_x"]) <= p["einstein_radius"]
         assert 10.0 <= row["intensity"] <= 20.0 and 0.3 <= row["axis_ratio"] <= 1.0
         # Multiply imaged, as M21 requires.
-        traced = renderer.traced_image_finding_grid(al.Galaxy(redshift=0.5, mass=lenses.mass_profile(
-            "sie", (0, 0), p["einstein_radius"], p["axis_ratio"], p["angle"])))  # fmt: skip
+        traced = renderer.traced_image_finding_grid(
+            al.Galaxy(
+                redshift=0.5, mass=lenses.mass_profile("sie", (0, 0), p["einstein_radius"], p["axis_ratio"], p["angle"])
+            )
+        )
         _, mus = renderer.point_images(traced, (row["centre_y"], row["centre_x"]), 0.1)
         assert len(mus) >= 2
 
@@ -74,8 +83,9 @@ def test_round_trip_pyautolens_fit_of_the_true_model(setup):
         dataset = al.Imaging(
             data=al.Array2D.no_mask(sim.image, pixel_scales=survey.pixel_scale),
             noise_map=al.Array2D.no_mask(sim.noise_map, pixel_scales=survey.pixel_scale),
-            psf=psf, over_sample_size_lp=4,
-        ).apply_mask(mask)  # fmt: skip
+            psf=psf,
+            over_sample_size_lp=4,
+        ).apply_mask(mask)
         p = sim.params
         mass = lenses.mass_profile("sie", (0, 0), p["einstein_radius"], p["axis_ratio"], p["angle"])
         tracer = al.Tracer(galaxies=[al.Galaxy(redshift=0.5, mass=mass), sources.galaxy(sim.components, 1.0)])
@@ -115,9 +125,15 @@ def test_training_images_pass_the_detection_cuts(default_config, model):
 def test_training_source_magnitude_sets_its_flux(default_config):
     survey = Survey.from_settings(hlconfig.survey_settings(default_config, "simulate_training"))
     result = simulate.simulate_shard(
-        "training", default_config["simulate_training"], survey.as_dict(), survey.as_dict(), 4,
-        "training_sie", range(2), "sie",
-    )  # fmt: skip
+        "training",
+        default_config["simulate_training"],
+        survey.as_dict(),
+        survey.as_dict(),
+        4,
+        "training_sie",
+        range(2),
+        "sie",
+    )
     p = result["params"]
     np.testing.assert_allclose(p["source_flux"], survey.counts_per_second(p["source_magnitude"]), rtol=1e-6)
 
@@ -128,5 +144,5 @@ def test_unreachable_cuts_flag_the_image_and_leave_nan(default_config):
     settings["max_attempts"] = 2
     survey = hlconfig.survey_settings(default_config, "simulate_training")
     result = simulate.simulate_shard("training", settings, survey, survey, 1, "training_sie", [0], "sie")
-    assert result["flags"][0] == simulate.FLAG_NO_ACCEPTED_DRAW
+    assert result["flags"][0] == SimulationFlag.NO_ACCEPTED_DRAW
     assert np.isnan(result["arrays"]["image"]).all()

@@ -43,8 +43,10 @@ def test_bad_lens_is_flagged_and_the_rest_of_the_shard_goes_on(default_config, e
     p = sim.params
     truth = inversion.Mass(p["einstein_radius"], p["axis_ratio"], p["angle"])
     images = np.stack([sim.image, np.full(sim.image.shape, np.nan)])
-    relations = {"under": {"slope": 0.46, "intercept": -0.08, "scatter": 0.05},
-                 "over": {"slope": 2.11, "intercept": 0.16, "scatter": 0.2}}  # fmt: skip
+    relations = {
+        "under": {"slope": 0.46, "intercept": -0.08, "scatter": 0.05},
+        "over": {"slope": 2.11, "intercept": 0.16, "scatter": 0.2},
+    }
     config = settings(
         scan_points=5,
         scan_rtol=0.01,
@@ -53,9 +55,17 @@ def test_bad_lens_is_flagged_and_the_rest_of_the_shard_goes_on(default_config, e
         inversion={**default_config["inversion"], "overlay_shape": [16, 16]},
     )
     out = trainingset.build_shard(
-        images, np.stack([sim.noise_map] * 2), np.stack([annulus.mask, annulus.mask]), [truth, truth],
-        [annulus.outer_radius] * 2, [True, False], renderer.psf, euclid.pixel_scale, relations, config,
-    )  # fmt: skip
+        images,
+        np.stack([sim.noise_map] * 2),
+        np.stack([annulus.mask, annulus.mask]),
+        [truth, truth],
+        [annulus.outer_radius] * 2,
+        [True, False],
+        renderer.psf,
+        euclid.pixel_scale,
+        relations,
+        config,
+    )
     assert list(out["params"]["label"]) == [0, 1, 2, 0, 1, 2]
     assert list(out["flags"]) == [0, 0, 0, 1, 1, 1]
     assert out["arrays"]["source"].shape == (6, 40, 40)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridlens import io
+from hybridlens import flags, io
 from workflow_helpers import SNAKEMAKE, copy_workflow, planned, snakemake
 
 
@@ -31,12 +31,31 @@ def test_run_produces_every_artifact(finished):
         assert h5["mask"].shape == (3, 100, 100) and h5["mask"].dtype == bool
         assert h5.attrs["stage"] == "mask" and h5["params/outer_radius"].attrs["units"] == "arcsec"
         assert (h5["params/inner_radius"][()] < h5["params/outer_radius"][()]).all()
-    for stem in ("m21_fig2_reconstructions", "m21_fig3_gallery", "m21_fig4_einstein_radius",
-                 "m21_fig7_evidence_slice", "p21_fig1_gallery"):  # fmt: skip
+    for stem in (
+        "m21_fig2_reconstructions",
+        "m21_fig3_gallery",
+        "m21_fig4_einstein_radius",
+        "m21_fig7_evidence_slice",
+        "p21_fig1_gallery",
+    ):
         assert (finished / f"results/figures/{stem}.png").stat().st_size > 10_000
         assert (finished / f"results/figures/{stem}.json").exists()
     for stem in ("m21_fig5_axis_ratio", "m21_fig6_angle"):
         assert (finished / f"results/figures/{stem}.png").exists()
+
+
+def test_every_flags_column_written_carries_its_bit_meanings(finished):
+    """A reader of any artifact can decode its flags without the code that wrote them."""
+    files = sorted((finished / "results").rglob("*.h5"))
+    columns = []
+    for path in files:
+        with h5py.File(path) as h5:
+            where = path.relative_to(finished / "results").parent
+            h5.visit(lambda name: columns.append(f"{where}:{name}") if name.split("/")[-1] == "flags" else None)
+    problems = [problem for path in files for problem in flags.check_file(path)]
+    assert problems == []
+    stages = {column.split(":")[0] for column in columns}
+    assert len(columns) >= 20 and len(stages) >= 8, columns  # simulations, masks, fits, pairs, rounds, P21 fits ...
 
 
 def test_relations_and_training_pairs(finished):
@@ -116,7 +135,7 @@ def test_guarded_loop_is_judged_beside_m21s_loop_on_the_blind_lenses(finished):
 
 
 def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish(finished):
-    from hybridlens.fitting import guarded
+    from hybridlens.flags import GuardedFlag
     from hybridlens.own_lenses import cutouts
 
     with h5py.File(finished / "results/simulate/blind/shard-00000.h5") as h5:
@@ -146,14 +165,14 @@ def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish
     catalogue = pd.read_csv(finished / "results/lenses/catalogue.csv").set_index("name")
     assert sorted(catalogue.index) == ["blank", "broken", "good", "nans", "nohdu", "small"]
     good = catalogue.loc["good"]
-    assert good["fits"] == 1 and not int(good["flags"]) & guarded.FAILURE_FLAGS and good["first_prior"] == "given"
+    assert good["fits"] == 1 and not int(good["flags"]) & GuardedFlag.FAILED and good["first_prior"] == "given"
     assert abs(good["einstein_radius"] / theta - 1) < 0.03 and good["likelihood_calls"] < 3000
     expected = {
-        "broken": (guarded.FLAG_BAD_INPUT, "unreadable FITS"),
-        "nohdu": (guarded.FLAG_BAD_INPUT, "no HDU 'NOISE'"),
-        "nans": (guarded.FLAG_BAD_INPUT, "NaN"),
-        "small": (guarded.FLAG_BAD_INPUT, "smaller than the networks'"),
-        "blank": (guarded.FLAG_NO_LENS, "no lensed emission"),
+        "broken": (GuardedFlag.BAD_INPUT, "unreadable FITS"),
+        "nohdu": (GuardedFlag.BAD_INPUT, "no HDU 'NOISE'"),
+        "nans": (GuardedFlag.BAD_INPUT, "NaN"),
+        "small": (GuardedFlag.BAD_INPUT, "smaller than the networks'"),
+        "blank": (GuardedFlag.NO_LENS, "no lensed emission"),
     }
     for name, (flag, reason) in expected.items():
         assert int(catalogue.loc[name, "flags"]) & flag and reason in catalogue.loc[name, "reason"], name
@@ -254,8 +273,11 @@ def test_killed_run_resumes_to_identical_results(root, finished, tmp_path):
     workdir = copy_workflow(root, tmp_path / "killed")
     process = subprocess.Popen(
         [*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml"],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while len(list((workdir / "results").rglob("*.h5"))) < 3 and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
@@ -313,6 +335,8 @@ def test_lint_and_format_are_clean(root):
     assert "Congratulations" in lint.stdout + lint.stderr
     fmt = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "snakefmt"), "--check", "Snakefile", "workflow/rules"],
-        cwd=root, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     assert fmt.returncode == 0, fmt.stderr

@@ -5,7 +5,8 @@ Layout of a shard (see DESIGN section 3):
     /params/<name>         1-D float64, `units` attr
     /components/<name>     (N, K) per-component source truths, NaN-padded
     /index                 global image index within the data set
-    /flags                 uint8 bit field, bit meanings in its attrs
+    /flags                 uint8 bit field; attrs flag_family and bit_<n> = "NAME: meaning"
+                           (`hybridlens.flags`)
     root attrs             versions, config SHA-256, seed, survey, stage, ...
 Files are written under a temporary name and renamed, so a killed job never
 leaves a complete-looking half file; creation times are not recorded, so the
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hybridlens import __version__
+from hybridlens.flags import write_meanings
 
 
 def provenance(stage, settings_digest, seed, survey=None, **extra):
@@ -39,13 +41,16 @@ def provenance(stage, settings_digest, seed, survey=None, **extra):
     return attrs
 
 
-def write_shard(path, attrs, arrays=None, params=None, units=None, groups=None, flags=None, flag_bits=None):
+def write_shard(path, attrs, arrays=None, params=None, units=None, groups=None, flags=None, flag_family=None):
     """Atomically write one shard.
 
     `arrays` are (N, ...) datasets at the root (images chunked one per chunk),
     `params` 1-D columns under /params with `units[name]`, `groups` maps a group
-    name to {dataset: array}, `flags` is the per-image bit field.
+    name to {dataset: array}, `flags` is the per-image bit field of `flag_family`
+    (a `hybridlens.flags` family, whose bit meanings it carries as attributes).
     """
+    if flags is not None and flag_family is None:
+        raise ValueError("a flags column needs its flag_family (hybridlens.flags) for its bit meanings")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -57,9 +62,13 @@ def write_shard(path, attrs, arrays=None, params=None, units=None, groups=None, 
                 array = np.asarray(array)
                 chunks = (1, *array.shape[1:]) if array.ndim >= 2 and array.shape[0] else None
                 h5.create_dataset(
-                    name, data=array, chunks=chunks, compression="gzip" if chunks else None,
-                    shuffle=bool(chunks), track_times=False,
-                )  # fmt: skip
+                    name,
+                    data=array,
+                    chunks=chunks,
+                    compression="gzip" if chunks else None,
+                    shuffle=bool(chunks),
+                    track_times=False,
+                )
             if params is not None:
                 group = h5.create_group("params")
                 for name, values in params.items():
@@ -71,8 +80,7 @@ def write_shard(path, attrs, arrays=None, params=None, units=None, groups=None, 
                     group.create_dataset(name, data=np.asarray(values), track_times=False)
             if flags is not None:
                 dataset = h5.create_dataset("flags", data=np.asarray(flags, dtype=np.uint8), track_times=False)
-                for bit, meaning in (flag_bits or {}).items():
-                    dataset.attrs[f"bit_{int(bit)}"] = meaning
+                write_meanings(dataset, flag_family)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

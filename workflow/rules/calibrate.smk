@@ -32,8 +32,8 @@ rule calibrate_relations:
     output:
         relations="results/calibrate/relations.h5",
         figures=figure_files("m21_fig4_einstein_radius", "Calibration"),
-        q=figure_files("m21_fig5_axis_ratio", "Calibration", summary=False),
-        phi=figure_files("m21_fig6_angle", "Calibration", summary=False),
+        q=figure_files("m21_fig5_axis_ratio", "Calibration"),
+        phi=figure_files("m21_fig6_angle", "Calibration"),
     log:
         "logs/calibrate/relations.log",
     priority: M21_CRITICAL_PATH

@@ -1,5 +1,7 @@
 """Data sets, shard lists and the parameters every rule shares."""
 
+from hybridlens import vocabulary
+
 
 wildcard_constraints:
     shard=r"\d{5}",
@@ -9,8 +11,8 @@ wildcard_constraints:
     mass_model="sie|power_law",
     dataset="slacs|blind|hudf|training_sie|training_power_law|p21_[a-z_]+",
     slacs_set="slacs|blind",
-    testset="[a-z_]+",
-    method="blind|bnn_uniform|bnn_gaussian",
+    testset="|".join(vocabulary.TESTSETS),
+    method="|".join(vocabulary.P21_METHODS),
     name=r"[^/]+",
 
 
@@ -34,7 +36,7 @@ REPORT_CATEGORIES = {
 }
 
 
-def figure_files(name, subcategory, caption=None, summary=True):
+def figure_files(name, subcategory, caption=None):
     """A figure's files under results/figures: its JSON summary, then one file per configured format.
 
     Every file goes into `snakemake --report` under its paper and stage, with the
@@ -42,7 +44,7 @@ def figure_files(name, subcategory, caption=None, summary=True):
     """
     caption = f"../report/{caption or name}.rst"
     category = REPORT_CATEGORIES[name[:3]]
-    suffixes = ([".json"] if summary else []) + [f".{fmt}" for fmt in config["figures"]["format"]]
+    suffixes = [".json"] + [f".{fmt}" for fmt in config["figures"]["format"]]
     labels = lambda suffix: {"figure": name, "file": suffix[1:]}
     return [
         report_file(f"results/figures/{name}{suffix}", caption, category, subcategory, labels(suffix))
@@ -158,7 +160,7 @@ def p21_testset_masks():
 
 def p21_model(testset):
     """The mass model whose parameters are a set's truth and which BNN predicts them (P21)."""
-    return "power_law" if testset.startswith("power_law") else "sie"
+    return vocabulary.TESTSETS[testset].fitted_model
 
 
 def p21_comparison_outputs():
@@ -197,7 +199,7 @@ def p21_compare_inputs():
         "fits": [
             path
             for name in sets
-            for method in ("blind", "bnn_uniform", "bnn_gaussian")
+            for method in vocabulary.P21_METHODS
             for path in shards(f"p21/fits/{method}", f"p21_{name}")
         ],
     }

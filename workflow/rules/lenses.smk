@@ -8,6 +8,7 @@ rule model_lens:
     output:
         h5="results/lenses/{name}.h5",
         page="results/lenses/{name}.png",
+        plotted="results/lenses/{name}.json",
     log:
         "logs/lenses/{name}.log",
     benchmark:
@@ -33,6 +34,7 @@ rule lens_catalogue:
         csv="results/lenses/catalogue.csv",
         h5="results/lenses/catalogue.h5",
         figure="results/lenses/summary.png",
+        plotted="results/lenses/summary.json",
     log:
         "logs/lenses/catalogue.log",
     conda:

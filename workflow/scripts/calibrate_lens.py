@@ -6,6 +6,7 @@ import numpy as np
 
 from hybridlens import config, io, runlog
 from hybridlens.fitting import modelling
+from hybridlens.flags import CalibrationFlag
 from hybridlens.reconstruction import calibration, inversion, masking
 
 log = runlog.start(snakemake.log[0])
@@ -23,7 +24,7 @@ log.info(
 )
 truth = inversion.Mass.from_truth(lens["truth"])
 rows = [{"label": float(label)} for label in range(len(calibration.CLASSES))]
-flags = np.ones(len(rows), np.uint8)
+flags = np.full(len(rows), CalibrationFlag.UNUSABLE, np.uint8)
 if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     modelling.configure(p.scratch)
     masked = inversion.MaskedLens.from_lens(lens, p.inversion)
@@ -57,5 +58,5 @@ io.write_shard(
     ),
     params=columns,
     flags=flags,
-    flag_bits={1: "lens unusable (no mask or flagged simulation): not fitted"},
+    flag_family=CalibrationFlag,
 )

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
-from hybridlens import config, figures, io, runlog
-from hybridlens.reconstruction import calibration
+from hybridlens import config, io, plotting, runlog
+from hybridlens.reconstruction import calibration, figures
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
@@ -30,10 +30,10 @@ io.write_shard(
     params={key: np.asarray(table[key]) for key in table.columns},
     groups={name: {k: np.asarray(v) for k, v in line.items()} for name, line in lines.items()},
 )
-fig = figures.calibration_scatter(
-    table, "einstein_radius", calibration.CLASSES, lines, calibration.M21_REFERENCE, "(arcsec)"
+fig, plotted = figures.calibration_scatter(
+    table, "einstein_radius", calibration.CLASSES, lines, calibration.M21_PUBLISHED_RELATIONS, "(arcsec)"
 )
-figures.save(fig, snakemake.output.figures[0].removesuffix(".json"), p.formats, summary)
+plotting.save(fig, snakemake.output.figures[0].removesuffix(".json"), p.formats, {**summary, "plotted": plotted})
 for column, outputs, unit in (("axis_ratio", snakemake.output.q, ""), ("angle", snakemake.output.phi, "(deg)")):
-    fig = figures.calibration_scatter(table, column, calibration.CLASSES, unit=unit)
-    figures.save(fig, outputs[0].rsplit(".", 1)[0], p.formats, None)
+    fig, plotted = figures.calibration_scatter(table, column, calibration.CLASSES, unit=unit)
+    plotting.save(fig, outputs[0].removesuffix(".json"), p.formats, {"plotted": plotted})

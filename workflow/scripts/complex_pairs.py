@@ -6,6 +6,7 @@ import numpy as np
 
 from hybridlens import config, io, runlog
 from hybridlens.fitting import modelling
+from hybridlens.flags import TrainingPairFlag
 from hybridlens.reconstruction import calibration, inversion, masking, trainingset
 
 log = runlog.start(snakemake.log[0])
@@ -13,7 +14,7 @@ p = snakemake.params
 index = int(snakemake.wildcards.lens)
 lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.shard_size)
 shape = tuple(p.settings["source_shape"])
-pairs = [(0, label, np.nan, (np.nan, np.nan), None, trainingset.FLAG_NO_MASK) for label in range(3)]
+pairs = [(0, label, np.nan, (np.nan, np.nan), None, TrainingPairFlag.NO_MASK) for label in range(3)]
 results = []
 if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     modelling.configure(p.scratch)
@@ -64,5 +65,5 @@ io.write_shard(
     },
     units={**trainingset.UNITS, "einstein_radius_true": "arcsec", "seconds": "s"},
     flags=result["flags"],
-    flag_bits=trainingset.FLAG_BITS,
+    flag_family=TrainingPairFlag,
 )

@@ -4,8 +4,8 @@ import json
 
 import torch
 
-from hybridlens import config, figures, io, runlog
-from hybridlens.networks import bnn_training
+from hybridlens import config, io, plotting, runlog
+from hybridlens.networks import bnn_training, figures
 
 log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -18,8 +18,8 @@ predictions, truth, summary = bnn_training.assess(model, test, scaling, p.settin
 summary = {"dropout": float(chosen["dropout"]), "n_test": len(test), "n_train": len(train), "parameters": summary}
 log.info("test: %s", json.dumps(summary))
 names = bnn_training.reported_names(scaling)
-fig = figures.predicted_vs_true({name: predictions[name] for name in names}, truth)
-figures.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, summary)
+fig, plotted = figures.predicted_vs_true({name: predictions[name] for name in names}, truth)
+plotting.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, {**summary, "plotted": plotted})
 io.write_shard(
     snakemake.output.predictions,
     attrs=io.provenance(
@@ -29,5 +29,8 @@ io.write_shard(
         mass_model=snakemake.wildcards.mass_model,
         dropout=float(chosen["dropout"]),
     ),
-    params={**bnn_training.prediction_columns(predictions, truth), "index": [float(entry[3]) for entry in test]},
+    params={
+        **bnn_training.prediction_columns(predictions, truth),
+        "index": [float(entry.lens_index) for entry in test],
+    },
 )

@@ -4,9 +4,9 @@ import h5py
 import numpy as np
 import torch
 
-from hybridlens import config, figures, io, runlog
+from hybridlens import config, io, plotting, runlog
 from hybridlens.analysis import evaluation
-from hybridlens.networks import classifier, training
+from hybridlens.networks import classifier, figures, training
 
 log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)  # overrides the OMP_NUM_THREADS=1 the Snakefile exports
@@ -14,17 +14,22 @@ log.info("%d CPU threads", torch.get_num_threads())
 p = snakemake.params
 with h5py.File(snakemake.input.model) as h5:
     group = h5["split_test"]
-    sersic = list(zip(group["shard"][()].astype(str), group["row"][()], group["label"][()], group["lens_index"][()]))
+    stored = (group["shard"][()].astype(str), group["row"][()], group["label"][()], group["lens_index"][()])
+    sersic = [
+        training.TrainingEntry(str(path), int(row), int(label), int(lens)) for path, row, label, lens in zip(*stored)
+    ]
 model = training.build_model(p.settings)
 model.load_state_dict(training.state_from_hdf5(snakemake.input.model))
 test_sets = {"sersic": sersic, "hudf": training.catalogue(snakemake.input.complex)}
-outputs = {"sersic": (snakemake.output.table, snakemake.output.figure),
-           "hudf": (snakemake.output.complex_table, snakemake.output.complex_figure)}  # fmt: skip
+outputs = {
+    "sersic": (snakemake.output.table, snakemake.output.figure),
+    "hudf": (snakemake.output.complex_table, snakemake.output.complex_figure),
+}
 titles = {"sersic": "Sérsic test pairs", "hudf": "HDF-source pairs"}
 arrays, columns = {}, {}
 for name, entries in test_sets.items():
     probabilities = training.predict(model, entries, p.settings)
-    truth = np.array([entry[2] for entry in entries], dtype=int)
+    truth = np.array([entry.label for entry in entries], dtype=int)
     predicted = probabilities.argmax(1) if len(entries) else np.zeros(0, int)
     counts = evaluation.confusion_matrix(truth, predicted, len(classifier.CLASSES))
     scores = evaluation.precision_recall_f1(counts)
@@ -34,10 +39,16 @@ for name, entries in test_sets.items():
     columns.update({f"{name}_{key}": np.asarray(value, float) for key, value in scores.items()})
     table, figure = outputs[name]
     evaluation.table(scores, classifier.CLASSES).to_csv(table, index_label="class")
-    fig = figures.confusion(evaluation.row_normalise(counts), classifier.CLASSES, f"{titles[name]} (n={len(entries)})")
-    summary = {"accuracy": accuracy, "n_pairs": len(entries), "confusion_counts": counts.tolist(),
-               **{key: dict(zip(classifier.CLASSES, np.asarray(value, float).tolist())) for key, value in scores.items()}}  # fmt: skip
-    figures.save(fig, figure[0].removesuffix(".json"), p.formats, summary)
+    fig, plotted = figures.confusion(
+        evaluation.row_normalise(counts), classifier.CLASSES, f"{titles[name]} (n={len(entries)})"
+    )
+    summary = {
+        "accuracy": accuracy,
+        "n_pairs": len(entries),
+        "confusion_counts": counts.tolist(),
+        **{key: dict(zip(classifier.CLASSES, np.asarray(value, float).tolist())) for key, value in scores.items()},
+    }
+    plotting.save(fig, figure[0].removesuffix(".json"), p.formats, {**summary, "plotted": plotted})
 io.write_shard(
     snakemake.output.evaluation,
     attrs=io.provenance("evaluate_classifier", config.digest(p.settings), p.seed),

@@ -2,8 +2,9 @@
 
 import json
 
-from hybridlens import figures, io, runlog
-from hybridlens.reconstruction import masking
+from hybridlens import io, plotting, runlog
+from hybridlens.flags import MaskFlag
+from hybridlens.simulation import figures
 
 runlog.start(snakemake.log[0])
 sims, masks = list(snakemake.input.sims), list(snakemake.input.masks)
@@ -16,8 +17,8 @@ fig, summary = figures.slacs_gallery(
     io.read_params(masks),
     snakemake.params.n,
     json.loads(io.read_attrs(sims[0])["survey"])["pixel_scale"],
-    masking.FLAG_BITS,
+    MaskFlag.meanings(),
 )
-figures.save(
+plotting.save(
     fig, snakemake.output[0].removesuffix(".json"), [o.rsplit(".", 1)[1] for o in snakemake.output[1:]], summary
 )

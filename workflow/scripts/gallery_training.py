@@ -3,8 +3,9 @@
 import json
 from pathlib import Path
 
-from hybridlens import figures, io, runlog
-from hybridlens.reconstruction import masking
+from hybridlens import io, plotting, runlog
+from hybridlens.flags import MaskFlag
+from hybridlens.simulation import figures
 
 runlog.start(snakemake.log[0])
 datasets = {}
@@ -21,8 +22,8 @@ fig, summary = figures.training_gallery(
     datasets,
     snakemake.params.n,
     json.loads(io.read_attrs(snakemake.input.sims[0])["survey"])["pixel_scale"],
-    masking.FLAG_BITS,
+    MaskFlag.meanings(),
 )
-figures.save(
+plotting.save(
     fig, snakemake.output[0].removesuffix(".json"), [o.rsplit(".", 1)[1] for o in snakemake.output[1:]], summary
 )

@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from hybridlens import config, figures, io, runlog
-from hybridlens.fitting import guarded, hybrid
+from hybridlens import config, io, plotting, runlog
+from hybridlens.fitting import figures, guarded, hybrid
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
@@ -12,7 +12,7 @@ guarded_table = io.read_params(snakemake.input.guarded)
 tables = {"m21_loop": io.read_params(snakemake.input.m21), "bnn_gaussian": guarded_table, "guarded": guarded_table}
 reruns = {"m21_loop": p.m21_reruns, "bnn_gaussian": 0, "guarded": p.guarded_reruns}
 summary = guarded.evaluate(tables, reruns, p.class_ratio_ranges)
-summary["m21_reference"] = hybrid.M21_REFERENCE
+summary["m21_reference"] = hybrid.M21_PUBLISHED_ROUNDS
 rows = [
     {
         "approach": guarded.APPROACH_LABELS[name],
@@ -35,13 +35,14 @@ rows = [
 table = pd.DataFrame(rows)
 table.to_csv(snakemake.output.csv, index=False)
 with open(snakemake.output.markdown, "w") as handle:
-    handle.write(guarded.markdown_table(table, hybrid.M21_REFERENCE["reduction_of_unphysical"]))
+    handle.write(guarded.markdown_table(table, hybrid.M21_PUBLISHED_ROUNDS["reduction_of_unphysical"]))
 io.write_shard(
     snakemake.output.table,
     attrs=io.provenance("guarded_evaluation", config.digest(p.class_ratio_ranges), p.seed),
     params={name: table[name].to_numpy(float) for name in table if name != "approach"},
     groups={"text": {"approach": table["approach"].to_numpy().astype("S")}},
 )
-fig = figures.guarded_evaluation({k: v for k, v in summary.items() if k in guarded.APPROACHES}, guarded.APPROACH_LABELS)
-figures.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, summary)
+approaches = {k: v for k, v in summary.items() if k in guarded.APPROACHES}
+fig, plotted = figures.guarded_evaluation(approaches, guarded.APPROACH_LABELS)
+plotting.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, {**summary, "plotted": plotted})
 log.info("\n%s", table.to_string())

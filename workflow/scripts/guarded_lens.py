@@ -14,6 +14,7 @@ import torch
 
 from hybridlens import config, io, runlog
 from hybridlens.fitting import guarded, hybrid, modelling
+from hybridlens.flags import GuardedFlag
 from hybridlens.simulation.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -39,7 +40,7 @@ digest = config.digest(
     }
 )
 if simulation_flags:
-    result = guarded.GuardedResult([], None, None, hybrid.FLAG_UNUSABLE, "simulation flagged: not modelled")
+    result = guarded.GuardedResult([], None, None, GuardedFlag.UNUSABLE, "simulation flagged: not modelled")
 else:
     networks = guarded.load_networks(
         inputs.bnn, inputs.classifier, inputs.relations, p.settings["classifier"], settings.mc_passes, p.seed + index

@@ -22,6 +22,11 @@ io.write_shard(
         "half_light_radius": np.array([hudf.half_light_radius(s) for s in padded]),
         **{key: np.array([row[key] for row in info], float) for key in info[0]},
     },
-    units={"half_light_radius": "stamp pixels", "centre_row": "HDF pixel", "centre_col": "HDF pixel",
-           "area": "HDF pixels", "size": "HDF pixels"},  # fmt: skip
+    units={
+        "half_light_radius": "stamp pixels",
+        "centre_row": "HDF pixel",
+        "centre_col": "HDF pixel",
+        "area": "HDF pixels",
+        "size": "HDF pixels",
+    },
 )

@@ -3,8 +3,8 @@
 import h5py
 import numpy as np
 
-from hybridlens import figures, io, runlog
-from hybridlens.reconstruction import calibration, inversion, masking, trainingset
+from hybridlens import io, plotting, runlog
+from hybridlens.reconstruction import calibration, figures, inversion, masking, trainingset
 from hybridlens.simulation.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -31,15 +31,22 @@ def prepared(lens):
 prepared_lenses = [prepared(lens) for lens in lenses]
 masked, mass = prepared_lenses[0]
 pairs = trainingset.lens_pairs(masked, mass, relations, p.settings, lenses[0]["annulus"]["outer_radius"])
-fig = figures.reconstruction_panels(lenses[0]["image"], pairs, survey.pixel_scale, calibration.CLASSES)
+fig, plotted = figures.reconstruction_panels(lenses[0]["image"], pairs, survey.pixel_scale, calibration.CLASSES)
 summary = {
     "lens_index": lenses[0]["index"],
     "einstein_radius_true": mass.einstein_radius,
-    **{calibration.CLASSES[label]: {"einstein_radius": theta, "log_evidence": prod.log_evidence,
-                                    "chi_squared": prod.chi_squared, "coefficient": prod.coefficient}
-       for label, theta, _, prod in pairs},
-}  # fmt: skip
-figures.save(fig, snakemake.output.fig2[0].removesuffix(".json"), p.formats, summary)
+    **{
+        calibration.CLASSES[label]: {
+            "einstein_radius": theta,
+            "log_evidence": prod.log_evidence,
+            "chi_squared": prod.chi_squared,
+            "coefficient": prod.coefficient,
+        }
+        for label, theta, _, prod in pairs
+    },
+    "plotted": plotted,
+}
+plotting.save(fig, snakemake.output.fig2[0].removesuffix(".json"), p.formats, summary)
 
 ratios = np.linspace(p.slice["min_ratio"], p.slice["max_ratio"], p.slice["points"])
 slices, summary = [], {"ratios": ratios.tolist(), "lenses": []}
@@ -55,9 +62,17 @@ for lens, (masked, mass) in zip(lenses, prepared_lenses):
         if inside.any():
             peaks[name] = float(ratios[inside][np.argmax(evidence[inside])])
     slices.append((ratios, evidence, f"lens {lens['index']}: θE={mass.einstein_radius:.2f}″"))
-    summary["lenses"].append({"index": lens["index"], "einstein_radius_true": mass.einstein_radius,
-                              "coefficient": coefficient, "log_evidence": evidence.tolist(),
-                              "best_ratio_per_class": peaks})  # fmt: skip
+    summary["lenses"].append(
+        {
+            "index": lens["index"],
+            "einstein_radius_true": mass.einstein_radius,
+            "coefficient": coefficient,
+            "log_evidence": evidence.tolist(),
+            "best_ratio_per_class": peaks,
+        }
+    )
     log.info("lens %d: best ratio per class %s", lens["index"], peaks)
-fig = figures.evidence_slices(slices, {k: tuple(v) for k, v in p.settings["class_ratio_ranges"].items()})
-figures.save(fig, snakemake.output.fig7[0].removesuffix(".json"), p.formats, summary)
+fig, summary["plotted"] = figures.evidence_slices(
+    slices, {k: tuple(v) for k, v in p.settings["class_ratio_ranges"].items()}
+)
+plotting.save(fig, snakemake.output.fig7[0].removesuffix(".json"), p.formats, summary)

@@ -3,8 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from hybridlens import config, figures, io, runlog
+from hybridlens import config, io, plotting, runlog
 from hybridlens.fitting import guarded
+from hybridlens.flags import GuardedFlag
+from hybridlens.own_lenses import figures
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
@@ -19,8 +21,9 @@ io.write_shard(
     params={name: values for name, values in numeric.items() if name != "flags"},
     groups={"text": text},
     flags=catalogue["flags"].to_numpy(np.uint8),
-    flag_bits=guarded.FLAG_BITS,
+    flag_family=GuardedFlag,
 )
-figures.save(figures.catalogue_summary(catalogue), snakemake.output.figure.removesuffix(".png"), ["png"], None)
-failed = catalogue[(catalogue["flags"] & guarded.FAILURE_FLAGS) > 0]
+fig, plotted = figures.catalogue_summary(catalogue)
+plotting.save(fig, snakemake.output.figure.removesuffix(".png"), ["png"], {"plotted": plotted})
+failed = catalogue[(catalogue["flags"] & GuardedFlag.FAILED) > 0]
 log.info("%d lenses, %d not modelled: %s", len(catalogue), len(failed), dict(zip(failed["name"], failed["reason"])))

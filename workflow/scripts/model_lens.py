@@ -6,9 +6,10 @@ from dataclasses import asdict
 
 import torch
 
-from hybridlens import config, figures, io, runlog
+from hybridlens import config, io, plotting, runlog
 from hybridlens.fitting import guarded, hybrid, modelling
-from hybridlens.own_lenses import cutouts
+from hybridlens.flags import GuardedFlag
+from hybridlens.own_lenses import cutouts, figures
 from hybridlens.simulation.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -33,7 +34,7 @@ try:
     cutout = cutouts.read_cutout(spec, survey, p.settings["model_lenses"]["tolerances"])
 except cutouts.CutoutError as error:  # refused input: flagged in the catalogue, the other lenses go on
     log.error("%s refused: %s", spec.name, error)
-    cutout, result = None, guarded.GuardedResult([], None, None, guarded.FLAG_BAD_INPUT, f"input refused: {error}")
+    cutout, result = None, guarded.GuardedResult([], None, None, GuardedFlag.BAD_INPUT, f"input refused: {error}")
 else:
     for note in cutout.notes:
         log.info("%s: %s", spec.name, note)
@@ -61,5 +62,5 @@ row["notes"] = "; ".join(cutout.notes) if cutout else ""
 log.info("%s: %s after %d fits (%s)", spec.name, row["final_action"], row["fits"], row["reason"])
 data = {} if cutout is None else {"image": cutout.image, "noise_map": cutout.noise_map, "psf_kernel": cutout.psf_kernel}
 guarded.write_lens(snakemake.output.h5, result, row, data, attrs)
-fig = figures.lens_page(spec.name, cutout, result, row, settings.source_extent)
-figures.save(fig, snakemake.output.page.removesuffix(".png"), ["png"], None)
+fig, plotted = figures.lens_page(spec.name, cutout, result, row, settings.source_extent)
+plotting.save(fig, snakemake.output.page.removesuffix(".png"), ["png"], {"plotted": plotted})

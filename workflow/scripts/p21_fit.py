@@ -8,6 +8,7 @@ import pandas as pd
 from hybridlens import config, io, runlog
 from hybridlens.analysis import comparison
 from hybridlens.fitting import informed_priors, modelling
+from hybridlens.flags import ComparisonFlag
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
@@ -42,5 +43,5 @@ io.write_shard(
     ),
     params={key: table[key].to_numpy(float) for key in table if key != "flags"},
     flags=table["flags"].to_numpy(np.uint8),
-    flag_bits=comparison.FLAG_BITS,
+    flag_family=ComparisonFlag,
 )

@@ -3,7 +3,8 @@
 import torch
 
 from hybridlens import config, io, runlog
-from hybridlens.networks import bnn_training
+from hybridlens.flags import SimulationFlag
+from hybridlens.networks import bnn_training, training
 
 log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -11,7 +12,9 @@ p = snakemake.params
 chosen = io.read_attrs(snakemake.input.chosen)
 model, scaling, _ = bnn_training.load(chosen["model"])
 table = io.read_params([snakemake.input.shard])
-entries = [(snakemake.input.shard, row, 0, int(index)) for row, index in enumerate(table["index"])]
+entries = [
+    training.TrainingEntry(snakemake.input.shard, row, 0, int(index)) for row, index in enumerate(table["index"])
+]
 predictions = bnn_training.predict(model, entries, scaling, p.settings["mc_passes"], seed=p.seed)
 io.write_shard(
     snakemake.output[0],
@@ -24,6 +27,7 @@ io.write_shard(
         shard=snakemake.input.shard,
     ),
     params={**bnn_training.prediction_columns(predictions), "index": table["index"].to_numpy(float)},
-    flags=table["flags"].to_numpy(),
+    flags=table["flags"].to_numpy(),  # the simulation's, row by row
+    flag_family=SimulationFlag,
 )
 log.info("%d images predicted with %d MC passes", len(entries), p.settings["mc_passes"])

@@ -2,8 +2,8 @@
 
 import json
 
-from hybridlens import config, figures, io, runlog
-from hybridlens.networks import bnn
+from hybridlens import config, io, plotting, runlog
+from hybridlens.networks import bnn, figures
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
@@ -25,8 +25,8 @@ summary = {
     "validation": dict(zip(map(str, rates), validation)),
     "gaussian": bnn.GAUSSIAN_COVERAGE,
 }
-fig = figures.coverage_sweep(rates, validation, bnn.GAUSSIAN_COVERAGE, rate)
-figures.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, summary)
+fig, summary["plotted"] = figures.coverage_sweep(rates, validation, bnn.GAUSSIAN_COVERAGE, rate)
+plotting.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, summary)
 io.write_shard(
     snakemake.output.chosen,
     attrs=io.provenance(

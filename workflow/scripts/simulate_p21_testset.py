@@ -4,7 +4,9 @@ import json
 import time
 
 from hybridlens import config, io, runlog
+from hybridlens.flags import SimulationFlag
 from hybridlens.simulation import p21_testsets, simulate
+from hybridlens.vocabulary import TESTSETS
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
@@ -27,7 +29,7 @@ io.write_shard(
         p.seed,
         p.survey,
         dataset=f"p21_{name}",
-        testset=json.dumps(p21_testsets.TESTSETS[name].__dict__),
+        testset=json.dumps(TESTSETS[name].__dict__),
         shard=int(snakemake.wildcards.shard),
         rejections=json.dumps(result["rejections"], sort_keys=True),
     ),
@@ -36,5 +38,5 @@ io.write_shard(
     units=simulate.PARAM_UNITS,
     groups={"components": result["components"]},
     flags=result["flags"],
-    flag_bits=simulate.FLAG_BITS,
+    flag_family=SimulationFlag,
 )

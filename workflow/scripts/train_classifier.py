@@ -14,22 +14,24 @@ log.info("pairs: %s; %d CPU threads", {name: len(rows) for name, rows in splits.
 model, history = training.train(splits, p.settings, p.checkpoint, p.seed, log=log.info)
 log.info("%d trainable parameters", classifier.count_parameters(model))
 torch.save(model.state_dict(), snakemake.output.weights)  # a convenience copy: the HDF5 below is read downstream
-io.write_shard(snakemake.output.model, attrs=io.provenance(
-    "train_classifier",
-    config.digest(p.settings),
-    p.seed,
-    n_parameters=classifier.count_parameters(model),
-    device=str(training.device_for(p.settings["device"])),
-    training_digest=training.training_digest(splits, p.settings, p.seed),
-    ),  # fmt: skip
+io.write_shard(
+    snakemake.output.model,
+    attrs=io.provenance(
+        "train_classifier",
+        config.digest(p.settings),
+        p.seed,
+        n_parameters=classifier.count_parameters(model),
+        device=str(training.device_for(p.settings["device"])),
+        training_digest=training.training_digest(splits, p.settings, p.seed),
+    ),
     params={key: np.asarray(values, float) for key, values in history.items()},
     units={"epoch_seconds": "s"},
     groups={
         f"split_{name}": {
-            "shard": np.array([entry[0] for entry in rows], dtype="S"),
-            "row": np.array([entry[1] for entry in rows], dtype=np.int64),
-            "label": np.array([entry[2] for entry in rows], dtype=np.int64),
-            "lens_index": np.array([entry[3] for entry in rows], dtype=np.int64),
+            "shard": np.array([entry.path for entry in rows], dtype="S"),
+            "row": np.array([entry.row for entry in rows], dtype=np.int64),
+            "label": np.array([entry.label for entry in rows], dtype=np.int64),
+            "lens_index": np.array([entry.lens_index for entry in rows], dtype=np.int64),
         }
         for name, rows in splits.items()
     }

@@ -4,6 +4,7 @@ import json
 import time
 
 from hybridlens import config, io, runlog
+from hybridlens.flags import TrainingPairFlag
 from hybridlens.reconstruction import calibration, inversion, masking, trainingset
 from hybridlens.simulation.survey import Survey
 
@@ -48,5 +49,5 @@ io.write_shard(
     params={**result["params"], "einstein_radius_true": truths["einstein_radius"].to_numpy()[rows]},
     units={**trainingset.UNITS, "einstein_radius_true": "arcsec"},
     flags=result["flags"],
-    flag_bits=trainingset.FLAG_BITS,
+    flag_family=TrainingPairFlag,
 )

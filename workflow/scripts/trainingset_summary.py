@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from hybridlens import figures, io, runlog
-from hybridlens.reconstruction import calibration
+from hybridlens import io, plotting, runlog
+from hybridlens.reconstruction import calibration, figures
 from hybridlens.analysis.evaluation import describe
 
 log = runlog.start(snakemake.log[0])
@@ -21,12 +21,14 @@ summary = {
         "theta_e": theta_median,
         **{
             f"{who}_{name}": (line["slope"] * theta_median + line["intercept"]) / theta_median
-            for who, lines in (("ours", relations), ("m21", calibration.M21_REFERENCE))
+            for who, lines in (("ours", relations), ("m21", calibration.M21_PUBLISHED_RELATIONS))
             for name, line in lines.items()
             if name != "correct"
         },
     },
 }
 log.info("theta / theta_true per class: %s", summary["ratio_to_truth"])
-fig = figures.class_ratio_histograms(ratios, relations, calibration.M21_REFERENCE, theta_median)
-figures.save(fig, snakemake.output[0].removesuffix(".json"), snakemake.params.formats, summary)
+fig, summary["plotted"] = figures.class_ratio_histograms(
+    ratios, relations, calibration.M21_PUBLISHED_RELATIONS, theta_median
+)
+plotting.save(fig, snakemake.output[0].removesuffix(".json"), snakemake.params.formats, summary)

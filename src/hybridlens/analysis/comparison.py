@@ -8,31 +8,16 @@ mask, no ring above threshold for the blind prior, no BNN prediction, a fit
 that raised) gets a flag and a reason; the other lenses and methods go on.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 
 from hybridlens.fitting import informed_priors, modelling
+from hybridlens.flags import ComparisonFlag
 from hybridlens.reconstruction import inversion, masking
 from hybridlens.simulation.p21_testsets import TRUTH_NAMES
-
-METHODS = ("blind", "bnn_uniform", "bnn_gaussian")  # P21: PyAL, PyAL + BNN, PyAL + BNN (1 sigma)
-
-FLAG_UNUSABLE = 1
-FLAG_NO_RING = 2
-FLAG_NO_PREDICTION = 4
-FLAG_FIT_FAILED = 8
-FLAG_CALL_CAP = 16
-FLAG_RING_CLIPPED = 32
-FLAG_RING_SMOOTHED = 64
-FLAG_NOT_FITTED = FLAG_UNUSABLE | FLAG_NO_RING | FLAG_NO_PREDICTION | FLAG_FIT_FAILED  # the rest are notes
-FLAG_BITS = {
-    FLAG_UNUSABLE: "simulation or mask flagged: not fitted",
-    FLAG_NO_RING: "blind prior: no pixels above the ring-fit threshold, smoothed or not",
-    FLAG_NO_PREDICTION: "no (finite) BNN prediction for this lens",
-    FLAG_FIT_FAILED: "the fit raised",
-    FLAG_CALL_CAP: "the fit stopped at the likelihood-call cap",
-    FLAG_RING_CLIPPED: "blind prior: the ring-fit radius lay outside the mask's annulus and was clipped into it",
-    FLAG_RING_SMOOTHED: "blind prior: no pixel above the threshold; the ring was fitted to the image smoothed as the masks are",
-}
+from hybridlens.vocabulary import P21_ESTIMATORS, P21_METHODS
 
 
 def prediction_from(columns, row):
@@ -49,7 +34,7 @@ def prediction_from(columns, row):
 
 
 def priors_for(method, lens, prediction, modelling_settings, prior_settings, power_law):
-    """The method's `ModelPriors` and note flags (`FLAG_RING_CLIPPED`, `FLAG_RING_SMOOTHED`), or (None, flag)."""
+    """The method's `ModelPriors` and `ComparisonFlag` notes (`RING_CLIPPED`, `RING_SMOOTHED`), or (None, flag)."""
     centre = tuple(lens["annulus"][f"centre_{axis}"] for axis in ("y", "x"))
     if method == "blind":
         grid = np.stack(masking.pixel_coordinates(lens["image"].shape, lens["survey"]["pixel_scale"]), axis=-1)
@@ -57,15 +42,15 @@ def priors_for(method, lens, prediction, modelling_settings, prior_settings, pow
         ring, notes = informed_priors.fit_ring(lens["image"], lens["noise_map"], grid, *cut), 0
         if ring is None and prior_settings.smooth_pixels > 0:  # faint arcs: S/N 20 in all, < 3 per pixel
             image, noise_map = informed_priors.smoothed(lens["image"], lens["noise_map"], prior_settings.smooth_pixels)
-            ring, notes = informed_priors.fit_ring(image, noise_map, grid, *cut), FLAG_RING_SMOOTHED
+            ring, notes = informed_priors.fit_ring(image, noise_map, grid, *cut), ComparisonFlag.RING_SMOOTHED
         if ring is None:
-            return None, FLAG_NO_RING
+            return None, ComparisonFlag.NO_RING
         annulus = lens["annulus"]
         ring, clipped = informed_priors.guarded_ring(ring, annulus["inner_radius"], annulus["outer_radius"])
         priors = informed_priors.blind_priors(ring, centre, modelling_settings["priors"], prior_settings, power_law)
-        return priors, notes | (FLAG_RING_CLIPPED if clipped else 0)
+        return priors, notes | (ComparisonFlag.RING_CLIPPED if clipped else 0)
     if prediction is None:
-        return None, FLAG_NO_PREDICTION
+        return None, ComparisonFlag.NO_PREDICTION
     build = informed_priors.bnn_uniform_priors if method == "bnn_uniform" else informed_priors.bnn_gaussian_priors
     return build(prediction, centre, modelling_settings["priors"], prior_settings, power_law), 0
 
@@ -85,13 +70,13 @@ def describe(priors):
 def fit_lens(lens, method, prediction, settings, seed, log):
     """One method on one lens: a flat row (truths, priors, fit, cost, flags) and a reason."""
     truth = {f"true_{name}": lens["truth"].get(name, np.nan) for name in TRUTH_NAMES}
-    row = {"method": float(METHODS.index(method)), "is_double": lens["truth"].get("is_double", np.nan), **truth}
+    row = {"method": float(P21_METHODS.index(method)), "is_double": lens["truth"].get("is_double", np.nan), **truth}
     if not masking.usable(lens["simulation_flags"], lens["mask_flags"]):
-        return {**row, "flags": float(FLAG_UNUSABLE)}, FLAG_BITS[FLAG_UNUSABLE]
+        return {**row, "flags": float(ComparisonFlag.UNUSABLE)}, ComparisonFlag.UNUSABLE.meaning
     power_law = settings["power_law"]
     priors, flag = priors_for(method, lens, prediction, settings["modelling"], settings["priors"], power_law)
     if priors is None:
-        return {**row, "flags": float(flag)}, FLAG_BITS[flag]
+        return {**row, "flags": float(flag)}, flag.meaning
     row.update(describe(priors))
     try:
         masked = inversion.MaskedLens.from_lens(lens, settings["inversion"])
@@ -99,15 +84,14 @@ def fit_lens(lens, method, prediction, settings, seed, log):
         result = modelling.fit_sie(masked, priors.sie, search, method, seed, slope=priors.slope)
     except Exception as error:  # flag this lens x method; the others go on
         log.exception("%s fit failed", method)
-        return {**row, "flags": float(FLAG_FIT_FAILED)}, f"fit failed: {type(error).__name__}: {error}"
+        return {**row, "flags": float(ComparisonFlag.FIT_FAILED)}, f"fit failed: {type(error).__name__}: {error}"
     row.update(result.row())
-    row["flags"] = float(flag | (FLAG_CALL_CAP if result.hit_call_cap else 0))
-    return row, FLAG_BITS[FLAG_CALL_CAP] if result.hit_call_cap else "converged"
+    row["flags"] = float(flag | (ComparisonFlag.CALL_CAP if result.hit_call_cap else 0))
+    return row, ComparisonFlag.CALL_CAP.meaning if result.hit_call_cap else "converged"
 
 
 # --- the comparison: P21 Tables 1-4, timing (Fig 19), doubles (section 5.3) ---------------------------
 
-ALL_METHODS = ("bnn", *METHODS)  # the BNN alone, then the three PyAutoLens methods
 FRACTIONAL = ("einstein_radius", "axis_ratio")  # P21 quotes these errors as fractions of the truth
 PARAMETERS = ("einstein_radius", "angle", "axis_ratio", "slope")
 
@@ -140,7 +124,7 @@ def method_estimates(method, fits, predictions):
     for name in PARAMETERS:
         column = fits.get(f"median_{name}")
         if column is not None:
-            usable = (fits["flags"] & FLAG_NOT_FITTED) == 0
+            usable = (fits["flags"] & ComparisonFlag.NOT_FITTED) == 0
             out[name] = np.where(usable, column, np.nan)
     return out
 
@@ -161,6 +145,11 @@ def table_rows(testset, truth, estimates_by_method, subset=None):
     return rows
 
 
+def _ratio(value, baseline):
+    """value / baseline, NaN where the baseline's interval is zero (one lens, or identical errors)."""
+    return value / baseline if baseline else np.nan
+
+
 def error_ratios(rows, baseline="blind"):
     """{testset: {parameter: {method: error / baseline's error}}} from `table_rows` rows (P21 quotes these)."""
     out = {}
@@ -169,7 +158,7 @@ def error_ratios(rows, baseline="blind"):
         if baseline not in mine:
             continue
         out[testset] = {
-            name: {method: row.get(name, np.nan) / mine[baseline][name] for method, row in mine.items()}
+            name: {method: _ratio(row.get(name, np.nan), mine[baseline][name]) for method, row in mine.items()}
             for name in PARAMETERS
             if name in mine[baseline]
         }
@@ -180,7 +169,6 @@ def error_ratios(rows, baseline="blind"):
 # section 4.5's mean speed-ups over blind: the paper's numbers, beside ours in the summary, never an input.
 # Table 4 (EAGLE lenses, sets f and g) is not legible in the paper's text and is left out. (P21's tables
 # head the theta_E column "arcsec" while its text calls the differences fractional; we follow the text.)
-_P21_ROWS = ("bnn", "blind", "bnn_uniform", "bnn_gaussian")  # CNN, PyAL (blind), PyAL + CNN, PyAL + CNN (1 sigma)
 _P21_COLUMNS = {
     "sie_parametric": {"einstein_radius": (0.0090, 0.0089, 0.0065, 0.0055), "angle": (4.92, 4.44, 2.81, 2.47),
                        "axis_ratio": (0.018, 0.027, 0.021, 0.017)},
@@ -195,7 +183,9 @@ _P21_COLUMNS = {
 }  # fmt: skip
 P21_REFERENCE = {
     "tables": {
-        testset: {method: {name: values[i] for name, values in columns.items()} for i, method in enumerate(_P21_ROWS)}
+        testset: {
+            method: {name: values[i] for name, values in columns.items()} for i, method in enumerate(P21_ESTIMATORS)
+        }
         for testset, columns in _P21_COLUMNS.items()
     },
     "speed_up_over_blind": {  # Fig 19 sets: SIE + HUDF, the same with LOS, EAGLE + HUDF with LOS
@@ -217,10 +207,103 @@ def timing(fits_by_method):
             "fits": int(fitted.sum()),
             "mean_seconds": float(np.nanmean(seconds)) if fitted.any() else float("nan"),
             "mean_calls": float(np.nanmean(calls)) if fitted.any() else float("nan"),
-            "call_cap_hits": int(((flags & FLAG_CALL_CAP) > 0).sum()),
-            "failed_or_not_fitted": int(((flags & FLAG_NOT_FITTED) > 0).sum()),
+            "call_cap_hits": int(((flags & ComparisonFlag.CALL_CAP) > 0).sum()),
+            "failed_or_not_fitted": int(((flags & ComparisonFlag.NOT_FITTED) > 0).sum()),
         }
     blind = out.get("blind", {}).get("mean_seconds", float("nan"))
     for method in out:
         out[method]["speed_up_over_blind"] = blind / out[method]["mean_seconds"] if out[method]["fits"] else np.nan
     return out
+
+
+@dataclass
+class Comparison:
+    """P21 Tables 1-4 and the timing of Fig 19 over the test sets, as `compare` gathers them."""
+
+    rows: list  # `table_rows` of each set, every lens
+    double_rows: list  # the same for the doubles and the other lenses ("images": "doubles" / "non_doubles")
+    errors_by_set: dict  # {set: {method: {parameter: error per lens}}}: the error distributions' figure
+    seconds_by_method: dict  # {PyAutoLens method: wall seconds per fit, every set}: the timing figure
+    timing_by_set: dict  # {set: `timing` of its fits}
+    timing: dict  # `timing` of every set's fits together
+
+    def table(self):
+        """One row per set and method: the 68 % intervals and how many lenses each used."""
+        return pd.DataFrame(self.rows)
+
+    def summary(self, n_images):
+        """The JSON beside the error distributions: our tables, doubles, timing, ratios, P21's numbers."""
+        return {
+            "tables": self.rows,
+            "doubles": self.double_rows,
+            "timing": self.timing,
+            "timing_by_set": self.timing_by_set,
+            "error_ratios_to_blind": error_ratios(self.rows),
+            "n_images_per_set": n_images,
+            "p21_reference": P21_REFERENCE,
+        }
+
+    def timing_summary(self):
+        """The JSON beside the timing figure: per method over every set, per set, and P21's speed-ups."""
+        return {**self.timing, "by_set": self.timing_by_set, "p21_reference": P21_REFERENCE["speed_up_over_blind"]}
+
+    def markdown(self, n_images):
+        """Our tables, then P21 Tables 1-3 for reference."""
+        reference = pd.DataFrame(
+            [
+                {"testset": testset, "method": method, **values}
+                for testset, by_method in P21_REFERENCE["tables"].items()
+                for method, values in by_method.items()
+            ]
+        )
+        return (
+            f"68 % intervals of prediction - truth (fractional for theta_E and q; degrees for phi), "
+            f"{n_images} images per set\n\n"
+            + self.table().to_markdown(index=False, floatfmt=".4f")
+            + "\n\nP21 Tables 1-3 (1,000 images per set), for reference\n\n"
+            + reference.to_markdown(index=False, floatfmt=".4f")
+            + "\n"
+        )
+
+
+def compare(sets, truths, predictions, fits):
+    """Every set's tables (all lenses, doubles, the other lenses), errors and timing: a `Comparison`.
+
+    `truths[set]`: the test set's parameter table (the truths, `is_double`);
+    `predictions[set]`: `predict_bnn`'s columns (<name>_mean, <name>_sigma);
+    `fits[set][method]`: `p21_fit`'s rows for each of `P21_METHODS` (flags,
+    median_<name>, seconds, n_calls). Flagged fits count as not estimated.
+    """
+    rows, double_rows, errors_by_set, seconds_by_method, fits_by_method_all, timing_by_set = [], [], {}, {}, {}, {}
+    for testset in sets:
+        truth_table = truths[testset]
+        truth = {name: truth_table[name].to_numpy(float) for name in (*PARAMETERS, "is_double") if name in truth_table}
+        columns = {k: predictions[testset][k].to_numpy(float) for k in predictions[testset]}
+        estimates = {"bnn": method_estimates("bnn", None, columns)}
+        fits_by_method = {}
+        for method in P21_METHODS:
+            table = fits[testset][method]
+            method_fits = {column: table[column].to_numpy(float) for column in table}
+            method_fits["flags"] = table["flags"].to_numpy(int)
+            fits_by_method[method] = method_fits
+            fits_by_method_all.setdefault(method, []).append(method_fits)
+            estimates[method] = method_estimates(method, method_fits, None)
+            seconds_by_method.setdefault(method, []).extend(method_fits.get("seconds", []))
+        rows += table_rows(testset, truth, estimates)
+        doubles = truth.get("is_double", np.zeros(len(truth["einstein_radius"]))) == 1
+        for label, subset in (("doubles", doubles), ("non_doubles", ~doubles)):
+            for row in table_rows(testset, truth, estimates, subset):
+                double_rows.append({**row, "images": label})
+        errors_by_set[testset] = {
+            method: {name: errors(name, values, truth[name]) for name, values in est.items() if name in truth}
+            for method, est in estimates.items()
+        }
+        timing_by_set[testset] = timing(fits_by_method)
+    merged = {
+        method: {
+            key: np.concatenate([f.get(key, np.full(len(f["flags"]), np.nan)) for f in parts])
+            for key in ("seconds", "n_calls", "flags")
+        }
+        for method, parts in fits_by_method_all.items()
+    }
+    return Comparison(rows, double_rows, errors_by_set, seconds_by_method, timing_by_set, timing(merged))

@@ -21,20 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hybridlens.fitting import hybrid, informed_priors, modelling
-from hybridlens.reconstruction import calibration, masking
+from hybridlens.flags import GuardedFlag, MaskFlag
+from hybridlens.reconstruction import masking
+from hybridlens.vocabulary import CLASSES
 
-# Catalogue flags beyond `hybrid.FLAG_BITS` (the rounds' own).
-FLAG_BAD_INPUT = 16
-FLAG_NO_LENS = 32
-FLAG_BNN_OFF_MASK = 64
-FLAG_BITS = {
-    **hybrid.FLAG_BITS,
-    FLAG_BAD_INPUT: "input refused (unreadable, missing HDU, NaNs, wrong shape or survey): not modelled",
-    FLAG_NO_LENS: "the mask found no lensed emission: not modelled",
-    FLAG_BNN_OFF_MASK: "the BNN's theta_E lies outside the annulus (or given range): first fit used M21's uniform priors",
-}
 PRIOR_SOURCES = {"m21_uniform": 0, "bnn": 1, "given": 2}  # where the first fit's priors came from
-FAILURE_FLAGS = FLAG_BAD_INPUT | FLAG_NO_LENS | hybrid.FLAG_UNUSABLE | hybrid.FLAG_FIT_FAILED
 
 
 @dataclass(frozen=True)
@@ -125,7 +116,7 @@ def first_priors(prediction, bounds, blind, centre, settings):
     """
     low, high = bounds
     if not low <= prediction.einstein_radius <= high:
-        return blind, FLAG_BNN_OFF_MASK
+        return blind, GuardedFlag.BNN_OFF_MASK
     built = informed_priors.bnn_gaussian_priors(prediction, centre, settings.modelling_priors, settings.priors)
     theta = modelling.Prior.gaussian(prediction.einstein_radius, prediction.einstein_radius_sigma, low, high)
     return built.sie.replace(einstein_radius=theta), 0
@@ -154,7 +145,7 @@ class GuardedResult:
     records: list
     annulus: object
     prediction: object
-    flags: int
+    flags: int  # GuardedFlag bits of the lens (its rounds' are in `records`)
     reason: str
     snr: float = np.nan
 
@@ -181,13 +172,13 @@ def model_lens(
     `known`: a `Prediction` from elsewhere (a published model) used instead of the BNN's.
     """
     annulus = masking.fit_annulus(image, pixel_scale, **settings.masking)
-    if annulus.flags & masking.FLAGS_NO_MASK:
-        reason = f"no mask: {masking.FLAG_BITS[annulus.flags & masking.FLAGS_NO_MASK]}"
-        return GuardedResult([], annulus, None, FLAG_NO_LENS, reason)
+    if annulus.flags & MaskFlag.NO_MASK:
+        reason = f"no mask: {MaskFlag(annulus.flags & MaskFlag.NO_MASK).describe()}"
+        return GuardedResult([], annulus, None, GuardedFlag.NO_LENS, reason)
     snr = signal_to_noise(image, noise_map, annulus.mask)
     if snr < settings.min_snr:
         reason = f"no lensed emission found: S/N {snr:.1f} inside the mask < {settings.min_snr:g}"
-        return GuardedResult([], annulus, None, FLAG_NO_LENS, reason, snr)
+        return GuardedResult([], annulus, None, GuardedFlag.NO_LENS, reason, snr)
     prediction = networks.predict(image) if known is None else known
     centre = annulus.centre if centre is None else tuple(centre)
     bounds = tuple(einstein_radius_range or (annulus.inner_radius, annulus.outer_radius))
@@ -229,7 +220,7 @@ def catalogue_row(name, result, seconds, position_angle=None):
     row = {"name": name, "flags": lens_flags(result), "reason": result.reason, "rounds": 0, "fits": 0}
     row.update({f"{n}{s}": np.nan for n in CATALOGUE_PARAMETERS for s in ("", "_lower", "_upper", "_sigma")})
     row.update(verdict="", final_action="flag", seconds=float(seconds), fit_seconds=0.0, likelihood_calls=0.0)
-    row.update({f"p_{c}": np.nan for c in calibration.CLASSES}, snr=float(result.snr))
+    row.update({f"p_{c}": np.nan for c in CLASSES}, snr=float(result.snr))
     row["position_angle"] = np.nan
     if result.prediction is not None:  # the BNN's, or the model the user gave
         row["first_prior_einstein_radius"] = result.prediction.einstein_radius
@@ -251,8 +242,8 @@ def catalogue_row(name, result, seconds, position_angle=None):
             row[n] = final.row[f"median_{n}"]
             row[f"{n}_lower"], row[f"{n}_upper"] = final.row[f"lower_{n}"], final.row[f"upper_{n}"]
             row[f"{n}_sigma"] = final.row[f"sigma_{n}"]
-        row["verdict"] = hybrid.ABBREVIATIONS[calibration.CLASSES[int(final.row["verdict"])]]
-        row.update({f"p_{c}": final.row[f"p_{c}"] for c in calibration.CLASSES})
+        row["verdict"] = hybrid.ABBREVIATIONS[CLASSES[int(final.row["verdict"])]]
+        row.update({f"p_{c}": final.row[f"p_{c}"] for c in CLASSES})
         if position_angle is not None:
             row["position_angle"] = position_angle(row["angle"])
     return row
@@ -337,7 +328,7 @@ def write_lens(path, result, row, data, attrs, extra_columns=None):
         )
     records = result.records if result is not None else []
     attrs = {**attrs, "catalogue_row": json.dumps(row, default=float), "lens_flags": int(row["flags"])}
-    hybrid.write_rounds(path, records, attrs, extra_columns, groups={"lens": lens_group}, flag_bits=FLAG_BITS)
+    hybrid.write_rounds(path, records, attrs, extra_columns, groups={"lens": lens_group}, flag_family=GuardedFlag)
 
 
 def read_catalogue_row(path):
@@ -351,8 +342,8 @@ def read_catalogue_row(path):
 
 
 def describe_flags(flags):
-    """The meanings of a flag field, joined."""
-    return "; ".join(meaning for bit, meaning in FLAG_BITS.items() if flags & bit)
+    """The meanings of a lens's flags (`GuardedFlag` bits), joined."""
+    return GuardedFlag(int(flags)).describe()
 
 
 APPROACH_LABELS = {"m21_loop": "M21 blind + reruns", "bnn_gaussian": "PyAL + BNN(1 sigma)", "guarded": "guarded hybrid"}

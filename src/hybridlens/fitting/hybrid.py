@@ -29,9 +29,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hybridlens.fitting import modelling
+from hybridlens.flags import HybridFlag
 from hybridlens.reconstruction import calibration
+from hybridlens.vocabulary import CLASSES
 
-VERDICTS = calibration.CLASSES  # the CNN's labels: under (UM), correct (C), over (OM)
+VERDICTS = CLASSES  # the CNN's labels: under (UM), correct (C), over (OM)
 ABBREVIATIONS = {"under": "UM", "correct": "C", "over": "OM"}
 
 # Action kinds
@@ -191,7 +193,7 @@ TRUTH_CLASSES = ("under", "correct", "over", "between")  # "between": in no clas
 def truth_class(theta, theta_true, class_ratio_ranges):
     """The calibration's class of a fit by its theta_E alone: the range theta / theta_true falls in."""
     ratio = theta / theta_true
-    for name in calibration.CLASSES:
+    for name in CLASSES:
         low, high = class_ratio_ranges[name]
         if name == "under" and ratio <= high or name == "over" and ratio >= low or low <= ratio <= high:
             return name
@@ -205,16 +207,6 @@ def axis_ratio_off(q, q_true, tolerance):
 
 # --- the loop -------------------------------------------------------------------------------------
 
-FLAG_FIT_FAILED = 1
-FLAG_MANUAL = 2
-FLAG_CALL_CAP = 4
-FLAG_UNUSABLE = 8
-FLAG_BITS = {
-    FLAG_FIT_FAILED: "a fit raised: loop stopped at that round",
-    FLAG_MANUAL: "flagged for manual inspection by the rerun rules",
-    FLAG_CALL_CAP: "a fit stopped at the call cap (not converged)",
-    FLAG_UNUSABLE: "lens unusable (no mask or flagged simulation): not fitted",
-}
 ACTION_KINDS = {code: kind for kind, code in ACTION_CODES.items()}
 
 
@@ -258,7 +250,7 @@ class RoundRecord:
 
     def round(self):
         return Round(
-            calibration.CLASSES[int(self.row["verdict"])],
+            CLASSES[int(self.row["verdict"])],
             self.row["median_einstein_radius"],
             self.row["lower_einstein_radius"],
             self.row["upper_einstein_radius"],
@@ -299,14 +291,14 @@ def failed_round(number, priors, error):
         "round": float(number),
         **priors.describe(),
         "action": float(ACTION_CODES[FLAG]),
-        "flags": float(FLAG_FIT_FAILED),
+        "flags": float(HybridFlag.FIT_FAILED),
     }
     return RoundRecord(row, f"fit failed: {type(error).__name__}: {error}")
 
 
 def unusable_round():
     """The record of a lens that cannot be modelled (flagged simulation, no mask)."""
-    row = {"round": 0.0, "action": float(ACTION_CODES[FLAG]), "flags": float(FLAG_UNUSABLE)}
+    row = {"round": 0.0, "action": float(ACTION_CODES[FLAG]), "flags": float(HybridFlag.UNUSABLE)}
     return RoundRecord(row, "lens unusable: not fitted")
 
 
@@ -315,7 +307,7 @@ def judged(row, products, classify, history, relations, settings, problem):
     probabilities = np.asarray(classify(products), float)
     row = {
         **row,
-        **{f"p_{name}": float(p) for name, p in zip(calibration.CLASSES, probabilities)},
+        **{f"p_{name}": float(p) for name, p in zip(CLASSES, probabilities)},
         "verdict": float(np.argmax(probabilities)),
     }
     history.append(RoundRecord(row, "").round())
@@ -325,7 +317,7 @@ def judged(row, products, classify, history, relations, settings, problem):
         action=float(ACTION_CODES[action.kind]),
         next_low=float(low),
         next_high=float(high),
-        flags=float(FLAG_CALL_CAP * (row["hit_call_cap"] > 0) + FLAG_MANUAL * (action.kind == FLAG)),
+        flags=float(HybridFlag.CALL_CAP * (row["hit_call_cap"] > 0) + HybridFlag.MANUAL * (action.kind == FLAG)),
     )
     return RoundRecord(row, action.reason, products)
 
@@ -370,8 +362,8 @@ def model_lens(problem, classify, relations, settings, store, log, blind=None):
             "round %d: theta_E %.3f, CNN %s (%s), %d calls in %.0f s%s -> %s: %s",
             number,
             row["median_einstein_radius"],
-            ABBREVIATIONS[calibration.CLASSES[int(record.row["verdict"])]],
-            " ".join(f"{record.row[f'p_{c}']:.2f}" for c in calibration.CLASSES),
+            ABBREVIATIONS[CLASSES[int(record.row["verdict"])]],
+            " ".join(f"{record.row[f'p_{c}']:.2f}" for c in CLASSES),
             row["n_calls"],
             row["seconds"],
             " CALL CAP HIT" if row["hit_call_cap"] else "",
@@ -388,10 +380,10 @@ def model_lens(problem, classify, relations, settings, store, log, blind=None):
 IMAGE_NAMES = ("source", "residual", "chi_squared_map")
 
 
-def write_rounds(path, records, attrs, extra_columns=None, groups=None, flag_bits=None):
+def write_rounds(path, records, attrs, extra_columns=None, groups=None, flag_family=HybridFlag):
     """Every round of one lens: a params row, its products (NaN for a failed fit), the actions' reasons.
 
-    `groups`: further HDF5 groups (e.g. the lens's data); `flag_bits`: the flags' meanings.
+    `groups`: further HDF5 groups (e.g. the lens's data); `flag_family`: the family of the rounds' flags.
     """
     import json
 
@@ -412,7 +404,7 @@ def write_rounds(path, records, attrs, extra_columns=None, groups=None, flag_bit
     flags = np.array([int(record.row.get("flags", 0)) for record in records], np.uint8)
     attrs = {**attrs, "reasons": json.dumps([record.reason for record in records])}
     io.write_shard(
-        path, attrs=attrs, arrays=arrays, params=columns, groups=groups, flags=flags, flag_bits=flag_bits or FLAG_BITS
+        path, attrs=attrs, arrays=arrays, params=columns, groups=groups, flags=flags, flag_family=flag_family
     )
 
 
@@ -487,7 +479,7 @@ def truth_columns(records, truth, class_ratio_ranges, max_axis_ratio_error):
 # --- the sample: per round, by the CNN and by the truth ----------------------------------------
 
 # M21 section 4.2 (100 lenses), for comparison only: CNN verdict counts after each round.
-M21_REFERENCE = {
+M21_PUBLISHED_ROUNDS = {
     "cnn_counts": {
         "blind": {"under": 88, "correct": 1, "over": 11},
         "rerun 1": {"under": 20, "correct": 52},
@@ -514,14 +506,14 @@ def summarise(table, reruns):
     if "verdict" not in table:
         table = table.assign(verdict=np.nan)
     fitted = table[np.isfinite(table["verdict"])]
-    out = {"n_lenses": int(table["lens_index"].nunique()), "rounds": {}, "m21_reference": M21_REFERENCE}
+    out = {"n_lenses": int(table["lens_index"].nunique()), "rounds": {}, "m21_reference": M21_PUBLISHED_ROUNDS}
     for number, name in enumerate(round_names(reruns)):
         state = state_after(table, number)
         q_off = state["axis_ratio_off"] > 0
         out["rounds"][name] = {
             "n_models": int(len(state)),
             "fits_this_round": int((fitted["round"] == number).sum()),
-            "cnn": {c: int((state["verdict"] == k).sum()) for k, c in enumerate(calibration.CLASSES)},
+            "cnn": {c: int((state["verdict"] == k).sum()) for k, c in enumerate(CLASSES)},
             "truth": {c: int((state["truth_class"] == k).sum()) for k, c in enumerate(TRUTH_CLASSES)},
             "truth_correct_with_q_off": int(((state["truth_class"] == 1) & q_off).sum()),
             "fractional_error_einstein_radius": describe(
@@ -543,7 +535,7 @@ def summarise(table, reruns):
             float((labelled["truth_class"] == labelled["verdict"])[q_ok].mean()) if q_ok.any() else float("nan")
         ),
         "confusion_counts": counts.tolist(),
-        **{key: dict(zip(calibration.CLASSES, np.asarray(v, float).tolist())) for key, v in scores.items()},
+        **{key: dict(zip(CLASSES, np.asarray(v, float).tolist())) for key, v in scores.items()},
     }
     final_actions = table.sort_values("round").groupby("lens_index").tail(1)["action"]
     out["final"] = {kind: int((final_actions == code).sum()) for kind, code in ACTION_CODES.items()}
@@ -554,7 +546,7 @@ def summarise(table, reruns):
     out["fits_per_lens"] = describe(fitted.groupby("lens_index").size())
     out["seconds_per_lens"] = describe(fitted.groupby("lens_index")["seconds"].sum())
     out["call_cap_hits"] = int((fitted["hit_call_cap"] > 0).sum())
-    out["failed_fits"] = int(((table["flags"].astype(int) & FLAG_FIT_FAILED) > 0).sum())
+    out["failed_fits"] = int(((table["flags"].astype(int) & HybridFlag.FIT_FAILED) > 0).sum())
     first, last = out["rounds"]["blind"], out["rounds"][round_names(reruns)[-1]]
     for judge, wrong_classes in (("truth", ("under", "over", "between")), ("cnn", ("under", "over"))):
         wrong = [sum(state[judge][c] for c in wrong_classes) for state in (first, last)]

@@ -178,7 +178,7 @@ class SearchSettings:
     n_eff: int
     n_batch: int
     # Nautilus' neural bounds (its defaults): at a few tens of ms per likelihood call,
-    # training them can cost as much as the likelihood (README "Non-linear searches").
+    # training them can cost as much as the likelihood (docs/m21.md, "Non-linear searches").
     n_networks: int = 4
     n_update: Optional[int] = None  # live-set additions per new bound; None: n_live
     network_layers: Tuple[int, ...] = NAUTILUS_NETWORK_LAYERS

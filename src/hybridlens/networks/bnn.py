@@ -189,13 +189,22 @@ def enable_mc_dropout(model):
     return model
 
 
+@dataclass(frozen=True)
+class MCPrediction:
+    """An MC-dropout prediction per image and target in scaled units, each array (N, n_targets)."""
+
+    mean: np.ndarray  # mean over passes of the predicted means
+    sigma: np.ndarray  # total 1-sigma: aleatoric and epistemic in quadrature
+    aleatoric: np.ndarray  # 1-sigma of the predicted variances, averaged over passes
+    epistemic: np.ndarray  # 1-sigma spread of the predicted means over passes (0 without dropout)
+
+
 @torch.inference_mode()
 def mc_predict(model, images, passes, batch_size=100, generator_seed=0):
     """Mean and total 1-sigma (aleatoric + epistemic in quadrature) per target, scaled units.
 
     The passes are batched: each image is repeated `passes` times within a batch,
-    so one forward call serves many passes at once. Returns (mean, sigma,
-    aleatoric sigma, epistemic sigma), each (N, n_targets).
+    so one forward call serves many passes at once. Returns an `MCPrediction`.
     """
     enable_mc_dropout(model)
     device = next(model.parameters()).device
@@ -213,11 +222,11 @@ def mc_predict(model, images, passes, batch_size=100, generator_seed=0):
     mean, variance = torch.cat(means), torch.cat(variances)
     aleatoric = variance.mean(dim=1)
     epistemic = mean.var(dim=1, unbiased=False)
-    return (
-        mean.mean(dim=1).numpy(),
-        torch.sqrt(aleatoric + epistemic).numpy(),
-        torch.sqrt(aleatoric).numpy(),
-        torch.sqrt(epistemic).numpy(),
+    return MCPrediction(
+        mean=mean.mean(dim=1).numpy(),
+        sigma=torch.sqrt(aleatoric + epistemic).numpy(),
+        aleatoric=torch.sqrt(aleatoric).numpy(),
+        epistemic=torch.sqrt(epistemic).numpy(),
     )
 
 

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from hybridlens.networks import bnn
 from hybridlens.networks.training import (
     SPLITS,
+    TrainingEntry,
     device_for,
     resume,
     save_checkpoint,
@@ -32,7 +33,7 @@ UNDIGESTED = frozenset({"progress_bar", "loader_workers", "device", "epochs", "d
 
 
 class LensImages(Dataset):
-    """(scaled image, scaled target) of selected (shard, row) entries."""
+    """(scaled image, scaled target) of selected `TrainingEntry` rows."""
 
     def __init__(self, entries, targets):
         self.entries, self.targets = entries, torch.as_tensor(targets, dtype=torch.float32)
@@ -42,21 +43,21 @@ class LensImages(Dataset):
         return len(self.entries)
 
     def __getitem__(self, i):
-        path, row = self.entries[i][:2]
-        if path not in self._files:
-            self._files[path] = h5py.File(path, "r")
-        return bnn.scale_images(self._files[path]["image"][row][None]), self.targets[i]
+        entry = self.entries[i]
+        if entry.path not in self._files:
+            self._files[entry.path] = h5py.File(entry.path, "r")
+        return bnn.scale_images(self._files[entry.path]["image"][entry.row][None]), self.targets[i]
 
 
 def catalogue(paths, names):
-    """Unflagged images of the shards: entries (path, row, 0, index) and their physical targets."""
+    """Unflagged images of the shards: `TrainingEntry`s (label 0, the image index) and their physical targets."""
     entries, targets = [], []
     for path in paths:
         with h5py.File(path, "r") as h5:
             params = {name: h5["params"][name][()] for name in h5["params"]}
             flags, index = h5["flags"][()], h5["index"][()]
         good = np.flatnonzero(flags == 0)
-        entries += [(str(path), int(row), 0, int(index[row])) for row in good]
+        entries += [TrainingEntry(str(path), int(row), 0, int(index[row])) for row in good]
         targets.append(bnn.targets_from_params({k: v[good] for k, v in params.items()}, names))
     return entries, (np.concatenate(targets) if targets else np.zeros((0, len(names))))
 
@@ -163,7 +164,7 @@ def read_images(entries):
     """Scaled (N, 1, H, W) images of the entries, one shard at a time."""
     by_path = {}
     for position, entry in enumerate(entries):
-        by_path.setdefault(entry[0], []).append((position, entry[1]))
+        by_path.setdefault(entry.path, []).append((position, entry.row))
     images = [None] * len(entries)
     for path, rows in by_path.items():
         with h5py.File(path, "r") as h5:
@@ -180,8 +181,8 @@ def predict(model, entries, scaling, passes, batch_size=500, seed=0):
 
 def predict_images(model, images, scaling, passes, batch_size=500, seed=0):
     """`predict` for images already scaled by `bnn.scale_images` ((N, 1, H, W)), e.g. a user's cutout."""
-    mean, sigma, _, _ = bnn.mc_predict(model, images, passes, batch_size, seed)
-    mean, sigma = scaling.unscale(mean, sigma)
+    prediction = bnn.mc_predict(model, images, passes, batch_size, seed)
+    mean, sigma = scaling.unscale(prediction.mean, prediction.sigma)
     out = {name: (mean[:, i], sigma[:, i]) for i, name in enumerate(scaling.names)}
     out.update(bnn.with_axis_ratio_angle(scaling.names, mean, sigma))
     return out
@@ -191,7 +192,7 @@ def truths(entries, names):
     """Physical truths of entries (theta_E, q, phi[, slope]) from their shards."""
     by_path = {}
     for position, entry in enumerate(entries):
-        by_path.setdefault(entry[0], []).append((position, entry[1]))
+        by_path.setdefault(entry.path, []).append((position, entry.row))
     columns = {name: np.zeros(len(entries)) for name in names}
     for path, rows in by_path.items():
         with h5py.File(path, "r") as h5:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CLASSES = ("under", "correct", "over")
+from hybridlens.vocabulary import CLASSES
 
 
 def _path(filters, kernel_sizes, dropout, negative_slope):
@@ -40,8 +40,15 @@ def pooled_size(size, blocks):
 
 
 class ReconstructionClassifier(nn.Module):
-    def __init__(self, input_shape=(100, 100), filters=(32, 64, 128), kernel_sizes=(3, 3, 3), dropout=0.2,
-                 dense=512, negative_slope=0.01):  # fmt: skip
+    def __init__(
+        self,
+        input_shape=(100, 100),
+        filters=(32, 64, 128),
+        kernel_sizes=(3, 3, 3),
+        dropout=0.2,
+        dense=512,
+        negative_slope=0.01,
+    ):
         super().__init__()
         self.source_path = _path(filters, kernel_sizes, dropout, negative_slope)
         self.residual_path = _path(filters, kernel_sizes, dropout, negative_slope)
@@ -93,15 +100,17 @@ def _retain_freed_memory():
 
     glibc hands multi-megabyte blocks back to the kernel on free, so every
     activation tensor of the next batch is page-faulted in again; in a VM that
-    costs more than the convolution writing it. A no-op off glibc.
+    costs more than the convolution writing it. Only a speed-up: returns whether
+    both thresholds were set, False off glibc (no libc or no `mallopt`).
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 1 << 30)
-        libc.mallopt(m_trim_threshold, (1 << 31) - 1)
+        mallopt = libc.mallopt
     except (OSError, AttributeError):
-        pass
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    results = (mallopt(m_mmap_threshold, 1 << 30), mallopt(m_trim_threshold, (1 << 31) - 1))
+    return all(result == 1 for result in results)  # mallopt returns 1 on success
 
 
 class FastClassifier:

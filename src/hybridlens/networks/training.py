@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -30,15 +31,28 @@ SPLITS = ("train", "validation", "test")
 UNDIGESTED_SETTINGS = frozenset({"progress_bar", "loader_workers", "device", "epochs"})
 
 
-class PairShards(Dataset):
-    """(source, residual, label) pairs of selected rows across training-set shards."""
+@dataclass(frozen=True, slots=True)
+class TrainingEntry:
+    """One usable row of a shard: where it lies, its class label and the lens it belongs to.
 
-    def __init__(self, rows):
-        self.rows = rows  # list of (path, row, label)
+    The BNN, a regression, labels every entry 0; its `lens_index` is the image's index.
+    """
+
+    path: str
+    row: int
+    label: int
+    lens_index: int
+
+
+class PairShards(Dataset):
+    """(source, residual, label) pairs of selected `TrainingEntry` rows across training-set shards."""
+
+    def __init__(self, entries):
+        self.entries = entries
         self._files = {}
 
     def __len__(self):
-        return len(self.rows)
+        return len(self.entries)
 
     def _file(self, path):
         if path not in self._files:
@@ -46,9 +60,10 @@ class PairShards(Dataset):
         return self._files[path]
 
     def __getitem__(self, i):
-        path, row, label = self.rows[i]
-        h5 = self._file(path)
-        return (*network_inputs(h5["source"][row], h5["residual"][row], h5["chi_squared_map"][row]), int(label))
+        entry = self.entries[i]
+        h5 = self._file(entry.path)
+        row = entry.row
+        return (*network_inputs(h5["source"][row], h5["residual"][row], h5["chi_squared_map"][row]), int(entry.label))
 
 
 def network_inputs(source, residual, chi_squared_map):
@@ -68,24 +83,26 @@ def noise_scaled_residual(residual, chi_squared_map):
 
 
 def catalogue(paths):
-    """Usable pairs of the shards: (path, row, label, lens index) for every unflagged row."""
+    """Usable pairs of the shards: a `TrainingEntry` for every unflagged row."""
     entries = []
     for path in paths:
         with h5py.File(path, "r") as h5:
             labels, flags, index = h5["params/label"][()], h5["flags"][()], h5["index"][()]
-        entries += [(str(path), row, int(labels[row]), int(index[row])) for row in np.flatnonzero(flags == 0)]
+        entries += [
+            TrainingEntry(str(path), int(row), int(labels[row]), int(index[row])) for row in np.flatnonzero(flags == 0)
+        ]
     return entries
 
 
 def split_by_lens(entries, fractions, seed):
     """Assign whole lenses to train / validation / test with the given fractions."""
-    lenses = np.unique([entry[3] for entry in entries])
+    lenses = np.unique([entry.lens_index for entry in entries])
     order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,))).permutation(lenses)
     n_val = int(round(fractions["validation"] * len(order)))
     n_test = int(round(fractions["test"] * len(order)))
     groups = {"validation": set(order[:n_val]), "test": set(order[n_val : n_val + n_test])}
     groups["train"] = set(order[n_val + n_test :])
-    return {name: [e for e in entries if e[3] in groups[name]] for name in SPLITS}
+    return {name: [entry for entry in entries if entry.lens_index in groups[name]] for name in SPLITS}
 
 
 def training_digest(entries_by_split, settings, seed):
@@ -101,9 +118,9 @@ def training_digest(entries_by_split, settings, seed):
     shards = set()
     for name in SPLITS:
         h.update(f"\n[{name}]\n".encode())
-        for path, row, label, lens in entries_by_split.get(name, ()):
-            h.update(f"{path}\t{int(row)}\t{int(label)}\t{int(lens)}\n".encode())
-            shards.add(str(path))
+        for entry in entries_by_split.get(name, ()):
+            h.update(f"{entry.path}\t{int(entry.row)}\t{int(entry.label)}\t{int(entry.lens_index)}\n".encode())
+            shards.add(str(entry.path))
     for path in sorted(shards):
         with h5py.File(path, "r") as h5:
             stamp = h5.attrs.get("config_sha256", "")
@@ -179,17 +196,22 @@ def device_for(preference="auto"):
 
 def build_model(settings):
     return ReconstructionClassifier(
-        input_shape=tuple(settings["input_shape"]), filters=tuple(settings["filters"]),
-        kernel_sizes=tuple(settings["kernel_sizes"]), dropout=settings["dropout"], dense=settings["dense"],
-    )  # fmt: skip
+        input_shape=tuple(settings["input_shape"]),
+        filters=tuple(settings["filters"]),
+        kernel_sizes=tuple(settings["kernel_sizes"]),
+        dropout=settings["dropout"],
+        dense=settings["dense"],
+    )
 
 
 def _loader(entries, settings, shuffle, generator):
-    rows = [(path, row, label) for path, row, label, _ in entries]
     return DataLoader(
-        PairShards(rows), batch_size=settings["batch_size"], shuffle=shuffle, generator=generator,
+        PairShards(entries),
+        batch_size=settings["batch_size"],
+        shuffle=shuffle,
+        generator=generator,
         num_workers=settings["loader_workers"],
-    )  # fmt: skip
+    )
 
 
 def _save_atomic(state, path):
@@ -243,22 +265,28 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
     optimiser = torch.optim.NAdam(model.parameters(), lr=settings["learning_rate"])
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     generator = torch.Generator().manual_seed(seed)
-    history = {key: [] for key in ("train_loss", "train_accuracy", "validation_loss", "validation_accuracy",
-                                   "epoch_seconds")}  # fmt: skip
+    history = {
+        key: [] for key in ("train_loss", "train_accuracy", "validation_loss", "validation_accuracy", "epoch_seconds")
+    }
     objects = (model, optimiser, scaler, generator, device)
     history, start_epoch = resume(checkpoint, digest, settings["epochs"], log, *objects, history)
     train_loader = _loader(entries_by_split["train"], settings, True, generator)
     validation_loader = _loader(entries_by_split["validation"], settings, False, None)
     for epoch in range(start_epoch, settings["epochs"]):
         began = time.perf_counter()
-        with tqdm(total=len(train_loader.dataset), desc=f"epoch {epoch + 1}/{settings['epochs']}",
-                  disable=not settings["progress_bar"]) as bar:  # fmt: skip
+        with tqdm(
+            total=len(train_loader.dataset),
+            desc=f"epoch {epoch + 1}/{settings['epochs']}",
+            disable=not settings["progress_bar"],
+        ) as bar:
             train_loss, train_acc = run_epoch(model, train_loader, device, optimiser, scaler, generator, bar)
         val_loss, val_acc = run_epoch(model, validation_loader, device)
         for key, value in zip(history, (train_loss, train_acc, val_loss, val_acc, time.perf_counter() - began)):
             history[key].append(value)
-        log(f"epoch {epoch + 1}: loss {train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
-            f"acc {val_acc:.3f} | {history['epoch_seconds'][-1]:.1f} s on {device}")  # fmt: skip
+        log(
+            f"epoch {epoch + 1}: loss {train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
+            f"acc {val_acc:.3f} | {history['epoch_seconds'][-1]:.1f} s on {device}"
+        )
         save_checkpoint(checkpoint, digest, epoch + 1, *objects, history)
     return model, history
 

@@ -186,8 +186,13 @@ def computed_noise(image, header, noise_settings, factor=1.0):
 # --- geometry ----------------------------------------------------------------------------------------
 
 
-def wcs_geometry(header, shape):
-    """(pixel scale arcsec, north angle deg, east counter-clockwise) from a celestial WCS, or None."""
+def wcs_geometry(header, shape, path=None):
+    """(pixel scale arcsec, north angle deg, east counter-clockwise) from a celestial WCS, or None.
+
+    None means the header has no celestial WCS (the config's pixel scale is then
+    needed); a WCS that astropy cannot parse is a `CutoutError` naming the file
+    `path` and astropy's complaint, not a header without one.
+    """
     from astropy.wcs import WCS, FITSFixedWarning
     from astropy.wcs.utils import proj_plane_pixel_scales
 
@@ -195,8 +200,13 @@ def wcs_geometry(header, shape):
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             wcs = WCS(header, naxis=2)
-        except Exception:
-            return None
+        except Exception as error:  # astropy raises several types for a malformed WCS
+            where = f"{path}: " if path is not None else ""
+            complaint = " ".join(str(error).split())  # wcslib's message spans lines; a catalogue reason does not
+            raise CutoutError(
+                f"{where}malformed WCS in the header ({type(error).__name__}: {complaint}); "
+                "fix or remove its WCS keywords"
+            ) from None
     if not wcs.has_celestial:
         return None
     scales = proj_plane_pixel_scales(wcs.celestial) * 3600.0
@@ -236,7 +246,7 @@ def read_cutout(spec, survey, tolerances):
     """A `Cutout` ready for the networks of `survey`, or `CutoutError` saying why not."""
     image, header = read_array(spec.path, spec.image_hdu)
     notes = []
-    geometry = wcs_geometry(header, image.shape)
+    geometry = wcs_geometry(header, image.shape, spec.path)
     if spec.pixel_scale is not None:
         pixel_scale, north_angle, east_ccw = float(spec.pixel_scale), np.nan, True
         if geometry is not None:

@@ -14,8 +14,8 @@ import numpy as np
 
 from hybridlens.fitting import modelling
 from hybridlens.analysis.evaluation import describe
+from hybridlens.vocabulary import CLASSES
 
-CLASSES = ("under", "correct", "over")
 log = logging.getLogger(__name__)
 
 
@@ -145,7 +145,7 @@ def is_reliable(relation):
 
 
 # M21's published lines, drawn beside ours for comparison only (never used as inputs).
-M21_REFERENCE = {"under": {"slope": 0.46, "intercept": -0.08}, "over": {"slope": 2.11, "intercept": 0.16}}
+M21_PUBLISHED_RELATIONS = {"under": {"slope": 0.46, "intercept": -0.08}, "over": {"slope": 2.11, "intercept": 0.16}}
 
 
 def full_analysis_pairs(masked_lens, truth, settings, modelling_settings, seed, source_shape, source_extent):
@@ -166,7 +166,7 @@ def summary(table, lines):
     hit = table["hit_call_cap"] > 0 if "hit_call_cap" in table else np.zeros(len(table), bool)
     return {
         "ours": lines,
-        "m21_reference": M21_REFERENCE,
+        "m21_reference": M21_PUBLISHED_RELATIONS,
         "n_lenses": int(table["lens_index"].nunique()),
         "mean_fractional_error": {
             name: float(np.mean(rows["ml_einstein_radius"] / rows["truth_einstein_radius"] - 1))

@@ -18,17 +18,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_li
 
-FLAG_NONFINITE = 1
-FLAG_EMPTY = 2
-FLAG_BEYOND_STAMP = 4
-FLAG_INPUT_FLAGGED = 8
-FLAGS_NO_MASK = FLAG_NONFINITE | FLAG_EMPTY
-FLAG_BITS = {
-    FLAG_NONFINITE: "image has NaN/inf pixels: no mask",
-    FLAG_EMPTY: "image is constant or nothing survives the threshold: no mask",
-    FLAG_BEYOND_STAMP: "outer circle extends beyond the stamp (mask is clipped)",
-    FLAG_INPUT_FLAGGED: "the simulation flagged this image",
-}
+from hybridlens.flags import MaskFlag
 
 
 @dataclass
@@ -38,7 +28,7 @@ class Annulus:
     outer_radius: float
     centre: tuple
     threshold: float
-    flags: int = 0
+    flags: int = 0  # MaskFlag bits
 
 
 def pixel_coordinates(shape, pixel_scale):
@@ -72,21 +62,26 @@ def robust_rms(image):
 
 
 def fit_annulus(
-    image, pixel_scale, inner_factor=0.9, outer_factor=1.1, min_region_pixels=8, min_threshold_sigma=3.0,
+    image,
+    pixel_scale,
+    inner_factor=0.9,
+    outer_factor=1.1,
+    min_region_pixels=8,
+    min_threshold_sigma=3.0,
     smooth_pixels=1.0,
-):  # fmt: skip
+):
     """The M21 annulus of one image; bad images get flags and an empty mask."""
     image = np.asarray(image, dtype=float)
     empty = np.zeros(image.shape, dtype=bool)
     if not np.all(np.isfinite(image)):
-        return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), np.nan, FLAG_NONFINITE)
+        return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), np.nan, MaskFlag.NONFINITE)
     if np.ptp(image) == 0:
-        return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), np.nan, FLAG_EMPTY)
+        return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), np.nan, MaskFlag.EMPTY)
     smoothed = ndimage.gaussian_filter(image, smooth_pixels) if smooth_pixels > 0 else image
     threshold = max(float(threshold_li(smoothed)), min_threshold_sigma * robust_rms(smoothed))
     binary = drop_small_islands(smoothed > threshold, min_region_pixels)
     if not binary.any():
-        return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), threshold, FLAG_EMPTY)
+        return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), threshold, MaskFlag.EMPTY)
     y, x = pixel_coordinates(image.shape, pixel_scale)
     centre = (float(y[binary].mean()), float(x[binary].mean()))
     radius = np.hypot(y[binary] - centre[0], x[binary] - centre[1])
@@ -95,7 +90,7 @@ def fit_annulus(
     flags = 0
     half_height, half_width = image.shape[0] * pixel_scale / 2.0, image.shape[1] * pixel_scale / 2.0
     if abs(centre[0]) + outer > half_height or abs(centre[1]) + outer > half_width:
-        flags |= FLAG_BEYOND_STAMP
+        flags |= MaskFlag.BEYOND_STAMP
     mask = annular_mask(image.shape, pixel_scale, inner, outer, centre)
     return Annulus(mask, inner, outer, centre, threshold, flags)
 
@@ -109,7 +104,7 @@ def mask_shard(images, pixel_scale, settings, input_flags=None, model_images=Non
     results = [fit_annulus(image, pixel_scale, **settings) for image in images]
     flags = np.array([r.flags for r in results], dtype=np.uint8)
     if input_flags is not None:
-        flags |= np.where(np.asarray(input_flags) != 0, FLAG_INPUT_FLAGGED, 0).astype(np.uint8)
+        flags |= np.where(np.asarray(input_flags) != 0, MaskFlag.INPUT_FLAGGED, 0).astype(np.uint8)
     return {
         "mask": np.stack([r.mask for r in results]) if results else np.zeros((0, 0, 0), bool),
         "params": {
@@ -127,7 +122,7 @@ def mask_shard(images, pixel_scale, settings, input_flags=None, model_images=Non
 
 def usable(simulation_flags, mask_flags):
     """A lens can be modelled when its simulation is clean and it has a mask."""
-    return (np.asarray(simulation_flags) == 0) & (np.asarray(mask_flags) & FLAGS_NO_MASK == 0)
+    return (np.asarray(simulation_flags) == 0) & (np.asarray(mask_flags) & MaskFlag.NO_MASK == 0)
 
 
 def flux_fraction(model_images, results):
@@ -141,6 +136,11 @@ def flux_fraction(model_images, results):
 
 
 UNITS = {
-    "inner_radius": "arcsec", "outer_radius": "arcsec", "centre_y": "arcsec", "centre_x": "arcsec",
-    "threshold": "e-/s/pixel", "n_pixels": "pixels", "model_flux_fraction": "",
-}  # fmt: skip
+    "inner_radius": "arcsec",
+    "outer_radius": "arcsec",
+    "centre_y": "arcsec",
+    "centre_x": "arcsec",
+    "threshold": "e-/s/pixel",
+    "n_pixels": "pixels",
+    "model_flux_fraction": "",
+}

@@ -14,15 +14,11 @@ import logging
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from hybridlens.flags import TrainingPairFlag
 from hybridlens.reconstruction import calibration, inversion
+from hybridlens.vocabulary import CLASSES
 
-LABELS = {name: label for label, name in enumerate(calibration.CLASSES)}
-FLAG_NO_MASK = 1
-FLAG_INVERSION_FAILED = 2
-FLAG_BITS = {
-    FLAG_NO_MASK: "the lens has no usable mask (or its simulation was flagged)",
-    FLAG_INVERSION_FAILED: "the inversion failed for this lens",
-}
+LABELS = {name: label for label, name in enumerate(CLASSES)}
 log = logging.getLogger(__name__)
 
 
@@ -61,12 +57,14 @@ def lens_pairs(masked_lens, truth, relations, settings, outer_radius):
     """The three labelled (source, residual) products of one lens."""
     coefficient, _ = masked_lens.best_coefficient(truth)
     pairs = []
-    for name in calibration.CLASSES:
+    for name in CLASSES:
         window = scan_window(name, truth.einstein_radius, relations.get(name), settings)
         theta, _ = maximise_in_window(
             lambda t: masked_lens.log_evidence(truth.with_einstein_radius(t), coefficient),
-            window, settings["scan_points"], settings["scan_rtol"],
-        )  # fmt: skip
+            window,
+            settings["scan_points"],
+            settings["scan_rtol"],
+        )
         mass = truth.with_einstein_radius(theta)
         best_coefficient, _ = masked_lens.best_coefficient(mass)
         products = masked_lens.products(
@@ -80,7 +78,7 @@ def build_shard(images, noise_maps, masks, truths, outer_radii, usable, psf, pix
     """Training pairs for the lenses of one shard (three rows per lens, U, C, O)."""
     rows = []
     for i in range(len(images)):
-        flags = 0 if usable[i] else FLAG_NO_MASK
+        flags = 0 if usable[i] else TrainingPairFlag.NO_MASK
         pairs = []
         if not flags:
             try:
@@ -88,7 +86,7 @@ def build_shard(images, noise_maps, masks, truths, outer_radii, usable, psf, pix
                 pairs = lens_pairs(lens, truths[i], relations, settings, outer_radii[i])
             except Exception as error:  # noqa: BLE001 - one bad lens must not stop the shard
                 log.warning("lens %d: inversion failed (%s); flagged", i, error)
-                flags = FLAG_INVERSION_FAILED
+                flags = TrainingPairFlag.INVERSION_FAILED
         if flags:
             pairs = [(label, np.nan, (np.nan, np.nan), None) for label in LABELS.values()]
         for label, theta, window, products in pairs:
@@ -102,10 +100,20 @@ def collate(rows, source_shape, image_shape):
     source = np.zeros((n, *source_shape), np.float32)
     residual = np.zeros((n, *image_shape), np.float32)
     chi2 = np.zeros((n, *image_shape), np.float32)
-    columns = {key: np.full(n, np.nan) for key in (
-        "lens_row", "label", "einstein_radius", "window_low", "window_high", "log_evidence",
-        "coefficient", "chi_squared", "source_extent",
-    )}  # fmt: skip
+    columns = {
+        key: np.full(n, np.nan)
+        for key in (
+            "lens_row",
+            "label",
+            "einstein_radius",
+            "window_low",
+            "window_high",
+            "log_evidence",
+            "coefficient",
+            "chi_squared",
+            "source_extent",
+        )
+    }
     flags = np.zeros(n, np.uint8)
     for j, (i, label, theta, window, products, flag) in enumerate(rows):
         columns["lens_row"][j], columns["label"][j], columns["einstein_radius"][j] = i, label, theta
@@ -125,7 +133,13 @@ def collate(rows, source_shape, image_shape):
 
 
 UNITS = {
-    "lens_row": "row in the simulation shard", "label": "0 under, 1 correct, 2 over",
-    "einstein_radius": "arcsec", "window_low": "arcsec", "window_high": "arcsec",
-    "log_evidence": "", "coefficient": "", "chi_squared": "", "source_extent": "arcsec (raster half-width)",
-}  # fmt: skip
+    "lens_row": "row in the simulation shard",
+    "label": "0 under, 1 correct, 2 over",
+    "einstein_radius": "arcsec",
+    "window_low": "arcsec",
+    "window_high": "arcsec",
+    "log_evidence": "",
+    "coefficient": "",
+    "chi_squared": "",
+    "source_extent": "arcsec (raster half-width)",
+}

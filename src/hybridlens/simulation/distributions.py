@@ -5,6 +5,10 @@ probability mass onto the bounds (e.g. ~11 % of SLACS axis ratios exactly at
 q = 1), which a lens population does not have. Each function takes a
 `numpy.random.Generator` and a config node, so the same node documents and
 drives the draw, and tests can compare against `scipy.stats`.
+
+As in numpy, `size=None` (the default) draws one value and returns it as a
+scalar; it takes exactly the random numbers a draw of `size=1` takes, so one
+value is the first element of the one-element array.
 """
 
 import numpy as np
@@ -13,8 +17,15 @@ from scipy import stats
 _MAX_REDRAWS = 10_000
 
 
+def _shaped(values, size):
+    """`values`, drawn with size 1 when `size` is None, as that one value (a numpy scalar)."""
+    return values[0] if size is None else values
+
+
 def _truncated(draw, low, high, size):
-    """Redraw values of `draw(n)` outside [low, high] until `size` are inside."""
+    """Redraw values of `draw(n)` outside [low, high] until `size` (None: one) are inside."""
+    if size is None:
+        return _shaped(_truncated(draw, low, high, 1), None)
     out = np.empty(size)
     filled = 0
     for _ in range(_MAX_REDRAWS):
@@ -27,11 +38,11 @@ def _truncated(draw, low, high, size):
     raise ValueError(f"truncation [{low}, {high}] keeps almost no probability mass")
 
 
-def truncated_normal(rng, node, size=1):
+def truncated_normal(rng, node, size=None):
     return _truncated(lambda n: rng.normal(node["mean"], node["sd"], n), node["min"], node["max"], size)
 
 
-def truncated_emg(rng, node, size=1):
+def truncated_emg(rng, node, size=None):
     """Exponentially modified Gaussian N(mean, sd) + Exp(rate), truncated (M21 Sersic index)."""
 
     def draw(n):
@@ -40,20 +51,21 @@ def truncated_emg(rng, node, size=1):
     return _truncated(draw, node["min"], node["max"], size)
 
 
-def truncated_exponential(rng, node, size=1):
+def truncated_exponential(rng, node, size=None):
     """Exponential with rate `node['rate']` (mean 1/rate), truncated (M21 effective radius)."""
     return _truncated(lambda n: rng.exponential(1.0 / node["rate"], n), node["min"], node["max"], size)
 
 
-def uniform(rng, node, size=1):
-    return rng.uniform(node["min"], node["max"], size)
+def uniform(rng, node, size=None):
+    return _shaped(rng.uniform(node["min"], node["max"], 1 if size is None else size), size)
 
 
-def uniform_disc(rng, radius, size=1):
-    """Points uniform in area inside a disc: the M21/P21 source-centre rule."""
-    r = radius * np.sqrt(rng.uniform(0.0, 1.0, size))
-    phi = rng.uniform(0.0, 2.0 * np.pi, size)
-    return r * np.sin(phi), r * np.cos(phi)
+def uniform_disc(rng, radius, size=None):
+    """Points uniform in area inside a disc: the M21/P21 source-centre rule. Returns (y, x)."""
+    n = 1 if size is None else size
+    r = radius * np.sqrt(rng.uniform(0.0, 1.0, n))
+    phi = rng.uniform(0.0, 2.0 * np.pi, n)
+    return _shaped(r * np.sin(phi), size), _shaped(r * np.cos(phi), size)
 
 
 def scipy_reference(kind, node):

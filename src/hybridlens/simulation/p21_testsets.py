@@ -10,17 +10,14 @@ Every image records its number of point images of the source centre (doubles are
 analysed apart, P21 section 5.3).
 """
 
-from dataclasses import dataclass
-
 import autolens as al
 import numpy as np
 
+from hybridlens.flags import SimulationFlag
 from hybridlens.simulation import composite, lens_truth, lenses, line_of_sight, sources
 from hybridlens.simulation import distributions as dist
 from hybridlens.simulation.simulate import (
     EXPONENTIAL_FLUX,
-    FLAG_NO_ACCEPTED_DRAW,
-    FLAG_SINGLY_IMAGED,
     REJECTION_REASONS,
     Renderer,
     Simulated,
@@ -32,31 +29,7 @@ from hybridlens.simulation.simulate import (
     resolution_rejection,
 )
 from hybridlens.simulation.survey import NoiseModel, Survey, flux_scale
-
-
-@dataclass(frozen=True)
-class TestSet:
-    """What makes a set: the lens family, the source kind, and whether a line of sight is added."""
-
-    lens: str  # sie | power_law | composite
-    source: str  # parametric | real
-    los: bool
-
-    @property
-    def fitted_model(self):
-        """The model whose parameters are the truth (and which net predicts them): P21's choice."""
-        return "power_law" if self.lens == "power_law" else "sie"
-
-
-TESTSETS = {
-    "sie_parametric": TestSet("sie", "parametric", False),
-    "sie_real": TestSet("sie", "real", False),
-    "sie_real_los": TestSet("sie", "real", True),
-    "power_law_real": TestSet("power_law", "real", False),
-    "power_law_real_los": TestSet("power_law", "real", True),
-    "complex_real": TestSet("composite", "real", False),
-    "complex_real_los": TestSet("composite", "real", True),
-}  # P21 sets (a)-(g), in order
+from hybridlens.vocabulary import TESTSETS
 
 
 def _lens(rng, testset, settings, survey, grid):
@@ -70,10 +43,10 @@ def _lens(rng, testset, settings, survey, grid):
             return None, {}, np.nan
         return lens.galaxies, {"n_subhalos": lens.params["n_subhalos"]}, fit.einstein_radius
     cfg = settings["lens"]
-    theta_e = dist.uniform(rng, cfg["einstein_radius"])[0]
-    q = dist.uniform(rng, cfg["axis_ratio"])[0]
+    theta_e = dist.uniform(rng, cfg["einstein_radius"])
+    q = dist.uniform(rng, cfg["axis_ratio"])
     angle = rng.uniform(0.0, 180.0)
-    slope = dist.uniform(rng, cfg["slope"])[0] if testset.lens == "power_law" else 2.0
+    slope = dist.uniform(rng, cfg["slope"]) if testset.lens == "power_law" else 2.0
     centre = rng.normal(0.0, cfg["centre_sd_pixels"] * survey.pixel_scale, 2)
     mass = lenses.mass_profile(testset.lens, centre, theta_e, q, angle, slope)
     params = {
@@ -93,9 +66,9 @@ def _real_source(rng, settings, survey, reference, stamps):
     pick = int(rng.integers(len(stamps["stamps"])))
     stamp = np.rot90(stamps["stamps"][pick], int(rng.integers(4)))
     stamp = stamp[:, ::-1] if rng.uniform() < 0.5 else stamp
-    radius = dist.truncated_exponential(rng, src["effective_radius"])[0]
+    radius = dist.truncated_exponential(rng, src["effective_radius"])
     scale = radius / stamps["half_light_radius"][pick]
-    intensity = dist.uniform(rng, src["intensity"])[0] * flux_scale(survey, reference)
+    intensity = dist.uniform(rng, src["intensity"]) * flux_scale(survey, reference)
     flux = EXPONENTIAL_FLUX * intensity * (radius / survey.pixel_scale) ** 2
     params = {"stamp": pick, "stamp_pixel_scale": scale, "source_half_light_radius": radius, "source_flux": flux}
     return stamp * flux, scale, params
@@ -116,7 +89,7 @@ def testset_image(rng, name, settings, renderer, reference, stamps, coefficients
     galaxies, params, theta_scale = _lens(rng, testset, settings, survey, grid)
     blank = np.full(survey.shape, np.nan)
     if galaxies is None:  # no composite draw in the theta_E range
-        return Simulated(blank, blank, blank, {}, [], FLAG_NO_ACCEPTED_DRAW)
+        return Simulated(blank, blank, blank, {}, [], SimulationFlag.NO_ACCEPTED_DRAW)
     fields = []
     if testset.los:
         los = line_of_sight.LOSSettings.from_config(settings["line_of_sight"])
@@ -129,7 +102,7 @@ def testset_image(rng, name, settings, renderer, reference, stamps, coefficients
     rejections = dict.fromkeys(REJECTION_REASONS, 0)
     for attempt in range(1, settings["max_attempts"] + 1):
         sy, sx = dist.uniform_disc(rng, theta_scale)
-        centre = (float(sy[0]), float(sx[0]))
+        centre = (float(sy), float(sx))
         positions, mus = renderer.point_images(traced, centre, settings["min_image_magnification"])
         if len(mus) < 2:
             rejections["not_multiply_imaged"] += 1
@@ -137,7 +110,7 @@ def testset_image(rng, name, settings, renderer, reference, stamps, coefficients
         rows, source_params = [], {}
         if testset.source == "parametric":
             rows, source_type = _training_source(rng, settings["parametric_source"], survey, centre)
-            magnitude = dist.uniform(rng, settings["parametric_source"]["magnitude"])[0]
+            magnitude = dist.uniform(rng, settings["parametric_source"]["magnitude"])
             weights = rng.dirichlet(np.ones(len(rows)))
             rows = _normalise(rows, weights, survey.counts_per_second(magnitude), renderer, z_source)
             tracer = al.Tracer(galaxies=[*galaxies, sources.galaxy(rows, z_source)], fields=fields or None)
@@ -162,7 +135,7 @@ def testset_image(rng, name, settings, renderer, reference, stamps, coefficients
             break
         rejections["low_snr"] += 1
     else:
-        return Simulated(blank, blank, blank, {"n_attempts": attempt}, [], FLAG_NO_ACCEPTED_DRAW, rejections)
+        return Simulated(blank, blank, blank, {"n_attempts": attempt}, [], SimulationFlag.NO_ACCEPTED_DRAW, rejections)
     params.update({**source_params, "snr": snr, "magnification": magnification})
     image, noise_map = noise.realise(rng, survey, model)
 

@@ -19,39 +19,61 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 from scipy.signal import fftconvolve
 
+from hybridlens.flags import SimulationFlag
 from hybridlens.simulation import distributions as dist
 from hybridlens.simulation import lenses, sources
 from hybridlens.simulation.survey import NoiseModel, Survey, flux_scale
 
 NOMINAL_REDSHIFTS = (0.5, 1.0)  # M21 quotes angles only; redshifts just order the planes
 
-FLAG_NO_ACCEPTED_DRAW = 1
-FLAG_SINGLY_IMAGED = 2
-FLAG_BITS = {
-    FLAG_NO_ACCEPTED_DRAW: "no draw passed the detection cuts within max_attempts",
-    FLAG_SINGLY_IMAGED: "no multiply-imaged source centre found within max_attempts",
-}
-
 REJECTION_REASONS = (
-    "not_multiply_imaged", "counter_image_unresolved", "low_magnification", "arc_unresolved", "low_snr",
-)  # fmt: skip
+    "not_multiply_imaged",
+    "counter_image_unresolved",
+    "low_magnification",
+    "arc_unresolved",
+    "low_snr",
+)
 
 PARAM_UNITS = {
-    "lens_centre_y": "arcsec", "lens_centre_x": "arcsec", "einstein_radius": "arcsec (PyAutoLens major-axis convention)",
+    "lens_centre_y": "arcsec",
+    "lens_centre_x": "arcsec",
+    "einstein_radius": "arcsec (PyAutoLens major-axis convention)",
     "einstein_radius_intermediate": "arcsec (intermediate-axis convention of SLACS)",
-    "axis_ratio": "", "angle": "deg", "slope": "", "z_lens": "", "z_source": "",
-    "velocity_dispersion": "km/s", "lens_light_magnitude": "AB mag",
-    "lens_light_intensity": "e-/s/pixel", "lens_light_effective_radius": "arcsec",
-    "lens_light_sersic_index": "", "source_type": "0 Sersic, 1 Gaussian, 2 multi-Sersic",
-    "source_centre_y": "arcsec", "source_centre_x": "arcsec", "source_magnitude": "AB mag",
-    "source_flux": "e-/s", "source_half_light_radius": "arcsec", "magnification": "",
-    "n_point_images": "", "image_separation": "arcsec", "snr": "", "n_attempts": "",
-    "stamp": "index into the HDF stamps", "stamp_pixel_scale": "arcsec",
-    "input_lens_centre_y": "arcsec", "input_lens_centre_x": "arcsec", "input_einstein_radius": "arcsec",
-    "input_axis_ratio": "", "input_angle": "deg", "input_slope": "", "kappa_fit_residual": "",
-    "circular_einstein_radius": "arcsec (mean enclosed convergence 1)", "n_halos": "", "n_subhalos": "",
+    "axis_ratio": "",
+    "angle": "deg",
+    "slope": "",
+    "z_lens": "",
+    "z_source": "",
+    "velocity_dispersion": "km/s",
+    "lens_light_magnitude": "AB mag",
+    "lens_light_intensity": "e-/s/pixel",
+    "lens_light_effective_radius": "arcsec",
+    "lens_light_sersic_index": "",
+    "source_type": "0 Sersic, 1 Gaussian, 2 multi-Sersic",
+    "source_centre_y": "arcsec",
+    "source_centre_x": "arcsec",
+    "source_magnitude": "AB mag",
+    "source_flux": "e-/s",
+    "source_half_light_radius": "arcsec",
+    "magnification": "",
+    "n_point_images": "",
+    "image_separation": "arcsec",
+    "snr": "",
+    "n_attempts": "",
+    "stamp": "index into the HDF stamps",
+    "stamp_pixel_scale": "arcsec",
+    "input_lens_centre_y": "arcsec",
+    "input_lens_centre_x": "arcsec",
+    "input_einstein_radius": "arcsec",
+    "input_axis_ratio": "",
+    "input_angle": "deg",
+    "input_slope": "",
+    "kappa_fit_residual": "",
+    "circular_einstein_radius": "arcsec (mean enclosed convergence 1)",
+    "n_halos": "",
+    "n_subhalos": "",
     "is_double": "1 if the source centre has two images",
-}  # fmt: skip
+}
 
 SOURCE_TYPES = ("sersic", "gaussian", "multi_sersic")
 
@@ -72,8 +94,9 @@ class Renderer:
         pad = self.psf.shape[0] - 1
         self.padded = al.Grid2D.uniform(
             shape_native=(survey.shape[0] + pad, survey.shape[1] + pad),
-            pixel_scales=survey.pixel_scale, over_sample_size=over_sample,
-        )  # fmt: skip
+            pixel_scales=survey.pixel_scale,
+            over_sample_size=over_sample,
+        )
         self.inner = (slice(pad // 2, pad // 2 + survey.shape[0]), slice(pad // 2, pad // 2 + survey.shape[1]))
         self.fine = sources.fine_grid(survey)
         # Point images need only resolve the PSF: half-pixel triangles suffice.
@@ -149,8 +172,8 @@ def slacs_lens(rng, settings, renderer):
     Returns (lens galaxy, params, source centre, number of draws, flags).
     """
     lens_cfg = settings["lens"]
-    theta_slacs = dist.truncated_normal(rng, lens_cfg["einstein_radius"])[0]  # SLACS: intermediate axis
-    q = dist.truncated_normal(rng, lens_cfg["axis_ratio"])[0]
+    theta_slacs = dist.truncated_normal(rng, lens_cfg["einstein_radius"])  # SLACS: intermediate axis
+    q = dist.truncated_normal(rng, lens_cfg["axis_ratio"])
     theta_e = lenses.major_axis_einstein_radius(theta_slacs, q)
     angle = rng.uniform(0.0, 180.0)
     lens = al.Galaxy(redshift=NOMINAL_REDSHIFTS[0], mass=lenses.mass_profile("sie", (0.0, 0.0), theta_e, q, angle))
@@ -161,15 +184,22 @@ def slacs_lens(rng, settings, renderer):
             break
         if traced is None:
             traced = renderer.traced_image_finding_grid(lens)
-        _, mus = renderer.point_images(traced, (sy[0], sx[0]), settings["min_image_magnification"])
+        _, mus = renderer.point_images(traced, (sy, sx), settings["min_image_magnification"])
         if len(mus) >= 2:
             break
-    flags = FLAG_SINGLY_IMAGED if settings["require_multiple_images"] and len(mus) < 2 else 0
+    flags = SimulationFlag.SINGLY_IMAGED if settings["require_multiple_images"] and len(mus) < 2 else 0
     params = {
-        "lens_centre_y": 0.0, "lens_centre_x": 0.0, "einstein_radius": theta_e,
-        "einstein_radius_intermediate": theta_slacs, "axis_ratio": q, "angle": angle, "source_centre_y": sy[0], "source_centre_x": sx[0], "n_attempts": attempt,
-    }  # fmt: skip
-    return lens, params, (sy[0], sx[0]), flags
+        "lens_centre_y": 0.0,
+        "lens_centre_x": 0.0,
+        "einstein_radius": theta_e,
+        "einstein_radius_intermediate": theta_slacs,
+        "axis_ratio": q,
+        "angle": angle,
+        "source_centre_y": sy,
+        "source_centre_x": sx,
+        "n_attempts": attempt,
+    }
+    return lens, params, (sy, sx), flags
 
 
 def slacs_image(rng, settings, renderer, reference):
@@ -178,12 +208,14 @@ def slacs_image(rng, settings, renderer, reference):
     src_cfg = settings["source"]
     lens, params, centre, flags = slacs_lens(rng, settings, renderer)
     row = sources.component(
-        sources.SERSIC, centre,
-        axis_ratio=dist.uniform(rng, src_cfg["axis_ratio"])[0], angle=rng.uniform(0.0, 180.0),
-        intensity=dist.uniform(rng, src_cfg["intensity"])[0] * flux_scale(survey, reference),
-        effective_radius=dist.truncated_exponential(rng, src_cfg["effective_radius"])[0],
-        sersic_index=dist.truncated_emg(rng, src_cfg["sersic_index"])[0],
-    )  # fmt: skip
+        sources.SERSIC,
+        centre,
+        axis_ratio=dist.uniform(rng, src_cfg["axis_ratio"]),
+        angle=rng.uniform(0.0, 180.0),
+        intensity=dist.uniform(rng, src_cfg["intensity"]) * flux_scale(survey, reference),
+        effective_radius=dist.truncated_exponential(rng, src_cfg["effective_radius"]),
+        sersic_index=dist.truncated_emg(rng, src_cfg["sersic_index"]),
+    )
     tracer = al.Tracer(galaxies=[lens, sources.galaxy([row], NOMINAL_REDSHIFTS[1])])
     model = renderer.convolve(renderer.unconvolved(tracer))
     image, noise_map = NoiseModel(**settings["noise"]).realise(rng, survey, model)
@@ -208,9 +240,9 @@ def hudf_image(rng, settings, renderer, reference, stamps):
     pick = int(rng.integers(len(stamps["stamps"])))
     stamp = np.rot90(stamps["stamps"][pick], int(rng.integers(4)))
     stamp = stamp[:, ::-1] if rng.uniform() < 0.5 else stamp
-    radius = dist.truncated_exponential(rng, src_cfg["effective_radius"])[0]
+    radius = dist.truncated_exponential(rng, src_cfg["effective_radius"])
     scale = radius / stamps["half_light_radius"][pick]  # arcsec per stamp pixel
-    intensity = dist.uniform(rng, src_cfg["intensity"])[0] * flux_scale(survey, reference)
+    intensity = dist.uniform(rng, src_cfg["intensity"]) * flux_scale(survey, reference)
     flux = EXPONENTIAL_FLUX * intensity * (radius / survey.pixel_scale) ** 2
     model = renderer.convolve(renderer.lensed_pixelised(lens, stamp * flux, scale, centre))
     image, noise_map = NoiseModel(**settings["noise"]).realise(rng, survey, model)
@@ -225,21 +257,27 @@ def _training_source(rng, src_cfg, survey, centre):
 
     def sersic(c, effective_radius=None):
         return sources.component(
-            sources.SERSIC, c, axis_ratio=dist.uniform(rng, src_cfg["axis_ratio"])[0],
-            angle=rng.uniform(0.0, 180.0), intensity=1.0,
-            effective_radius=effective_radius or dist.uniform(rng, src_cfg["effective_radius"])[0],
-            sersic_index=dist.uniform(rng, src_cfg["sersic_index"])[0],
-        )  # fmt: skip
+            sources.SERSIC,
+            c,
+            axis_ratio=dist.uniform(rng, src_cfg["axis_ratio"]),
+            angle=rng.uniform(0.0, 180.0),
+            intensity=1.0,
+            effective_radius=effective_radius or dist.uniform(rng, src_cfg["effective_radius"]),
+            sersic_index=dist.uniform(rng, src_cfg["sersic_index"]),
+        )
 
     if source_type == 0:
         rows = [sersic(centre)]
     elif source_type == 1:
         rows = [
             sources.component(
-                sources.GAUSSIAN, centre, axis_ratio=dist.uniform(rng, src_cfg["axis_ratio"])[0],
-                angle=rng.uniform(0.0, 180.0), intensity=1.0,
-                sigma=dist.uniform(rng, src_cfg["gaussian_sigma"])[0],
-            )  # fmt: skip
+                sources.GAUSSIAN,
+                centre,
+                axis_ratio=dist.uniform(rng, src_cfg["axis_ratio"]),
+                angle=rng.uniform(0.0, 180.0),
+                intensity=1.0,
+                sigma=dist.uniform(rng, src_cfg["gaussian_sigma"]),
+            )
         ]
     else:
         multi = src_cfg["multi_sersic"]
@@ -266,25 +304,29 @@ def training_image(rng, settings, renderer, mass_model):
     noise = NoiseModel(**settings["noise"])
     rejections = dict.fromkeys(REJECTION_REASONS, 0)
     for attempt in range(1, settings["max_attempts"] + 1):
-        theta_e = dist.uniform(rng, lens_cfg["einstein_radius"])[0]
-        q = dist.uniform(rng, lens_cfg["axis_ratio"])[0]
+        theta_e = dist.uniform(rng, lens_cfg["einstein_radius"])
+        q = dist.uniform(rng, lens_cfg["axis_ratio"])
         angle = rng.uniform(0.0, 180.0)
-        slope = dist.uniform(rng, lens_cfg["slope"])[0] if mass_model == "power_law" else 2.0
+        slope = dist.uniform(rng, lens_cfg["slope"]) if mass_model == "power_law" else 2.0
         centre = rng.normal(0.0, lens_cfg["centre_sd_pixels"] * survey.pixel_scale, 2)
-        z_lens = dist.uniform(rng, lens_cfg["redshift"])[0]
+        z_lens = dist.uniform(rng, lens_cfg["redshift"])
         z_source = rng.uniform(z_lens, src_cfg["redshift_max"])
         sy, sx = dist.uniform_disc(rng, theta_e)
-        source_centre = (centre[0] + sy[0], centre[1] + sx[0])
+        source_centre = (centre[0] + sy, centre[1] + sx)
         rows, source_type = _training_source(rng, src_cfg, survey, source_centre)
         weights = rng.dirichlet(np.ones(len(rows)))
-        source_magnitude = dist.uniform(rng, src_cfg["magnitude"])[0]
+        source_magnitude = dist.uniform(rng, src_cfg["magnitude"])
         light_cfg = lens_cfg["light"]
-        light_magnitude = dist.uniform(rng, light_cfg["magnitude"])[0]
+        light_magnitude = dist.uniform(rng, light_cfg["magnitude"])
         light_row = sources.component(
-            sources.SERSIC, centre, axis_ratio=q, angle=angle, intensity=1.0,
-            effective_radius=theta_e * dist.uniform(rng, light_cfg["effective_radius_over_einstein_radius"])[0],
-            sersic_index=dist.uniform(rng, light_cfg["sersic_index"])[0],
-        )  # fmt: skip
+            sources.SERSIC,
+            centre,
+            axis_ratio=q,
+            angle=angle,
+            intensity=1.0,
+            effective_radius=theta_e * dist.uniform(rng, light_cfg["effective_radius_over_einstein_radius"]),
+            sersic_index=dist.uniform(rng, light_cfg["sersic_index"]),
+        )
 
         mass = lenses.mass_profile(mass_model, centre, theta_e, q, angle, slope)
         traced = renderer.traced_image_finding_grid(al.Galaxy(redshift=z_lens, mass=mass))
@@ -318,21 +360,35 @@ def training_image(rng, settings, renderer, mass_model):
 
         image, noise_map = noise.realise(rng, survey, model + lens_light)
         params = {
-            "lens_centre_y": centre[0], "lens_centre_x": centre[1], "einstein_radius": theta_e,
-            "axis_ratio": q, "angle": angle, "slope": slope, "z_lens": z_lens, "z_source": z_source,
+            "lens_centre_y": centre[0],
+            "lens_centre_x": centre[1],
+            "einstein_radius": theta_e,
+            "axis_ratio": q,
+            "angle": angle,
+            "slope": slope,
+            "z_lens": z_lens,
+            "z_source": z_source,
             "velocity_dispersion": lenses.velocity_dispersion(theta_e, z_lens, z_source),
-            "lens_light_magnitude": light_magnitude, "lens_light_intensity": light_row["intensity"],
+            "lens_light_magnitude": light_magnitude,
+            "lens_light_intensity": light_row["intensity"],
             "lens_light_effective_radius": light_row["effective_radius"],
-            "lens_light_sersic_index": light_row["sersic_index"], "source_type": source_type,
-            "source_centre_y": source_centre[0], "source_centre_x": source_centre[1],
-            "source_magnitude": source_magnitude, "source_flux": flux,
-            "source_half_light_radius": half_light, "magnification": magnification,
-            "n_point_images": len(mus), "image_separation": separation, "snr": snr, "n_attempts": attempt,
-        }  # fmt: skip
+            "lens_light_sersic_index": light_row["sersic_index"],
+            "source_type": source_type,
+            "source_centre_y": source_centre[0],
+            "source_centre_x": source_centre[1],
+            "source_magnitude": source_magnitude,
+            "source_flux": flux,
+            "source_half_light_radius": half_light,
+            "magnification": magnification,
+            "n_point_images": len(mus),
+            "image_separation": separation,
+            "snr": snr,
+            "n_attempts": attempt,
+        }
         return Simulated(image - lens_light, noise_map, model, params, rows, 0, rejections)
     blank = np.full(survey.shape, np.nan)
     return Simulated(
-        blank, blank, blank, {"n_attempts": settings["max_attempts"]}, [], FLAG_NO_ACCEPTED_DRAW, rejections
+        blank, blank, blank, {"n_attempts": settings["max_attempts"]}, [], SimulationFlag.NO_ACCEPTED_DRAW, rejections
     )
 
 
@@ -362,7 +418,7 @@ def integrated_snr(model, noise_map):
 
 def simulate_shard(
     kind, settings, survey_settings, reference_settings, seed, dataset, indices, mass_model=None, stamps=None
-):  # fmt: skip
+):
     """Simulate images `indices` of `dataset`; returns arrays, params and statistics.
 
     `kind` is `slacs` (M21), `hudf` (M21 with real-morphology `stamps`) or

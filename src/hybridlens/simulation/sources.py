@@ -11,23 +11,42 @@ import numpy as np
 
 SERSIC, GAUSSIAN = 0, 1
 COMPONENT_FIELDS = (
-    "kind", "centre_y", "centre_x", "axis_ratio", "angle", "intensity",
-    "effective_radius", "sersic_index", "sigma",
-)  # fmt: skip
+    "kind",
+    "centre_y",
+    "centre_x",
+    "axis_ratio",
+    "angle",
+    "intensity",
+    "effective_radius",
+    "sersic_index",
+    "sigma",
+)
 COMPONENT_UNITS = {
-    "kind": "0 = Sersic, 1 = Gaussian", "centre_y": "arcsec", "centre_x": "arcsec",
-    "axis_ratio": "", "angle": "deg", "intensity": "e-/s/pixel",
-    "effective_radius": "arcsec", "sersic_index": "", "sigma": "arcsec",
-}  # fmt: skip
+    "kind": "0 = Sersic, 1 = Gaussian",
+    "centre_y": "arcsec",
+    "centre_x": "arcsec",
+    "axis_ratio": "",
+    "angle": "deg",
+    "intensity": "e-/s/pixel",
+    "effective_radius": "arcsec",
+    "sersic_index": "",
+    "sigma": "arcsec",
+}
 
 
 def component(kind, centre, axis_ratio, angle, intensity, effective_radius=np.nan, sersic_index=np.nan, sigma=np.nan):
     """One row of a source's component table."""
     return {
-        "kind": kind, "centre_y": centre[0], "centre_x": centre[1], "axis_ratio": axis_ratio,
-        "angle": angle, "intensity": intensity, "effective_radius": effective_radius,
-        "sersic_index": sersic_index, "sigma": sigma,
-    }  # fmt: skip
+        "kind": kind,
+        "centre_y": centre[0],
+        "centre_x": centre[1],
+        "axis_ratio": axis_ratio,
+        "angle": angle,
+        "intensity": intensity,
+        "effective_radius": effective_radius,
+        "sersic_index": sersic_index,
+        "sigma": sigma,
+    }
 
 
 def light_profile(row):
@@ -36,9 +55,12 @@ def light_profile(row):
     ell_comps = al.convert.ell_comps_from(axis_ratio=float(row["axis_ratio"]), angle=float(row["angle"]))
     if int(row["kind"]) == SERSIC:
         return al.lp.Sersic(
-            centre=centre, ell_comps=ell_comps, intensity=float(row["intensity"]),
-            effective_radius=float(row["effective_radius"]), sersic_index=float(row["sersic_index"]),
-        )  # fmt: skip
+            centre=centre,
+            ell_comps=ell_comps,
+            intensity=float(row["intensity"]),
+            effective_radius=float(row["effective_radius"]),
+            sersic_index=float(row["sersic_index"]),
+        )
     return al.lp.Gaussian(
         centre=centre, ell_comps=ell_comps, intensity=float(row["intensity"]), sigma=float(row["sigma"])
     )

@@ -1,27 +1,28 @@
-"""The M21 classifier: shapes, size, learning, aligned augmentation, exact kill-and-resume, fast inference."""
+"""Training the M21 classifier from shards: entries, splits by lens, exact kill-and-resume, weights in HDF5."""
+
+import dataclasses
+import hashlib
 
 import h5py
 import numpy as np
 import pytest
 import torch
 
-from hybridlens.networks import classifier, training
+from hybridlens.networks import training
 
 SMALL = {
-    "input_shape": [32, 32], "filters": [4, 8, 16], "kernel_sizes": [3, 3, 3], "dropout": 0.1, "dense": 32,
-    "batch_size": 8, "learning_rate": 2e-3, "epochs": 3, "device": "cpu", "loader_workers": 0,
+    "input_shape": [32, 32],
+    "filters": [4, 8, 16],
+    "kernel_sizes": [3, 3, 3],
+    "dropout": 0.1,
+    "dense": 32,
+    "batch_size": 8,
+    "learning_rate": 2e-3,
+    "epochs": 3,
+    "device": "cpu",
+    "loader_workers": 0,
     "progress_bar": False,
-}  # fmt: skip
-
-
-def test_paper_architecture_shapes_and_parameter_count():
-    model = classifier.ReconstructionClassifier()
-    assert model.concatenated_shape == (13, 13, 256)  # M21's concatenation
-    n = classifier.count_parameters(model)
-    # 2 x (320 + 18,496 + 73,856) convolution + 43,264 x 512 + 512 dense + 512 x 3 + 3 output.
-    assert n == 2 * (320 + 18_496 + 73_856) + 43_264 * 512 + 512 + 512 * 3 + 3
-    logits = model(torch.zeros(2, 1, 100, 100), torch.zeros(2, 1, 100, 100))
-    assert logits.shape == (2, 3)
+}
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
@@ -41,16 +42,6 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
         optimiser.step()
     model.eval()
     assert float(loss_fn(model(source, residual), label)) < 0.5 * first
-
-
-def test_augmentation_applies_the_same_transform_to_both_images():
-    base = torch.arange(8 * 16 * 16, dtype=torch.float32).reshape(8, 1, 16, 16)
-    source, residual = classifier.augment(base, base * 2 + 1, torch.Generator().manual_seed(1))
-    torch.testing.assert_close(residual, source * 2 + 1)
-    assert not torch.equal(source, base)  # something moved
-    for i in range(8):  # each output is a dihedral image of its input
-        candidates = [torch.rot90(b, k, (-2, -1)) for b in (base[i], base[i].flip(-1)) for k in range(4)]
-        assert any(torch.equal(source[i], c) for c in candidates)
 
 
 def fake_shards(tmp_path, n_lenses=12, side=32, seed=0):
@@ -87,7 +78,7 @@ def test_residual_input_is_in_noise_units_with_its_sign():
 def test_split_keeps_each_lens_in_one_split(tmp_path):
     entries = training.catalogue(fake_shards(tmp_path))
     splits = training.split_by_lens(entries, {"validation": 0.2, "test": 0.2}, seed=3)
-    lenses = [{e[3] for e in splits[name]} for name in training.SPLITS]
+    lenses = [{e.lens_index for e in splits[name]} for name in training.SPLITS]
     assert not (lenses[0] & lenses[1]) and not (lenses[0] & lenses[2]) and not (lenses[1] & lenses[2])
     assert sum(len(splits[name]) for name in training.SPLITS) == len(entries)
 
@@ -147,28 +138,9 @@ def test_training_digest_follows_data_and_settings_not_cosmetics(tmp_path):
     assert training.training_digest(splits, SMALL, 6) != digest
     moved = {**splits, "validation": splits["validation"][1:], "test": splits["test"] + splits["validation"][:1]}
     assert training.training_digest(moved, SMALL, 5) != digest
-    with h5py.File(splits["train"][0][0], "a") as h5:  # the same rows, regenerated under another config
+    with h5py.File(splits["train"][0].path, "a") as h5:  # the same rows, regenerated under another config
         h5.attrs["config_sha256"] = "0" * 64
     assert training.training_digest(splits, SMALL, 5) != digest
-
-
-@pytest.mark.parametrize(
-    "input_shape, filters, micro_batch", [((100, 100), (32, 64, 128), 8), ((30, 27), (4, 8, 16), 3)]
-)
-def test_fast_inference_matches_the_eager_model(input_shape, filters, micro_batch):
-    torch.manual_seed(11)
-    model = classifier.ReconstructionClassifier(input_shape=input_shape, filters=filters, dense=64)
-    with torch.no_grad():  # a spread of logits, as from a trained model
-        model.head[-1].weight.mul_(30)
-    source = classifier.normalise(torch.randn(10, 1, *input_shape).cumsum(-1))
-    residual = torch.asinh(torch.randn(10, 1, *input_shape) * 3)
-    model.eval()
-    with torch.no_grad():
-        eager = torch.softmax(model(source, residual), 1)
-    fast = torch.softmax(classifier.FastClassifier(model, micro_batch=micro_batch)(source, residual), 1)
-    assert eager.max(1).values.min() < 0.99  # not saturated: the comparison sees small differences
-    assert torch.equal(fast.argmax(1), eager.argmax(1))
-    torch.testing.assert_close(fast, eager, atol=1e-5, rtol=0)
 
 
 def test_training_learns_separable_classes(tmp_path):
@@ -176,5 +148,75 @@ def test_training_learns_separable_classes(tmp_path):
     model, history = training.train(splits, {**SMALL, "epochs": 10}, tmp_path / "c.pt", seed=2, log=lambda _: None)
     assert history["train_loss"][-1] < history["train_loss"][0]
     predicted = training.predict(model, splits["test"], SMALL).argmax(1)
-    truth = np.array([e[2] for e in splits["test"]])
+    truth = np.array([e.label for e in splits["test"]])
     assert (predicted == truth).mean() >= 0.8
+
+
+def test_catalogue_lists_the_unflagged_rows_as_named_entries(tmp_path):
+    paths = fake_shards(tmp_path)
+    with h5py.File(paths[1], "a") as h5:
+        h5["flags"][4] = 1  # e.g. a failed inversion
+    entries = training.catalogue(paths)
+    assert len(entries) == 2 * 18 - 1
+    assert all(isinstance(entry, training.TrainingEntry) for entry in entries)
+    assert training.TrainingEntry(str(paths[1]), 4, 1, 13) not in entries
+    assert entries[18 + 4] == training.TrainingEntry(str(paths[1]), 5, 2, 13)  # the flagged row's successor
+    with h5py.File(paths[0], "r") as h5:
+        for entry in entries[:18]:
+            assert entry.label == h5["params/label"][entry.row] and entry.lens_index == h5["index"][entry.row]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entries[0].label = 2
+
+
+def test_the_training_digest_keeps_its_line_per_entry(tmp_path):
+    """The digest hashes one tab-separated line per entry: checkpoints made before stay resumable."""
+    path = fake_shards(tmp_path)[0]
+    with h5py.File(path, "a") as h5:
+        h5.attrs["config_sha256"] = "abc"
+    splits = {
+        "train": [training.TrainingEntry(str(path), 0, 0, 7)],
+        "test": [training.TrainingEntry(str(path), 2, 2, 7)],
+    }
+    settings = {"learning_rate": 1e-3, "progress_bar": True}
+    h = hashlib.sha256()
+    h.update(b'{"seed":3,"settings":{"learning_rate":0.001}}')
+    h.update(f"\n[train]\n{path}\t0\t0\t7\n\n[validation]\n\n[test]\n{path}\t2\t2\t7\n{path}\tabc\n".encode())
+    assert training.training_digest(splits, settings, 3) == h.hexdigest()
+
+
+def test_predict_reads_the_rows_its_entries_name(tmp_path):
+    torch.manual_seed(0)
+    paths = fake_shards(tmp_path)
+    entries = training.catalogue(paths)[::-5]  # across shards, out of order
+    model = training.build_model(SMALL)
+    predicted = training.predict(model, entries, SMALL, batch_size=3)
+    sources, residuals, chi_squared = [], [], []
+    for entry in entries:
+        with h5py.File(entry.path, "r") as h5:
+            sources.append(h5["source"][entry.row])
+            residuals.append(h5["residual"][entry.row])
+            chi_squared.append(h5["chi_squared_map"][entry.row])
+    np.testing.assert_allclose(predicted, training.classify(model, sources, residuals, chi_squared), atol=1e-6)
+    np.testing.assert_allclose(predicted.sum(1), 1.0, rtol=1e-6)
+    assert training.classify(model, [], [], []).shape == (0, 3)
+
+
+def test_weights_round_trip_through_hdf5(tmp_path):
+    torch.manual_seed(1)
+    model = training.build_model(SMALL)
+    path = tmp_path / "classifier.h5"
+    with h5py.File(path, "w") as h5:
+        for name, array in training.state_arrays(model).items():
+            h5[f"weights/{name}"] = array
+    state = training.state_from_hdf5(path)
+    assert state.keys() == model.state_dict().keys()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(state[name], tensor), name
+    rng = np.random.default_rng(2)
+    products = type("Products", (), {"source": rng.normal(size=(32, 32)), "residual": rng.normal(size=(32, 32))})()
+    products.chi_squared_map = products.residual**2
+    p = training.classifier_from_hdf5(path, SMALL)(products)
+    direct = training.classify(model, [products.source], [products.residual], [products.chi_squared_map])[0]
+    np.testing.assert_allclose(p, direct, atol=1e-6)
+    with pytest.raises(KeyError, match="no 'weights' group"):
+        training.state_from_hdf5(fake_shards(tmp_path)[0])
