@@ -35,17 +35,22 @@ LENS = {
 }
 
 
+def random_truths(rng, n):
+    """SIE parameters drawn over the training ranges."""
+    return {
+        "einstein_radius": rng.uniform(0.2, 3.2, n),
+        "axis_ratio": rng.uniform(0.4, 1, n),
+        "angle": rng.uniform(0, 180, n),
+    }
+
+
 @pytest.fixture(scope="module")
 def shard_splits(tmp_path_factory):
     """A real shard of small random lenses (the training code never sees how they were made)."""
     rng = np.random.default_rng(4)
     n = 16
     path = tmp_path_factory.mktemp("bnn") / "shard-00000.h5"
-    params = {
-        "einstein_radius": rng.uniform(0.2, 3.2, n),
-        "axis_ratio": rng.uniform(0.4, 1, n),
-        "angle": rng.uniform(0, 180, n),
-    }
+    params = random_truths(rng, n)
     io.write_shard(
         path,
         {"config_sha256": "x"},
@@ -100,11 +105,7 @@ def write_images(path, values, flagged=(), index_offset=0, seed=0):
     images[:, 50, 50] += np.arange(n, dtype=np.float32)
     flags = np.zeros(n, np.uint8)
     flags[list(flagged)] = SimulationFlag.SINGLY_IMAGED
-    params = {
-        "einstein_radius": rng.uniform(0.2, 3.2, n),
-        "axis_ratio": rng.uniform(0.4, 1, n),
-        "angle": rng.uniform(0, 180, n),
-    }
+    params = random_truths(rng, n)
     io.write_shard(
         path,
         {"config_sha256": "y"},

@@ -185,3 +185,15 @@ def test_check_file_finds_flags_without_or_with_wrong_meanings(tmp_path):
     with h5py.File(clean, "w") as h5:
         h5.create_dataset("image", data=np.zeros((1, 2, 2)))
     assert flags.check_file(clean) == []
+
+
+def test_is_set_tests_a_pandas_column_against_a_member():
+    """pandas takes an IntFlag member for a list (it iterates over its bits): `is_set` is the safe test."""
+    import pandas as pd
+
+    column = pd.Series([0, 1, 4, 5, 8], name="flags")
+    with pytest.raises(TypeError):
+        column & flags.HybridFlag.FIT_FAILED
+    assert flags.is_set(column, flags.HybridFlag.FIT_FAILED).tolist() == [False, True, False, True, False]
+    either = flags.HybridFlag.FIT_FAILED | flags.HybridFlag.UNUSABLE
+    assert flags.is_set(column.to_numpy(), either).tolist() == [False, True, False, True, True]

@@ -266,3 +266,41 @@ def test_killed_loop_resumes_at_its_round_and_equals_an_uninterrupted_one(proble
             assert a.row.get(key) == pytest.approx(b.row.get(key), nan_ok=True)
     # a store written under other settings is not picked up
     assert hybrid.RoundStore(tmp_path / "b.h5", "other", log).load() == []
+
+
+def test_summary_counts_failed_fits_and_call_caps_from_the_rounds_table():
+    """The rounds as read back from HDF5 (a pandas table): lens 2's blind fit raised, lens 1's hit the cap."""
+    import pandas as pd
+
+    rows = [
+        # lens, round, verdict, truth class, theta_E, true, action, flags, hit cap
+        (0, 0, 0, 0, 1.00, 1.25, hybrid.ACTION_CODES[hybrid.REFIT], 0, 0),
+        (1, 0, 1, 1, 1.02, 1.00, hybrid.ACTION_CODES[hybrid.REFINE], int(HybridFlag.CALL_CAP), 1),
+        (2, 0, np.nan, 0, np.nan, 1.50, hybrid.ACTION_CODES[hybrid.FLAG], int(HybridFlag.FIT_FAILED), 0),
+        (0, 1, 1, 1, 1.24, 1.25, hybrid.ACTION_CODES[hybrid.REFINE], 0, 0),
+        (1, 1, 1, 1, 1.01, 1.00, hybrid.ACTION_CODES[hybrid.ACCEPT], 0, 0),
+    ]
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "lens_index",
+            "round",
+            "verdict",
+            "truth_class",
+            "median_einstein_radius",
+            "truth_einstein_radius",
+            "action",
+            "flags",
+            "hit_call_cap",
+        ],
+    )
+    for name in ("axis_ratio", "angle"):
+        table[f"median_{name}"], table[f"truth_{name}"] = 0.8, 0.8
+    table["axis_ratio_off"], table["seconds"], table["n_calls"] = 0, 60.0, 1000.0
+    table["flags"] = table["flags"].astype(float)  # as io.read_params gives it back
+
+    summary = hybrid.summarise(table, reruns=1)
+
+    assert summary["failed_fits"] == 1
+    assert summary["call_cap_hits"] == 1
+    assert summary["final"]["accept"] == 1 and summary["final"]["flag"] == 1 and summary["final"]["refine"] == 1

@@ -183,6 +183,8 @@ def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish
         assert np.array_equal(h5["lens/image"][()], image.astype(np.float32))  # read back in the simulation's rows
         assert h5["source"].shape == (1, 100, 100)
     assert len(io.read_params([finished / "results/lenses/catalogue.h5"])) == 6
+    written = sorted((finished / "results/lenses").rglob("*.h5"))
+    assert len(written) >= 8 and [p for path in written for p in flags.check_file(path)] == []
 
 
 def test_bnn_sweep_selects_a_rate_and_evaluates_the_test_split(finished):

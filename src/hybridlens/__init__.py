@@ -10,7 +10,8 @@ The sub-packages follow the pipeline's DAG:
 - ``own_lenses``      FITS cutouts of the user's own lenses
 
 and beside them ``config`` (schema, defaults), ``io`` (HDF5 conventions), ``flags`` (every flag bit),
-``vocabulary`` (M21's classes, P21's methods and test sets), ``runlog`` and ``plotting``.
+``vocabulary`` (M21's classes, P21's methods and test sets), ``runlog``, ``plotting`` (the figures' shared
+writer: PNG + the JSON of the numbers plotted) and ``docs`` (the generated pages).
 """
 
 import os

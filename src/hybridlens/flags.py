@@ -201,6 +201,15 @@ def read_meanings(dataset):
     return dict(sorted(out.items()))
 
 
+def is_set(values, bits):
+    """Boolean array: which of `values` (a flags column: array, list or pandas Series) have any of `bits` set.
+
+    The one way to test a column. An `IntFlag` member iterates over its bits, so pandas
+    takes it for a list and refuses `series & member`; plain integers on both sides avoid that.
+    """
+    return (np.asarray(values, dtype=np.int64) & int(bits)) != 0
+
+
 def decode(value, meanings):
     """Names of the bits set in `value`, given `read_meanings`' mapping; an undocumented bit raises."""
     value, names = int(value), []

@@ -47,9 +47,10 @@ def write_shard(path, attrs, arrays=None, params=None, units=None, groups=None, 
     `arrays` are (N, ...) datasets at the root (images chunked one per chunk),
     `params` 1-D columns under /params with `units[name]`, `groups` maps a group
     name to {dataset: array}, `flags` is the per-image bit field of `flag_family`
-    (a `hybridlens.flags` family, whose bit meanings it carries as attributes).
+    (a `hybridlens.flags` family, whose bit meanings it carries as attributes, as does
+    a `flags` column among `params`).
     """
-    if flags is not None and flag_family is None:
+    if (flags is not None or "flags" in (params or {})) and flag_family is None:
         raise ValueError("a flags column needs its flag_family (hybridlens.flags) for its bit meanings")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,8 @@ def write_shard(path, attrs, arrays=None, params=None, units=None, groups=None, 
                 for name, values in params.items():
                     dataset = group.create_dataset(name, data=np.asarray(values), track_times=False)
                     dataset.attrs["units"] = (units or {}).get(name, "")
+                    if name == "flags":  # a table's flags column (rounds, fits): decodable like the root one
+                        write_meanings(dataset, flag_family)
             for group_name, members in (groups or {}).items():
                 group = h5.create_group(group_name)
                 for name, values in members.items():

@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 from hybridlens import config, io, plotting, runlog
+from hybridlens.flags import CalibrationFlag
 from hybridlens.reconstruction import calibration, figures
 
 log = runlog.start(snakemake.log[0])
@@ -29,6 +30,7 @@ io.write_shard(
     ),
     params={key: np.asarray(table[key]) for key in table.columns},
     groups={name: {k: np.asarray(v) for k, v in line.items()} for name, line in lines.items()},
+    flag_family=CalibrationFlag,
 )
 fig, plotted = figures.calibration_scatter(
     table, "einstein_radius", calibration.CLASSES, lines, calibration.M21_PUBLISHED_RELATIONS, "(arcsec)"

@@ -5,7 +5,7 @@ import pandas as pd
 
 from hybridlens import config, io, plotting, runlog
 from hybridlens.fitting import guarded
-from hybridlens.flags import GuardedFlag
+from hybridlens.flags import GuardedFlag, is_set
 from hybridlens.own_lenses import figures
 
 log = runlog.start(snakemake.log[0])
@@ -25,5 +25,5 @@ io.write_shard(
 )
 fig, plotted = figures.catalogue_summary(catalogue)
 plotting.save(fig, snakemake.output.figure.removesuffix(".png"), ["png"], {"plotted": plotted})
-failed = catalogue[(catalogue["flags"] & GuardedFlag.FAILED) > 0]
+failed = catalogue[is_set(catalogue["flags"], GuardedFlag.FAILED)]
 log.info("%d lenses, %d not modelled: %s", len(catalogue), len(failed), dict(zip(failed["name"], failed["reason"])))

@@ -3,7 +3,7 @@
 import json
 
 from hybridlens import config, io, runlog
-from hybridlens.flags import MaskFlag
+from hybridlens.flags import MaskFlag, is_set
 from hybridlens.reconstruction import masking
 
 log = runlog.start(snakemake.log[0])
@@ -18,7 +18,7 @@ result = masking.mask_shard(
     input_flags=io.read_array([source], "flags"),
     model_images=io.read_array([source], "model_image"),
 )
-log.info("%d images, %d without a mask", len(images), int((result["flags"] & MaskFlag.NO_MASK != 0).sum()))
+log.info("%d images, %d without a mask", len(images), int(is_set(result["flags"], MaskFlag.NO_MASK).sum()))
 io.write_shard(
     snakemake.output[0],
     attrs=io.provenance(

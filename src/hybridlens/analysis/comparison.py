@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hybridlens.fitting import informed_priors, modelling
-from hybridlens.flags import ComparisonFlag
+from hybridlens.flags import ComparisonFlag, is_set
 from hybridlens.reconstruction import inversion, masking
 from hybridlens.simulation.p21_testsets import TRUTH_NAMES
 from hybridlens.vocabulary import P21_ESTIMATORS, P21_METHODS
@@ -124,7 +124,7 @@ def method_estimates(method, fits, predictions):
     for name in PARAMETERS:
         column = fits.get(f"median_{name}")
         if column is not None:
-            usable = (fits["flags"] & ComparisonFlag.NOT_FITTED) == 0
+            usable = ~is_set(fits["flags"], ComparisonFlag.NOT_FITTED)
             out[name] = np.where(usable, column, np.nan)
     return out
 
@@ -207,8 +207,8 @@ def timing(fits_by_method):
             "fits": int(fitted.sum()),
             "mean_seconds": float(np.nanmean(seconds)) if fitted.any() else float("nan"),
             "mean_calls": float(np.nanmean(calls)) if fitted.any() else float("nan"),
-            "call_cap_hits": int(((flags & ComparisonFlag.CALL_CAP) > 0).sum()),
-            "failed_or_not_fitted": int(((flags & ComparisonFlag.NOT_FITTED) > 0).sum()),
+            "call_cap_hits": int(is_set(flags, ComparisonFlag.CALL_CAP).sum()),
+            "failed_or_not_fitted": int(is_set(flags, ComparisonFlag.NOT_FITTED).sum()),
         }
     blind = out.get("blind", {}).get("mean_seconds", float("nan"))
     for method in out:

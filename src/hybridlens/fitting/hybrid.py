@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hybridlens.fitting import modelling
-from hybridlens.flags import HybridFlag
+from hybridlens.flags import HybridFlag, is_set
 from hybridlens.reconstruction import calibration
 from hybridlens.vocabulary import CLASSES
 
@@ -546,7 +546,7 @@ def summarise(table, reruns):
     out["fits_per_lens"] = describe(fitted.groupby("lens_index").size())
     out["seconds_per_lens"] = describe(fitted.groupby("lens_index")["seconds"].sum())
     out["call_cap_hits"] = int((fitted["hit_call_cap"] > 0).sum())
-    out["failed_fits"] = int(((table["flags"].astype(int) & HybridFlag.FIT_FAILED) > 0).sum())
+    out["failed_fits"] = int(is_set(table["flags"].astype(int), HybridFlag.FIT_FAILED).sum())
     first, last = out["rounds"]["blind"], out["rounds"][round_names(reruns)[-1]]
     for judge, wrong_classes in (("truth", ("under", "over", "between")), ("cnn", ("under", "over"))):
         wrong = [sum(state[judge][c] for c in wrong_classes) for state in (first, last)]

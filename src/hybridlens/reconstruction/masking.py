@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_li
 
-from hybridlens.flags import MaskFlag
+from hybridlens.flags import MaskFlag, is_set
 
 
 @dataclass
@@ -122,7 +122,7 @@ def mask_shard(images, pixel_scale, settings, input_flags=None, model_images=Non
 
 def usable(simulation_flags, mask_flags):
     """A lens can be modelled when its simulation is clean and it has a mask."""
-    return (np.asarray(simulation_flags) == 0) & (np.asarray(mask_flags) & MaskFlag.NO_MASK == 0)
+    return (np.asarray(simulation_flags) == 0) & ~is_set(mask_flags, MaskFlag.NO_MASK)
 
 
 def flux_fraction(model_images, results):
