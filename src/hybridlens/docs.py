@@ -744,14 +744,18 @@ def run_numbers_markdown(stage_table, results, config_text, about):
 
 
 def tree_commit(root="."):
-    """The git commit of the tree at `root`, marked when it has uncommitted changes; 'unknown' outside git."""
+    """The git commit of the tree at `root`, marked when it has uncommitted changes; 'unknown' outside git.
+
+    The files this command writes (which Snakemake removes before the rule runs) do not count as changes.
+    """
     import subprocess
 
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
-        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain")
+        written = (":!README.md", ":!docs/run-numbers.md", ":!docs/configuration.md")
+        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--", ".", *written)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + uncommitted changes" if dirty else "")
