@@ -1,3 +1,5 @@
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -49,3 +51,27 @@ def test_rewrite_replaces_atomically(tmp_path):
     io.write_shard(target, {"v": 2}, arrays={"x": np.ones((1, 2, 2))})
     assert io.read_attrs(target)["v"] == 2 and io.read_array([target], "x").sum() == 4
     assert [p.name for p in tmp_path.iterdir()] == ["shard.h5"]
+
+
+def test_differences_name_what_changed_and_leave_wall_clock_timings_aside(tmp_path):
+    def shard(name, image_scale=1.0, seconds=1.0, row_seconds=3.0, einstein_radius=1.2):
+        return io.write_shard(
+            tmp_path / name,
+            {"config_sha256": "abc", "catalogue_row": json.dumps({"theta_E": 1.2, "seconds": row_seconds})},
+            arrays={"image": np.full((2, 4, 4), image_scale, np.float32)},
+            params={"einstein_radius": np.array([einstein_radius, 0.9]), "seconds": np.array([seconds, 2.0])},
+        )
+
+    reference = shard("a.h5")
+    assert io.differences(shard("b.h5", seconds=7.0, row_seconds=9.0), reference) == []
+    assert io.differences(shard("c.h5", image_scale=1.0 + 1e-6), reference) == ["image: values differ"]
+    shifted = shard("d.h5", einstein_radius=1.2 * (1 + 1e-12))
+    assert io.differences(shifted, reference) == ["params/einstein_radius: values differ"]
+    assert io.differences(shifted, reference, rtol=1e-9) == []  # e.g. another BLAS' summation order
+    with h5py.File(shard("e.h5"), "a") as h5:
+        h5.attrs["config_sha256"] = "xyz"
+        h5.create_dataset("extra", data=[1])
+    assert io.differences(tmp_path / "e.h5", reference) == [
+        f"extra: only in {tmp_path / 'e.h5'}",
+        "/@config_sha256: attribute differs",
+    ]
