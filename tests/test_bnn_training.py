@@ -24,7 +24,8 @@ SMALL = {
     "mc_passes": 4,
     "split": {"validation": 0.25, "test": 0.25},
     "device": "cpu",
-    "loader_workers": 0,
+    "binning": 2,
+    "fresh_noise": True,
     "progress_bar": False,
     "dropout_rates": [0.1],
 }
@@ -51,10 +52,13 @@ def shard_splits(tmp_path_factory):
     n = 16
     path = tmp_path_factory.mktemp("bnn") / "shard-00000.h5"
     params = random_truths(rng, n)
+    model = rng.random((n, 100, 100), np.float32)
+    noise_map = np.full_like(model, 0.1)
+    image = model + noise_map * rng.standard_normal(model.shape).astype(np.float32)
     io.write_shard(
         path,
         {"config_sha256": "x"},
-        arrays={"image": rng.random((n, 100, 100), np.float32), "index": np.arange(n)},
+        arrays={"image": image, "model_image": model, "noise_map": noise_map, "index": np.arange(n)},
         params=params,
         flags=np.zeros(n, np.uint8),
         flag_family=SimulationFlag,
@@ -80,6 +84,37 @@ def test_resumed_bnn_training_equals_an_uninterrupted_run(shard_splits, tmp_path
     assert resumed_history["train_loss"] == history["train_loss"]
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_training_twice_gives_the_same_bytes(shard_splits, tmp_path):
+    """Same data, settings, seed and threads: identical weights, though every epoch draws fresh noise."""
+    splits, scaling = shard_splits
+    runs = [
+        bnn_training.train(splits, scaling, SMALL, 0.1, tmp_path / f"{k}.pt", 5, log=lambda _: None)[0]
+        for k in range(2)
+    ]
+    other = bnn_training.train(splits, scaling, SMALL, 0.1, tmp_path / "c.pt", 6, log=lambda _: None)[0]
+    first, second, third = (state_arrays(model) for model in (*runs, other))
+    assert all(first[name].tobytes() == second[name].tobytes() for name in first)
+    assert any(first[name].tobytes() != third[name].tobytes() for name in first)  # the seed matters
+
+
+def test_fresh_noise_is_new_every_epoch_and_centred_on_the_model(shard_splits):
+    splits, scaling = shard_splits
+    images = bnn_training.SplitImages.read(*splits["train"], scaling)
+    generator = torch.Generator().manual_seed(0)
+    draws = []
+    for _ in range(2):
+        (batch, _), *_ = images.batches(len(images), generator, fresh_noise=True)
+        draws.append(batch)
+    assert not torch.equal(draws[0], draws[1])
+    # unscaled: model + noise, so the per-pixel mean of many draws approaches the model
+    rows = torch.arange(len(images))
+    noise = torch.stack([images.noise_map[rows] * torch.randn(images.model.shape, generator=generator) for _ in range(200)])
+    assert abs(float(noise.mean())) < 1e-3 and abs(float(noise.std()) - 0.1) < 1e-3
+    # validation reads the stored realisation, the same every time
+    (fixed, _), *_ = images.batches(len(images))
+    torch.testing.assert_close(fixed, bnn.scale_images(images.image))
 
 
 def test_bnn_checkpoint_of_another_config_is_not_resumed(shard_splits, tmp_path):

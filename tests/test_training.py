@@ -113,6 +113,23 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(tmp_path
         assert torch.equal(straight_state[key], resumed_state[key]), key
 
 
+def test_training_twice_with_the_test_config_gives_the_same_bytes(tmp_path):
+    """Two fresh runs at the test config's classifier settings (2 threads, as a rule runs): identical weights."""
+    from hybridlens import config
+
+    settings = {**config.load(config.CONFIG_DIR / "config.yaml", config.CONFIG_DIR / "test.yaml")["classifier"], "input_shape": [32, 32]}
+    splits = _splits(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = [training.train(splits, settings, tmp_path / f"{k}.pt", seed=5, log=lambda _: None)[0] for k in range(2)]
+    finally:
+        torch.set_num_threads(threads)
+    first, second = (training.state_arrays(model) for model in runs)
+    assert first.keys() == second.keys()
+    assert all(first[name].tobytes() == second[name].tobytes() for name in first)
+
+
 def test_checkpoint_of_other_settings_is_started_afresh(tmp_path):
     splits = _splits(tmp_path)
     checkpoint = tmp_path / "classifier.pt"

@@ -24,6 +24,7 @@ log.info(
 )
 model, history = bnn_training.train(splits, scaling, p.settings, dropout, p.checkpoint, p.seed, log=log.info)
 log.info("%d trainable parameters", bnn.count_parameters(model))
+model_input_size = int(bnn_training.read_arrays(splits["train"][0][:1])["image"].shape[-1])
 _, _, validation = bnn_training.assess(
     model, splits["validation"][0], scaling, p.settings["mc_passes"], splits["train"][0], seed=p.seed
 )
@@ -38,6 +39,9 @@ io.write_shard(
         mass_model=mass_model,
         dropout=dropout,
         width=p.settings["width"],
+        binning=p.settings["binning"],
+        input_size=model_input_size,
+        cpu_threads=torch.get_num_threads(),
         n_parameters=bnn.count_parameters(model),
         targets=json.dumps(scaling.names),
         scaling=json.dumps({"low": scaling.low, "high": scaling.high}),
@@ -46,6 +50,6 @@ io.write_shard(
         device=str(bnn_training.device_for(p.settings["device"])),
     ),
     params={key: np.asarray(values, float) for key, values in history.items()},
-    units={"epoch_seconds": "s"},
+    units={"epoch_seconds": "s", "images_per_second": "training images / s"},
     groups={"weights": training.state_arrays(model)},
 )

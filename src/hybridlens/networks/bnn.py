@@ -38,9 +38,17 @@ def filters_for(width):
 
 
 class LensBNN(nn.Module):
-    def __init__(self, n_targets, dropout, width=1.0, input_size=100, dense=512):
+    """P21's network; `binning` > 1 first averages b x b pixel blocks (input size as a tuned setting).
+
+    The binning is a layer of the network, so every caller passes full-size images
+    and a cutout is binned exactly as the training images were.
+    """
+
+    def __init__(self, n_targets, dropout, width=1.0, input_size=100, dense=512, binning=1):
         super().__init__()
-        layers, channels, size = [], 1, input_size
+        layers, channels, size = [], 1, input_size // binning
+        if binning > 1:
+            layers.append(nn.AvgPool2d(binning))
         for filters, kernel, pool in zip(filters_for(width), KERNELS, POOL_AFTER):
             layers += [nn.Conv2d(channels, filters, kernel, padding=kernel // 2), nn.ReLU(inplace=True)]
             layers += [nn.Dropout(dropout), nn.BatchNorm2d(filters)]

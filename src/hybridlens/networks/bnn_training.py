@@ -16,12 +16,12 @@ import h5py
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from hybridlens.networks import bnn
 from hybridlens.networks.training import (
     SPLITS,
     TrainingEntry,
+    deterministic,
     device_for,
     resume,
     save_checkpoint,
@@ -29,24 +29,7 @@ from hybridlens.networks.training import (
     training_digest,
 )
 
-UNDIGESTED = frozenset({"progress_bar", "loader_workers", "device", "epochs", "dropout_rates", "mc_passes", "threads"})
-
-
-class LensImages(Dataset):
-    """(scaled image, scaled target) of selected `TrainingEntry` rows."""
-
-    def __init__(self, entries, targets):
-        self.entries, self.targets = entries, torch.as_tensor(targets, dtype=torch.float32)
-        self._files = {}
-
-    def __len__(self):
-        return len(self.entries)
-
-    def __getitem__(self, i):
-        entry = self.entries[i]
-        if entry.path not in self._files:
-            self._files[entry.path] = h5py.File(entry.path, "r")
-        return bnn.scale_images(self._files[entry.path]["image"][entry.row][None]), self.targets[i]
+UNDIGESTED = frozenset({"progress_bar", "device", "epochs", "dropout_rates", "mc_passes", "threads"})
 
 
 def catalogue(paths, names):
@@ -75,14 +58,42 @@ def digest(splits, settings, dropout, seed):
     return training_digest({name: rows for name, (rows, _) in splits.items()}, {**kept, "dropout": dropout}, seed)
 
 
-def _loader(entries, targets, scaling, settings, shuffle, generator):
-    return DataLoader(
-        LensImages(entries, scaling.scale(targets)),
-        batch_size=settings["batch_size"],
-        shuffle=shuffle,
-        generator=generator,
-        num_workers=settings["loader_workers"],
-    )
+@dataclass(frozen=True)
+class SplitImages:
+    """One split in memory: stored noisy images, noiseless models and noise maps (N, 1, H, W), scaled targets.
+
+    Training draws the survey's noise afresh every epoch from `model` and
+    `noise_map` (Gaussian: every Euclid pixel collects > 1,000 e- of sky and dark
+    current, so Poisson counts are Gaussian to < 1 %), so the network never sees
+    one realisation twice; validation and test use the stored realisation, fixed.
+    """
+
+    image: torch.Tensor
+    model: torch.Tensor
+    noise_map: torch.Tensor
+    targets: torch.Tensor
+
+    @classmethod
+    def read(cls, entries, targets, scaling):
+        arrays = read_arrays(entries, ("image", "model_image", "noise_map"))
+        image, model, noise_map = (torch.from_numpy(arrays[name][:, None]) for name in arrays)
+        return cls(image, model, noise_map, torch.as_tensor(scaling.scale(targets), dtype=torch.float32))
+
+    def __len__(self):
+        return len(self.targets)
+
+    def batches(self, batch_size, generator=None, fresh_noise=False):
+        """(scaled images, targets) batches: shuffled by `generator` when given, noise redrawn when `fresh_noise`."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            if fresh_noise:
+                noise = torch.randn(self.model[rows].shape, generator=generator)
+                images = self.model[rows] + self.noise_map[rows] * noise
+            else:
+                images = self.image[rows]
+            yield bnn.scale_images(images), self.targets[rows]
 
 
 @dataclass(frozen=True)
@@ -93,20 +104,22 @@ class StepSettings:
     generator: torch.Generator
     augment: bool
     grad_clip: float | None
+    fresh_noise: bool = False
 
 
-def run_epoch(model, loader, device, optimiser=None, scaler=None, progress=None, step=None):
-    """One pass of the heteroscedastic loss; trains when `optimiser` is given. Returns the mean loss."""
+def run_epoch(model, images, batch_size, device, optimiser=None, scaler=None, progress=None, step=None):
+    """One pass of the heteroscedastic loss over a `SplitImages`; trains when `optimiser` is given. Mean loss."""
     training = optimiser is not None
     model.train(training)
     total, seen = 0.0, 0
+    batches = images.batches(batch_size, step.generator, step.fresh_noise) if training else images.batches(batch_size)
     with torch.set_grad_enabled(training):
-        for images, targets in loader:
+        for inputs, targets in batches:
             if training and step.augment:
-                images, targets = bnn.symmetry_augment(images, targets, step.scaling, step.generator)
-            images, targets = images.to(device), targets.to(device)
+                inputs, targets = bnn.symmetry_augment(inputs, targets, step.scaling, step.generator)
+            inputs, targets = inputs.to(device), targets.to(device)
             with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
-                mean, log_variance = model(images)
+                mean, log_variance = model(inputs)
             loss = bnn.heteroscedastic_nll(mean.float(), log_variance.float(), targets)
             if training:
                 optimiser.zero_grad(set_to_none=True)
@@ -124,54 +137,75 @@ def run_epoch(model, loader, device, optimiser=None, scaler=None, progress=None,
     return total / max(seen, 1)
 
 
+def build_model(n_targets, dropout, settings, input_size=100):
+    """The BNN of these settings (width, binning) for `n_targets` outputs."""
+    return bnn.LensBNN(n_targets, dropout, settings["width"], input_size=input_size, binning=settings["binning"])
+
+
 def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
-    """Train (or resume) one BNN to `settings['epochs']`; returns the model and its history."""
+    """Train (or resume) one BNN to `settings['epochs']`; returns the model and its history.
+
+    Deterministic: seeded weights, shuffles, noise and augmentation, and torch's
+    deterministic algorithms, so the same settings, data, seed, thread count and
+    machine give the same bytes.
+    """
     from tqdm import tqdm
 
     key = digest(splits, settings, dropout, seed)
     torch.manual_seed(seed)
     device = device_for(settings["device"])
-    model = bnn.LensBNN(len(scaling.names), dropout, settings["width"]).to(device)
+    data = {name: SplitImages.read(*splits[name], scaling) for name in ("train", "validation")}
+    model = build_model(len(scaling.names), dropout, settings, data["train"].image.shape[-1]).to(device)
     optimiser = torch.optim.NAdam(model.parameters(), lr=settings["learning_rate"])
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     generator = torch.Generator().manual_seed(seed)
-    history = {"train_loss": [], "validation_loss": [], "epoch_seconds": []}
+    history = {"train_loss": [], "validation_loss": [], "epoch_seconds": [], "images_per_second": []}
     objects = (model, optimiser, scaler, generator, device)
     history, start = resume(checkpoint, key, settings["epochs"], log, *objects, history)
-    train_loader = _loader(*splits["train"], scaling, settings, True, generator)
-    validation_loader = _loader(*splits["validation"], scaling, settings, False, None)
-    for epoch in range(start, settings["epochs"]):
-        began = time.perf_counter()
-        with tqdm(
-            total=len(train_loader.dataset),
-            desc=f"epoch {epoch + 1}/{settings['epochs']}",
-            disable=not settings["progress_bar"],
-        ) as bar:
-            step = StepSettings(scaling, generator, settings["augment"], settings["grad_clip"])
-            train_loss = run_epoch(model, train_loader, device, optimiser, scaler, bar, step)
-        validation_loss = run_epoch(model, validation_loader, device)
-        for name, value in zip(history, (train_loss, validation_loss, time.perf_counter() - began)):
-            history[name].append(value)
-        log(
-            f"epoch {epoch + 1}: loss {train_loss:.4f} | validation {validation_loss:.4f} | "
-            f"{history['epoch_seconds'][-1]:.1f} s on {device}"
-        )
-        save_checkpoint(checkpoint, key, epoch + 1, *objects, history)
+    step = StepSettings(scaling, generator, settings["augment"], settings["grad_clip"], settings["fresh_noise"])
+    with deterministic():
+        for epoch in range(start, settings["epochs"]):
+            began = time.perf_counter()
+            with tqdm(
+                total=len(data["train"]),
+                desc=f"epoch {epoch + 1}/{settings['epochs']}",
+                disable=not settings["progress_bar"],
+            ) as bar:
+                train_loss = run_epoch(
+                    model, data["train"], settings["batch_size"], device, optimiser, scaler, bar, step
+                )
+            trained = time.perf_counter() - began
+            validation_loss = run_epoch(model, data["validation"], 500, device, step=step)
+            values = (train_loss, validation_loss, time.perf_counter() - began, len(data["train"]) / trained)
+            for name, value in zip(history, values):
+                history[name].append(value)
+            log(
+                f"epoch {epoch + 1}: loss {train_loss:.4f} | validation {validation_loss:.4f} | "
+                f"{history['epoch_seconds'][-1]:.1f} s ({history['images_per_second'][-1]:.0f} training images/s) "
+                f"on {device}"
+            )
+            save_checkpoint(checkpoint, key, epoch + 1, *objects, history)
     return model, history
 
 
-def read_images(entries):
-    """Scaled (N, 1, H, W) images of the entries, one shard at a time."""
+def read_arrays(entries, names=("image",)):
+    """{name: (N, H, W) float32} of the entries, in their order, one shard (and one read per array) at a time."""
     by_path = {}
     for position, entry in enumerate(entries):
-        by_path.setdefault(entry.path, []).append((position, entry.row))
-    images = [None] * len(entries)
-    for path, rows in by_path.items():
+        by_path.setdefault(entry.path, []).append((entry.row, position))
+    out = {}
+    for path, pairs in by_path.items():
+        rows, positions = (np.asarray(column) for column in zip(*sorted(pairs)))
         with h5py.File(path, "r") as h5:
-            for position, row in rows:
-                images[position] = h5["image"][row]
-    out = np.stack(images) if images else np.zeros((0, 100, 100), np.float32)
-    return bnn.scale_images(out[:, None])
+            for name in names:
+                values = h5[name][rows] if len(rows) == len(np.unique(rows)) else h5[name][()][rows]
+                out.setdefault(name, np.zeros((len(entries), *values.shape[1:]), np.float32))[positions] = values
+    return {name: out.get(name, np.zeros((0, 100, 100), np.float32)) for name in names}
+
+
+def read_images(entries):
+    """Scaled (N, 1, H, W) images of the entries, as the network sees them."""
+    return bnn.scale_images(read_arrays(entries)["image"][:, None])
 
 
 def predict(model, entries, scaling, passes, batch_size=500, seed=0):
@@ -238,7 +272,8 @@ def load(model_file, device="cpu"):
         attrs = dict(h5.attrs)
     ranges = json.loads(attrs["scaling"])
     scaling = bnn.TargetScaling(tuple(json.loads(attrs["targets"])), tuple(ranges["low"]), tuple(ranges["high"]))
-    model = bnn.LensBNN(len(scaling.names), float(attrs["dropout"]), float(attrs["width"]))
+    settings = {"width": float(attrs["width"]), "binning": int(attrs.get("binning", 1))}
+    model = build_model(len(scaling.names), float(attrs["dropout"]), settings, int(attrs.get("input_size", 100)))
     model.load_state_dict(state_from_hdf5(model_file))
     return model.to(device), scaling, attrs
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,6 +189,21 @@ def save_checkpoint(checkpoint, digest, epoch, model, optimiser, scaler, generat
     )
 
 
+@contextmanager
+def deterministic():
+    """Torch's deterministic algorithms while training (same data, seed, threads, machine: same weights).
+
+    On a GPU cuBLAS needs a fixed workspace for that; the setting is restored afterwards.
+    """
+    previous = torch.are_deterministic_algorithms_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
 def device_for(preference="auto"):
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -272,22 +288,24 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
     history, start_epoch = resume(checkpoint, digest, settings["epochs"], log, *objects, history)
     train_loader = _loader(entries_by_split["train"], settings, True, generator)
     validation_loader = _loader(entries_by_split["validation"], settings, False, None)
-    for epoch in range(start_epoch, settings["epochs"]):
-        began = time.perf_counter()
-        with tqdm(
-            total=len(train_loader.dataset),
-            desc=f"epoch {epoch + 1}/{settings['epochs']}",
-            disable=not settings["progress_bar"],
-        ) as bar:
-            train_loss, train_acc = run_epoch(model, train_loader, device, optimiser, scaler, generator, bar)
-        val_loss, val_acc = run_epoch(model, validation_loader, device)
-        for key, value in zip(history, (train_loss, train_acc, val_loss, val_acc, time.perf_counter() - began)):
-            history[key].append(value)
-        log(
-            f"epoch {epoch + 1}: loss {train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
-            f"acc {val_acc:.3f} | {history['epoch_seconds'][-1]:.1f} s on {device}"
-        )
-        save_checkpoint(checkpoint, digest, epoch + 1, *objects, history)
+    with deterministic():
+        for epoch in range(start_epoch, settings["epochs"]):
+            began = time.perf_counter()
+            with tqdm(
+                total=len(train_loader.dataset),
+                desc=f"epoch {epoch + 1}/{settings['epochs']}",
+                disable=not settings["progress_bar"],
+            ) as bar:
+                train_loss, train_acc = run_epoch(model, train_loader, device, optimiser, scaler, generator, bar)
+            val_loss, val_acc = run_epoch(model, validation_loader, device)
+            for key, value in zip(history, (train_loss, train_acc, val_loss, val_acc, time.perf_counter() - began)):
+                history[key].append(value)
+            log(
+                f"epoch {epoch + 1}: loss {train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
+                f"acc {val_acc:.3f} | {history['epoch_seconds'][-1]:.1f} s on {device}"
+            )
+            save_checkpoint(checkpoint, digest, epoch + 1, *objects, history)
+
     return model, history
 
 
