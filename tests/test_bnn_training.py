@@ -110,7 +110,9 @@ def test_fresh_noise_is_new_every_epoch_and_centred_on_the_model(shard_splits):
     assert not torch.equal(draws[0], draws[1])
     # unscaled: model + noise, so the per-pixel mean of many draws approaches the model
     rows = torch.arange(len(images))
-    noise = torch.stack([images.noise_map[rows] * torch.randn(images.model.shape, generator=generator) for _ in range(200)])
+    noise = torch.stack(
+        [images.noise_map[rows] * torch.randn(images.model.shape, generator=generator) for _ in range(200)]
+    )
     assert abs(float(noise.mean())) < 1e-3 and abs(float(noise.std()) - 0.1) < 1e-3
     # validation reads the stored realisation, the same every time
     (fixed, _), *_ = images.batches(len(images))

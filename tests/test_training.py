@@ -117,7 +117,10 @@ def test_training_twice_with_the_test_config_gives_the_same_bytes(tmp_path):
     """Two fresh runs at the test config's classifier settings (2 threads, as a rule runs): identical weights."""
     from hybridlens import config
 
-    settings = {**config.load(config.CONFIG_DIR / "config.yaml", config.CONFIG_DIR / "test.yaml")["classifier"], "input_shape": [32, 32]}
+    settings = {
+        **config.load(config.CONFIG_DIR / "config.yaml", config.CONFIG_DIR / "test.yaml")["classifier"],
+        "input_shape": [32, 32],
+    }
     splits = _splits(tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
