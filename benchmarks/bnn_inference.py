@@ -5,7 +5,7 @@ forward call per pass, one lens at a time) against `bnn.mc_predict` (the passes 
 several lenses batched into one call), and the training cost per image and per
 epoch of `--train-images` images. Weights are random: cost does not depend on them.
 
-    python benchmarks/bnn_inference.py [--threads 2] [--lenses 40] [--passes 100] [--widths 1 0.25]
+    python benchmarks/bnn_inference.py [--threads 2] [--lenses 40] [--passes 100] [--widths 1 0.25] [--binnings 1 2]
 
 Width 1 is P21's network; smaller widths are `bnn.width` of the config.
 """
@@ -36,17 +36,19 @@ def main():
     parser.add_argument("--lenses", type=int, default=40)
     parser.add_argument("--passes", type=int, default=100)
     parser.add_argument("--batch", type=int, default=500, help="forward-call batch of mc_predict (lenses x passes)")
-    parser.add_argument("--train-images", type=int, default=200)
+    parser.add_argument("--train-images", type=int, default=14000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.25])
+    parser.add_argument("--binnings", type=int, nargs="+", default=[1, 2], help="b x b pixel blocks averaged first")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"device {device}, {torch.get_num_threads()} threads, {args.lenses} lenses x {args.passes} passes")
     for width in args.widths:
-        torch.manual_seed(0)
-        print(f"--- width {width}: filters {bnn.filters_for(width)}")
-        measure(bnn.LensBNN(3, 0.05, width).to(device), args, device)
+        for binning in args.binnings:
+            torch.manual_seed(0)
+            print(f"--- width {width}, binning {binning}: filters {bnn.filters_for(width)}")
+            measure(bnn.LensBNN(3, 0.05, width, binning=binning).to(device), args, device)
 
 
 def measure(model, args, device):
@@ -89,7 +91,8 @@ def measure(model, args, device):
         torch.cuda.synchronize()
     per_image = (time.perf_counter() - start) / (2 * len(batch))
     print(
-        f"training: {1000 * per_image:.1f} ms per image -> {per_image * args.train_images:.1f} s per epoch of "
+        f"training: {1000 * per_image:.1f} ms per image ({1 / per_image:.0f} images/s) -> "
+        f"{per_image * args.train_images:.1f} s per epoch of "
         f"{args.train_images} images; P21 scale (100,000 images x 150 epochs): "
         f"{per_image * 1e5 * 150 / 3600:.1f} h"
     )

@@ -564,6 +564,10 @@ def _p21_rows(summaries, ref):
             [_num(_get(s, "parameters", n, "interval68"), units[n][1], units[n][0]) for n in names]
         ) + (f" (n = {s['n_test']})" if "n_test" in s else "")
 
+    def fractional(s):
+        values = [_get(s, "parameters", n, "interval68_fractional") for n in ("einstein_radius", "axis_ratio")]
+        return _joined([_num(100 * v, 1, " %") if _finite(v) else MISSING for v in values])
+
     def coverage(s):
         cov = _get(s, "parameters", "einstein_radius", "coverage") or {}
         return (
@@ -587,6 +591,13 @@ def _p21_rows(summaries, ref):
             "BNN (power law) 68 % error θ_E / φ / q / slope",
             "not in P21 Table 1",
             errors((*sie, "slope")),
+        ),
+        _row(
+            summaries,
+            "p21_fig6_sie",
+            "P21 Fig 5: BNN (SIE) 68 % error θ_E / q as fractions of the truth",
+            "shown in Fig 5, not quoted",
+            fractional,
         ),
         _row(
             summaries, "p21_fig6_sie", "P21 Fig 4: BNN (SIE) θ_E coverage 1σ / 2σ / 3σ (test split)", target, coverage

@@ -269,6 +269,9 @@ def choose_dropout(rates, coverages):
 P21_TABLE1_CNN = {"einstein_radius": 0.0090, "angle": 4.92, "axis_ratio": 0.018}
 
 
+FRACTIONAL = ("einstein_radius", "axis_ratio")  # reported as fractions of the truth as well (P21)
+
+
 def evaluation_summary(predictions, truth, train_mean):
     """P21 Table 1 form per parameter: our 68 % error and coverage, beside the training-mean predictor's error.
 
@@ -286,6 +289,8 @@ def evaluation_summary(predictions, truth, train_mean):
         measured = coverage(error, sigma, np.zeros_like(error))
         out[name] = {
             "interval68": float(interval68(error, 0.0)),
+            # P21 quote theta_E and q errors as fractions of the truth too (Fig 5, Table 1 text)
+            "interval68_fractional": float(interval68(error / truth[name], 0.0)) if name in FRACTIONAL else None,
             "interval68_training_mean": float(interval68(trivial, 0.0)),
             "coverage": {f"{k}sigma": float(v) for k, v in measured.items()},
             "median_sigma": float(np.median(sigma)),

@@ -35,6 +35,7 @@ from hybridlens.simulation.survey import NoiseModel
 
 BRIGHT_FRACTION = 1e-3  # pixels brighter than this x the image's peak (and their neighbours) are over-sampled
 LENS_LIGHT_CORE = 0.6  # arcsec: the lens light is over-sampled within this radius of its centre (its cusp)
+POWER_LAW_Q_GROUPS = (0.5, 0.6, 0.7, 0.8)  # axis-ratio bins sharing one power-law series length
 COMPONENT_FIELDS = ("centre_y", "centre_x", "axis_ratio", "angle", "intensity")
 
 
@@ -89,7 +90,17 @@ def deflections(y, x, mass_model, params):
     centre_y, centre_x, theta, q, angle, slope = params
     if mass_model == "sie":
         return raytrace.sie_deflections(y, x, centre_y, centre_x, theta, q, angle)
-    return raytrace.power_law_deflections(y, x, centre_y, centre_x, theta, q, angle, slope)
+    # The power law's series needs more terms the flatter the lens, and a call sums as many as its
+    # flattest lens needs: lenses of similar q go together.
+    out_y, out_x = (y.new_empty(len(q), y.shape[-1]) for _ in range(2))
+    group = torch.bucketize(q.contiguous(), torch.tensor(POWER_LAW_Q_GROUPS, dtype=q.dtype, device=q.device))
+    for g in torch.unique(group):
+        rows = torch.nonzero(group == g, as_tuple=True)[0]
+        grid_y, grid_x = (y[rows], x[rows]) if y.dim() > 1 else (y, x)
+        out_y[rows], out_x[rows] = raytrace.power_law_deflections(
+            grid_y, grid_x, centre_y[rows], centre_x[rows], theta[rows], q[rows], angle[rows], slope[rows]
+        )
+    return out_y, out_x
 
 
 @dataclass(frozen=True)
