@@ -22,6 +22,7 @@ io.write_shard(
         p.seed,
         n_parameters=classifier.count_parameters(model),
         device=str(training.device_for(p.settings["device"])),
+        cpu_threads=torch.get_num_threads(),  # CPU results are reproducible at a fixed thread count
         training_digest=training.training_digest(splits, p.settings, p.seed),
     ),
     params={key: np.asarray(values, float) for key, values in history.items()},
