@@ -19,6 +19,7 @@ SMALL = {
     "augment": True,
     "grad_clip": 1.0,
     "learning_rate": 1e-3,
+    "lr_schedule": "constant",
     "batch_size": 4,
     "epochs": 2,
     "mc_passes": 4,
@@ -117,6 +118,17 @@ def test_fresh_noise_is_new_every_epoch_and_centred_on_the_model(shard_splits):
     # validation reads the stored realisation, the same every time
     (fixed, _), *_ = images.batches(len(images))
     torch.testing.assert_close(fixed, bnn.scale_images(images.image))
+
+
+def test_a_cosine_schedule_anneals_to_zero_and_ties_the_checkpoint_to_the_run_length(shard_splits):
+    splits, _ = shard_splits
+    cosine = {**SMALL, "lr_schedule": "cosine", "learning_rate": 2e-3, "epochs": 4}
+    rates = [bnn_training.learning_rate(cosine, epoch) for epoch in range(4)]
+    assert rates == pytest.approx([2e-3, 2e-3 * (1 + np.cos(np.pi / 4)) / 2, 1e-3, 2e-3 * (1 - np.cos(np.pi / 4)) / 2])
+    assert bnn_training.learning_rate(SMALL, 3) == SMALL["learning_rate"]
+    # a longer constant-rate run continues a shorter one; a longer cosine run is another run
+    assert bnn_training.digest(splits, SMALL, 0.1, 5) == bnn_training.digest(splits, {**SMALL, "epochs": 9}, 0.1, 5)
+    assert bnn_training.digest(splits, cosine, 0.1, 5) != bnn_training.digest(splits, {**cosine, "epochs": 9}, 0.1, 5)
 
 
 def test_bnn_checkpoint_of_another_config_is_not_resumed(shard_splits, tmp_path):

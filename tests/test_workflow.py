@@ -239,7 +239,7 @@ def test_networks_load_from_their_hdf5_alone(finished, tmp_path):
     rng = np.random.default_rng(3)
     bnn_file = shutil.copy(finished / "results/bnn/sie/rate-0/model.h5", tmp_path / "bnn.h5")  # no .pt beside it
     from_hdf5, scaling, attrs = bnn_training.load(bnn_file)
-    from_pt = bnn_training.bnn.LensBNN(len(scaling.names), float(attrs["dropout"]), float(attrs["width"]))
+    from_pt = bnn_training.build_model(len(scaling.names), float(attrs["dropout"]), settings["bnn"])
     from_pt.load_state_dict(torch.load(finished / "results/bnn/sie/rate-0/weights.pt", weights_only=True))
     images = torch.as_tensor(rng.random((3, 1, 100, 100)), dtype=torch.float32)
     for a, b in zip(from_hdf5.eval()(images), from_pt.eval()(images)):

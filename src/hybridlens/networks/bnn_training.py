@@ -9,6 +9,7 @@ resumes with every RNG restored, so a resumed run ends where an uninterrupted
 one would.
 """
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -55,6 +56,9 @@ def split(entries, targets, fractions, seed):
 
 def digest(splits, settings, dropout, seed):
     kept = {key: value for key, value in settings.items() if key not in UNDIGESTED}
+    if settings.get("lr_schedule", "constant") != "constant":
+        # a decaying learning rate depends on the length of the run: then `epochs` changes the arithmetic
+        kept["schedule_epochs"] = settings["epochs"]
     return training_digest({name: rows for name, (rows, _) in splits.items()}, {**kept, "dropout": dropout}, seed)
 
 
@@ -110,7 +114,7 @@ class StepSettings:
 def run_epoch(model, images, batch_size, device, optimiser=None, scaler=None, progress=None, step=None):
     """One pass of the heteroscedastic loss over a `SplitImages`; trains when `optimiser` is given. Mean loss."""
     training = optimiser is not None
-    model.train(training)
+    model.train(training)  # validation without dropout: single dropout passes make rare huge NLLs
     total, seen = 0.0, 0
     batches = images.batches(batch_size, step.generator, step.fresh_noise) if training else images.batches(batch_size)
     with torch.set_grad_enabled(training):
@@ -142,6 +146,16 @@ def build_model(n_targets, dropout, settings, input_size=100):
     return bnn.LensBNN(n_targets, dropout, settings["width"], input_size=input_size, binning=settings["binning"])
 
 
+def learning_rate(settings, epoch):
+    """The epoch's learning rate: constant, or cosine-annealed from `learning_rate` to 0 over `epochs`.
+
+    A pure function of the epoch, so a resumed run follows the same schedule.
+    """
+    if settings.get("lr_schedule", "constant") == "constant":
+        return settings["learning_rate"]
+    return settings["learning_rate"] * 0.5 * (1.0 + math.cos(math.pi * epoch / settings["epochs"]))
+
+
 def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
     """Train (or resume) one BNN to `settings['epochs']`; returns the model and its history.
 
@@ -165,6 +179,8 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
     step = StepSettings(scaling, generator, settings["augment"], settings["grad_clip"], settings["fresh_noise"])
     with deterministic():
         for epoch in range(start, settings["epochs"]):
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(settings, epoch)
             began = time.perf_counter()
             with tqdm(
                 total=len(data["train"]),

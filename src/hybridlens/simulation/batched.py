@@ -56,7 +56,7 @@ class BatchRenderer:
     inner: tuple
 
     @classmethod
-    def for_survey(cls, survey, over_sample, device=None, dtype=torch.float32, finding_dtype=torch.float64):
+    def for_survey(cls, survey, over_sample, device=None, dtype=torch.float32, finding_dtype=torch.float32):
         psf = survey.psf_kernel()
         pad = psf.shape[0] - 1
         padded = (survey.shape[0] + pad, survey.shape[1] + pad)
