@@ -53,7 +53,9 @@ def main():
                 "settings": {k: settings[k] for k in ("width", "binning", "batch_size", "epochs", "learning_rate")},
                 "dropout": args.dropout,
                 "train_images": len(splits["train"][0]),
-                "training_images_per_second": sum(history["images_per_second"]) / len(history["images_per_second"]),
+                "training_images_per_second": len(splits["train"][0])
+                * len(history["training_seconds"])
+                / sum(history["training_seconds"]),
                 "wall_seconds": seconds,
                 "threads": torch.get_num_threads(),
                 "validation": summary,

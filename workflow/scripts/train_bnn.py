@@ -50,6 +50,6 @@ io.write_shard(
         device=str(bnn_training.device_for(p.settings["device"])),
     ),
     params={key: np.asarray(values, float) for key, values in history.items()},
-    units={"epoch_seconds": "s", "images_per_second": "training images / s"},
+    units={"epoch_seconds": "s", "training_seconds": "s (the training pass of the epoch, validation aside)"},
     groups={"weights": training.state_arrays(model)},
 )

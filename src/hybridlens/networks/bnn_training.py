@@ -173,7 +173,7 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
     optimiser = torch.optim.NAdam(model.parameters(), lr=settings["learning_rate"])
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     generator = torch.Generator().manual_seed(seed)
-    history = {"train_loss": [], "validation_loss": [], "epoch_seconds": [], "images_per_second": []}
+    history = {"train_loss": [], "validation_loss": [], "epoch_seconds": [], "training_seconds": []}
     objects = (model, optimiser, scaler, generator, device)
     history, start = resume(checkpoint, key, settings["epochs"], log, *objects, history)
     step = StepSettings(scaling, generator, settings["augment"], settings["grad_clip"], settings["fresh_noise"])
@@ -192,12 +192,12 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
                 )
             trained = time.perf_counter() - began
             validation_loss = run_epoch(model, data["validation"], 500, device, step=step)
-            values = (train_loss, validation_loss, time.perf_counter() - began, len(data["train"]) / trained)
+            values = (train_loss, validation_loss, time.perf_counter() - began, trained)
             for name, value in zip(history, values):
                 history[name].append(value)
             log(
                 f"epoch {epoch + 1}: loss {train_loss:.4f} | validation {validation_loss:.4f} | "
-                f"{history['epoch_seconds'][-1]:.1f} s ({history['images_per_second'][-1]:.0f} training images/s) "
+                f"{history['epoch_seconds'][-1]:.1f} s ({len(data['train']) / trained:.0f} training images/s) "
                 f"on {device}"
             )
             save_checkpoint(checkpoint, key, epoch + 1, *objects, history)
