@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from hybridlens.flags import SimulationFlag
-from hybridlens.simulation import lenses, raytrace, sources
+from hybridlens.simulation import raytrace, sources
 from hybridlens.simulation.simulate import (
     REJECTION_REASONS,
     Simulated,
     draw_training,
     integrated_snr,
     resolution_rejection,
+    training_params,
 )
 from hybridlens.simulation.survey import NoiseModel
 
@@ -308,33 +309,3 @@ def _attempt(slots, settings, renderer, mass_model):
         params_out = training_params(draw, light_row, flux, half_light, magnification, separations[i], snr)
         params_out["n_attempts"] = slot.attempts
         slot.result = Simulated(image - lens_light[k], noise_map, model[k], params_out, tables[i], 0, slot.rejections)
-
-
-def training_params(draw, light_row, flux, half_light, magnification, images, snr):
-    """The parameter row of an accepted training image (the columns of `simulate.training_image`)."""
-    separation, n_images = images
-    return {
-        "lens_centre_y": draw.centre[0],
-        "lens_centre_x": draw.centre[1],
-        "einstein_radius": draw.theta_e,
-        "axis_ratio": draw.axis_ratio,
-        "angle": draw.angle,
-        "slope": draw.slope,
-        "z_lens": draw.z_lens,
-        "z_source": draw.z_source,
-        "velocity_dispersion": lenses.velocity_dispersion(draw.theta_e, draw.z_lens, draw.z_source),
-        "lens_light_magnitude": draw.light_magnitude,
-        "lens_light_intensity": light_row["intensity"],
-        "lens_light_effective_radius": light_row["effective_radius"],
-        "lens_light_sersic_index": light_row["sersic_index"],
-        "source_type": draw.source_type,
-        "source_centre_y": draw.source_centre[0],
-        "source_centre_x": draw.source_centre[1],
-        "source_magnitude": draw.source_magnitude,
-        "source_flux": flux,
-        "source_half_light_radius": half_light,
-        "magnification": magnification,
-        "n_point_images": n_images,
-        "image_separation": separation,
-        "snr": snr,
-    }

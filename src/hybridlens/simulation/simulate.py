@@ -378,7 +378,7 @@ def training_image(rng, settings, renderer, mass_model):
         draw = draw_training(rng, settings, survey, mass_model)
         theta_e, q, angle, slope, centre = draw.theta_e, draw.axis_ratio, draw.angle, draw.slope, draw.centre
         z_lens, z_source, source_centre = draw.z_lens, draw.z_source, draw.source_centre
-        rows, source_type, weights = [dict(row) for row in draw.rows], draw.source_type, draw.weights
+        rows, weights = [dict(row) for row in draw.rows], draw.weights
         source_magnitude, light_magnitude, light_row = draw.source_magnitude, draw.light_magnitude, dict(draw.light_row)
 
         mass = lenses.mass_profile(mass_model, centre, theta_e, q, angle, slope)
@@ -415,37 +415,43 @@ def training_image(rng, settings, renderer, mass_model):
             continue
 
         image, noise_map = noise.realise(rng, survey, model + lens_light)
-        params = {
-            "lens_centre_y": centre[0],
-            "lens_centre_x": centre[1],
-            "einstein_radius": theta_e,
-            "axis_ratio": q,
-            "angle": angle,
-            "slope": slope,
-            "z_lens": z_lens,
-            "z_source": z_source,
-            "velocity_dispersion": lenses.velocity_dispersion(theta_e, z_lens, z_source),
-            "lens_light_magnitude": light_magnitude,
-            "lens_light_intensity": light_row["intensity"],
-            "lens_light_effective_radius": light_row["effective_radius"],
-            "lens_light_sersic_index": light_row["sersic_index"],
-            "source_type": source_type,
-            "source_centre_y": source_centre[0],
-            "source_centre_x": source_centre[1],
-            "source_magnitude": source_magnitude,
-            "source_flux": flux,
-            "source_half_light_radius": half_light,
-            "magnification": magnification,
-            "n_point_images": len(mus),
-            "image_separation": separation,
-            "snr": snr,
-            "n_attempts": attempt,
-        }
+        params = training_params(draw, light_row, flux, half_light, magnification, (separation, len(mus)), snr)
+        params["n_attempts"] = attempt
         return Simulated(image - lens_light, noise_map, model, params, rows, 0, rejections)
     blank = np.full(survey.shape, np.nan)
     return Simulated(
         blank, blank, blank, {"n_attempts": settings["max_attempts"]}, [], SimulationFlag.NO_ACCEPTED_DRAW, rejections
     )
+
+
+def training_params(draw, light_row, flux, half_light, magnification, images, snr):
+    """The parameter row of an accepted training image, as both simulators store it."""
+    separation, n_images = images
+    return {
+        "lens_centre_y": draw.centre[0],
+        "lens_centre_x": draw.centre[1],
+        "einstein_radius": draw.theta_e,
+        "axis_ratio": draw.axis_ratio,
+        "angle": draw.angle,
+        "slope": draw.slope,
+        "z_lens": draw.z_lens,
+        "z_source": draw.z_source,
+        "velocity_dispersion": lenses.velocity_dispersion(draw.theta_e, draw.z_lens, draw.z_source),
+        "lens_light_magnitude": draw.light_magnitude,
+        "lens_light_intensity": light_row["intensity"],
+        "lens_light_effective_radius": light_row["effective_radius"],
+        "lens_light_sersic_index": light_row["sersic_index"],
+        "source_type": draw.source_type,
+        "source_centre_y": draw.source_centre[0],
+        "source_centre_x": draw.source_centre[1],
+        "source_magnitude": draw.source_magnitude,
+        "source_flux": flux,
+        "source_half_light_radius": half_light,
+        "magnification": magnification,
+        "n_point_images": n_images,
+        "image_separation": separation,
+        "snr": snr,
+    }
 
 
 def resolution_rejection(seeing, min_magnification, separation, magnification, half_light_radius):
