@@ -44,8 +44,14 @@ def main():
     start = time.perf_counter()
     model, history = bnn_training.train(splits, scaling, settings, args.dropout, checkpoint, cfg["seed"], log=print)
     seconds = time.perf_counter() - start
-    _, _, summary = bnn_training.assess(
-        model, splits["validation"][0], scaling, settings["mc_passes"], splits["train"][0], seed=cfg["seed"]
+    _, _, summary, calibrated = bnn_training.assess(
+        model,
+        splits["validation"][0][: settings["calibration_images"]],
+        scaling,
+        settings["mc_passes"],
+        splits["train"][0],
+        cfg["seed"],
+        splits["validation"][1][: settings["calibration_images"]],
     )
     print(
         json.dumps(
@@ -59,6 +65,7 @@ def main():
                 "wall_seconds": seconds,
                 "threads": torch.get_num_threads(),
                 "validation": summary,
+                "sigma_scale": calibrated.sigma_scale,
             }
         )
     )

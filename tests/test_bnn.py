@@ -189,3 +189,48 @@ LENS = {
 def test_the_68_percent_interval_of_known_distributions(draw, expected):
     errors = draw(np.random.default_rng(4), 400_000)
     assert bnn.interval68(errors, 0.0) == pytest.approx(expected, rel=0.01)
+
+
+def test_symmetric_passes_make_the_prediction_equivariant():
+    """A quarter-turned, mirrored stamp gets the same theta_E and the (e1, e2) the symmetry implies.
+
+    Without dropout the 8 views of a stamp are the 8 views of its turned copy,
+    reordered, so the means agree to rounding; plain passes do not.
+    """
+    torch.manual_seed(5)
+    scaling = bnn.TargetScaling.for_ranges("sie", LENS)
+    model = bnn.LensBNN(3, dropout=0.0, width=0.25)
+    images = torch.rand(4, 1, 100, 100)
+    turned = bnn.dihedral(images, 1, True)
+    signs = bnn.dihedral_signs(scaling.names, 1, True)
+    assert list(signs) == [1.0, -1.0, 1.0]  # quarter turn flips (e1, e2), the mirror flips e2 back
+    straight = scaling.unscale(bnn.mc_predict(model, images, 8, 64, 0, scaling=scaling).mean)
+    rotated = scaling.unscale(bnn.mc_predict(model, turned, 8, 64, 0, scaling=scaling).mean)
+    assert np.allclose(rotated, straight * signs, atol=1e-5)
+    plain = scaling.unscale(bnn.mc_predict(model, turned, 8, 64, 0).mean)
+    assert not np.allclose(plain, straight * signs, atol=1e-3)
+
+
+def test_sigma_scale_recovers_a_known_miscalibration_and_restores_coverage():
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(size=(100_000, 2))
+    reported = np.full_like(truth, 0.05)
+    true_sigma = np.array([0.1, 0.025])  # first parameter over-confident by 2, second under-confident by 2
+    record = bnn.MCPrediction(truth + true_sigma * rng.standard_normal(truth.shape), reported, reported, 0 * reported)
+    factor = bnn.sigma_scale(record, truth)
+    assert factor == pytest.approx((2.0, 0.5), rel=0.02)
+    fresh = truth + true_sigma * rng.standard_normal(truth.shape)
+    scaling = bnn.TargetScaling(("a", "b"), (0.0, 0.0), (1.0, 1.0), factor)
+    _, sigma = scaling.unscale(fresh, reported)
+    assert bnn.coverage(fresh, sigma, truth)[2] == pytest.approx([0.954, 0.954], abs=0.01)
+
+
+def test_beta_nll_gives_the_means_mse_gradients_at_beta_one():
+    mean = torch.tensor([[0.2, 0.7]], requires_grad=True)
+    log_variance = torch.tensor([[math.log(0.04), math.log(9.0)]])
+    target = torch.tensor([[0.4, 0.5]])
+    bnn.heteroscedastic_nll(mean, log_variance, target, beta=1.0).backward()
+    assert mean.grad.numpy() == pytest.approx(np.array([[-0.1, 0.1]]), rel=1e-5)  # (mean - target) / n, whatever sigma
+    mean.grad = None
+    bnn.heteroscedastic_nll(mean, log_variance, target).backward()
+    assert mean.grad.numpy() == pytest.approx(np.array([[-0.2 / 0.04 / 2, 0.2 / 9.0 / 2]]), rel=1e-5)

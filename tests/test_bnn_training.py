@@ -230,7 +230,7 @@ def test_predictions_are_the_mc_record_in_physical_units(shard_splits):
     model = bnn.LensBNN(len(scaling.names), dropout=0.2, width=0.25)
     images = bnn_training.read_images(splits["test"][0])
     predictions = bnn_training.predict_images(model, images, scaling, passes=5, seed=3)
-    record = bnn.mc_predict(model, images, 5, 500, 3)
+    record = bnn.mc_predict(model, images, 5, 500, 3, scaling=scaling)
     mean, sigma = scaling.unscale(record.mean, record.sigma)
     for i, name in enumerate(scaling.names):
         np.testing.assert_array_equal(predictions[name][0], mean[:, i])

@@ -14,7 +14,7 @@ chosen = io.read_attrs(snakemake.input.chosen)
 model, scaling, attrs = bnn_training.load(chosen["model"])
 splits = bnn_training.split(*bnn_training.catalogue(snakemake.input.shards, scaling.names), p.settings["split"], p.seed)
 test, train = splits["test"][0], splits["train"][0]
-predictions, truth, summary = bnn_training.assess(model, test, scaling, p.settings["mc_passes"], train, seed=p.seed)
+predictions, truth, summary, _ = bnn_training.assess(model, test, scaling, p.settings["mc_passes"], train, seed=p.seed)
 summary = {"dropout": float(chosen["dropout"]), "n_test": len(test), "n_train": len(train), "parameters": summary}
 log.info("test: %s", json.dumps(summary))
 names = bnn_training.reported_names(scaling)

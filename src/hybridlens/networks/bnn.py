@@ -64,10 +64,11 @@ class LensBNN(nn.Module):
             nn.Linear(dense, 2 * n_targets),
         )
         self.n_targets = n_targets
+        self.to(memory_format=torch.channels_last)  # ~1.2x faster convolutions on a CPU (oneDNN's layout)
 
     def forward(self, images):
         """(N, 1, H, W) images in [0, 1] -> (means, log-variances), each (N, n_targets), in scaled units."""
-        out = self.head(self.features(images))
+        out = self.head(self.features(images.contiguous(memory_format=torch.channels_last)))
         return out[:, : self.n_targets], out[:, self.n_targets :]
 
 
@@ -75,9 +76,18 @@ def count_parameters(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def heteroscedastic_nll(mean, log_variance, target):
-    """P21 eq. 2 per parameter, averaged: (y - yhat)^2 / (2 sigma^2) + s / 2, with s = log sigma^2."""
-    return (0.5 * torch.exp(-log_variance) * (target - mean) ** 2 + 0.5 * log_variance).mean()
+def heteroscedastic_nll(mean, log_variance, target, beta=0.0):
+    """P21 eq. 2 per parameter, averaged: (y - yhat)^2 / (2 sigma^2) + s / 2, with s = log sigma^2.
+
+    `beta` > 0 weights each term by sigma^(2 beta), held constant in the gradient
+    (beta-NLL, Seitzer et al. 2022): plain NLL scales the means' gradients by
+    1/sigma^2, so the hard lenses, given a large sigma early, stop teaching the
+    means; beta = 1 gives the means MSE's gradients while sigma still learns.
+    """
+    nll = 0.5 * torch.exp(-log_variance) * (target - mean) ** 2 + 0.5 * log_variance
+    if beta:
+        nll = nll * torch.exp(beta * log_variance.detach())
+    return nll.mean()
 
 
 def symmetry_augment(images, targets, scaling, generator):
@@ -134,6 +144,7 @@ class TargetScaling:
     names: tuple
     low: tuple
     high: tuple
+    sigma_scale: tuple | None = None  # per target, from the validation split (`sigma_scale`); None = 1
 
     @classmethod
     def for_ranges(cls, mass_model, lens_settings):
@@ -153,9 +164,20 @@ class TargetScaling:
         return (np.asarray(values, float) - low) / (high - low)
 
     def unscale(self, values, sigmas=None):
+        """Physical values (and sigmas, times `sigma_scale` when set) of scaled ones."""
         width = np.asarray(self.high) - np.asarray(self.low)
         out = np.asarray(values, float) * width + np.asarray(self.low)
-        return out if sigmas is None else (out, np.asarray(sigmas, float) * width)
+        if sigmas is None:
+            return out
+        factor = np.asarray(self.sigma_scale) if self.sigma_scale is not None else 1.0
+        return out, np.asarray(sigmas, float) * width * factor
+
+    def apply_signs(self, values, signs):
+        """Scaled values (torch, targets on the last axis) with their physical values multiplied by `signs`."""
+        low = torch.as_tensor(self.low, dtype=values.dtype)
+        width = torch.as_tensor(self.high, dtype=values.dtype) - low
+        signs = torch.as_tensor(signs, dtype=values.dtype)
+        return (signs * (values * width + low) - low) / width
 
 
 def targets_from_params(params, names):
@@ -207,27 +229,54 @@ class MCPrediction:
     epistemic: np.ndarray  # 1-sigma spread of the predicted means over passes (0 without dropout)
 
 
+DIHEDRAL = tuple((turns, mirror) for mirror in (False, True) for turns in range(4))  # the square's 8 symmetries
+
+
+def dihedral(images, turns, mirror):
+    """`turns` quarter turns, then a left-right mirror when `mirror`: exact, no interpolation."""
+    images = torch.rot90(images, turns, dims=(-2, -1))
+    return torch.flip(images, dims=(-1,)) if mirror else images
+
+
+def dihedral_signs(names, turns, mirror):
+    """Physical-target signs under `dihedral`: an odd quarter turn flips (e1, e2), a mirror e2 (self-inverse)."""
+    sign = np.ones(len(names))
+    if "e1" in names:
+        if turns % 2:
+            sign[[names.index("e1"), names.index("e2")]] *= -1.0
+        if mirror:
+            sign[names.index("e2")] *= -1.0
+    return sign
+
+
 @torch.inference_mode()
-def mc_predict(model, images, passes, batch_size=100, generator_seed=0):
+def mc_predict(model, images, passes, batch_size=100, generator_seed=0, scaling=None):
     """Mean and total 1-sigma (aleatoric + epistemic in quadrature) per target, scaled units.
 
-    The passes are batched: each image is repeated `passes` times within a batch,
-    so one forward call serves many passes at once. Returns an `MCPrediction`.
+    With `scaling`, the passes are spread over the stamp's 8 dihedral symmetries
+    (each pass's means mapped back to the original orientation): the network
+    was trained on all 8, so every one is an equally valid view of the lens, and
+    averaging over them removes the part of the error that depends on the
+    orientation on the pixel grid (validation split, default SIE net: theta_E
+    4.3 -> 3.7 %) at no extra cost. The passes are batched: each image is
+    repeated within a batch, so one forward call serves many passes at once.
     """
     enable_mc_dropout(model)
     device = next(model.parameters()).device
     torch.manual_seed(generator_seed)
     images = torch.as_tensor(images, dtype=torch.float32)
-    per_call = max(1, batch_size // passes)
+    views = DIHEDRAL if scaling is not None else ((0, False),)
+    shares = [passes // len(views) + (k < passes % len(views)) for k in range(len(views))]
     means, variances = [], []
-    for start in range(0, len(images), per_call):
-        chunk = images[start : start + per_call].to(device)
-        repeated = chunk.repeat_interleave(passes, dim=0)
-        mean, log_variance = model(repeated)
-        shape = (len(chunk), passes, -1)
-        means.append(mean.float().reshape(shape).cpu())
-        variances.append(torch.exp(log_variance.float()).reshape(shape).cpu())
-    mean, variance = torch.cat(means), torch.cat(variances)
+    for (turns, mirror), share in zip(views, shares):
+        if share == 0:
+            continue
+        mean, variance = _forward_passes(model, dihedral(images, turns, mirror), share, batch_size, device)
+        if scaling is not None:
+            mean = scaling.apply_signs(mean, dihedral_signs(scaling.names, turns, mirror))
+        means.append(mean)
+        variances.append(variance)
+    mean, variance = torch.cat(means, dim=1), torch.cat(variances, dim=1)
     aleatoric = variance.mean(dim=1)
     epistemic = mean.var(dim=1, unbiased=False)
     return MCPrediction(
@@ -236,6 +285,31 @@ def mc_predict(model, images, passes, batch_size=100, generator_seed=0):
         aleatoric=torch.sqrt(aleatoric).numpy(),
         epistemic=torch.sqrt(epistemic).numpy(),
     )
+
+
+def _forward_passes(model, images, passes, batch_size, device):
+    """(N, passes, n_targets) means and variances, `passes` dropout draws per image, batched."""
+    per_call = max(1, batch_size // passes)
+    means, variances = [], []
+    for start in range(0, len(images), per_call):
+        chunk = images[start : start + per_call].to(device)
+        mean, log_variance = model(chunk.repeat_interleave(passes, dim=0))
+        shape = (len(chunk), passes, -1)
+        means.append(mean.float().reshape(shape).cpu())
+        variances.append(torch.exp(log_variance.float()).reshape(shape).cpu())
+    return torch.cat(means), torch.cat(variances)
+
+
+def sigma_scale(prediction, targets):
+    """Per target, the factor on sigma that makes 68.3 % of |mean - truth| <= sigma (scaled units).
+
+    Found on the validation split and stored with the network: MC dropout's
+    coverage is tuned only coarsely by the rate swept, so its 1-sigma intervals
+    can be 10-20 % too wide or narrow; one factor per parameter (Levi et al. 2019's
+    sigma scaling) fixes the width without moving any mean.
+    """
+    distance = np.abs(prediction.mean - np.asarray(targets)) / prediction.sigma
+    return tuple(float(v) for v in np.quantile(distance, GAUSSIAN_COVERAGE[1], axis=0))
 
 
 def coverage(prediction, sigma, truth, levels=(1, 2, 3)):

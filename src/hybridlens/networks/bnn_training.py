@@ -11,7 +11,7 @@ one would.
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import h5py
 import numpy as np
@@ -109,6 +109,7 @@ class StepSettings:
     augment: bool
     grad_clip: float | None
     fresh_noise: bool = False
+    loss_beta: float = 0.0
 
 
 def run_epoch(model, images, batch_size, device, optimiser=None, scaler=None, progress=None, step=None):
@@ -124,7 +125,7 @@ def run_epoch(model, images, batch_size, device, optimiser=None, scaler=None, pr
             inputs, targets = inputs.to(device), targets.to(device)
             with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
                 mean, log_variance = model(inputs)
-            loss = bnn.heteroscedastic_nll(mean.float(), log_variance.float(), targets)
+            loss = bnn.heteroscedastic_nll(mean.float(), log_variance.float(), targets, step.loss_beta)
             if training:
                 optimiser.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -176,7 +177,14 @@ def train(splits, scaling, settings, dropout, checkpoint, seed, log=print):
     history = {"train_loss": [], "validation_loss": [], "epoch_seconds": [], "training_seconds": []}
     objects = (model, optimiser, scaler, generator, device)
     history, start = resume(checkpoint, key, settings["epochs"], log, *objects, history)
-    step = StepSettings(scaling, generator, settings["augment"], settings["grad_clip"], settings["fresh_noise"])
+    step = StepSettings(
+        scaling,
+        generator,
+        settings["augment"],
+        settings["grad_clip"],
+        settings["fresh_noise"],
+        settings.get("loss_beta", 0.0),
+    )
     with deterministic():
         for epoch in range(start, settings["epochs"]):
             for group in optimiser.param_groups:
@@ -231,7 +239,11 @@ def predict(model, entries, scaling, passes, batch_size=500, seed=0):
 
 def predict_images(model, images, scaling, passes, batch_size=500, seed=0):
     """`predict` for images already scaled by `bnn.scale_images` ((N, 1, H, W)), e.g. a user's cutout."""
-    prediction = bnn.mc_predict(model, images, passes, batch_size, seed)
+    return physical(bnn.mc_predict(model, images, passes, batch_size, seed, scaling=scaling), scaling)
+
+
+def physical(prediction, scaling):
+    """An `MCPrediction` in physical units ({name: (mean, sigma)}), sigmas scaled, q and phi added."""
     mean, sigma = scaling.unscale(prediction.mean, prediction.sigma)
     out = {name: (mean[:, i], sigma[:, i]) for i, name in enumerate(scaling.names)}
     out.update(bnn.with_axis_ratio_angle(scaling.names, mean, sigma))
@@ -269,15 +281,23 @@ def training_mean(truth):
     return out
 
 
-def assess(model, entries, scaling, passes, train_entries, seed=0):
-    """MC predictions of `entries`, their truths and the Table-1-form summary (with the trivial predictor)."""
+def assess(model, entries, scaling, passes, train_entries, seed=0, targets=None):
+    """MC predictions of `entries`, their truths and the Table-1-form summary (with the trivial predictor).
+
+    With `targets` (the entries' physical targets: the validation split), sigma
+    is first calibrated on them (`bnn.sigma_scale`) and the calibrated scaling
+    is returned with the rest; otherwise `scaling` is returned as given.
+    """
     names = reported_names(scaling)
-    predictions = predict(model, entries, scaling, passes, seed=seed)
+    prediction = bnn.mc_predict(model, read_images(entries), passes, 500, seed, scaling=scaling)
+    if targets is not None:
+        scaling = replace(scaling, sigma_scale=bnn.sigma_scale(prediction, scaling.scale(targets)))
+    predictions = physical(prediction, scaling)
     truth = truths(entries, names)
     summary = bnn.evaluation_summary(
         {name: predictions[name] for name in names}, truth, training_mean(truths(train_entries, names))
     )
-    return predictions, truth, summary
+    return predictions, truth, summary, scaling
 
 
 def load(model_file, device="cpu"):
@@ -287,7 +307,10 @@ def load(model_file, device="cpu"):
     with h5py.File(model_file, "r") as h5:
         attrs = dict(h5.attrs)
     ranges = json.loads(attrs["scaling"])
-    scaling = bnn.TargetScaling(tuple(json.loads(attrs["targets"])), tuple(ranges["low"]), tuple(ranges["high"]))
+    factor = tuple(json.loads(attrs["sigma_scale"])) if "sigma_scale" in attrs else None
+    scaling = bnn.TargetScaling(
+        tuple(json.loads(attrs["targets"])), tuple(ranges["low"]), tuple(ranges["high"]), factor
+    )
     settings = {"width": float(attrs["width"]), "binning": int(attrs.get("binning", 1))}
     model = build_model(len(scaling.names), float(attrs["dropout"]), settings, int(attrs.get("input_size", 100)))
     model.load_state_dict(state_from_hdf5(model_file))
