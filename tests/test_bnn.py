@@ -213,16 +213,22 @@ def test_symmetric_passes_make_the_prediction_equivariant():
 
 def test_sigma_scale_recovers_a_known_miscalibration_and_restores_coverage():
     rng = np.random.default_rng(1)
-    truth = rng.uniform(size=(100_000, 2))
-    reported = np.full_like(truth, 0.05)
-    true_sigma = np.array([0.1, 0.025])  # first parameter over-confident by 2, second under-confident by 2
-    record = bnn.MCPrediction(truth + true_sigma * rng.standard_normal(truth.shape), reported, reported, 0 * reported)
-    factor = bnn.sigma_scale(record, truth)
-    assert factor == pytest.approx((2.0, 0.5), rel=0.02)
-    fresh = truth + true_sigma * rng.standard_normal(truth.shape)
-    scaling = bnn.TargetScaling(("a", "b"), (0.0, 0.0), (1.0, 1.0), factor)
-    _, sigma = scaling.unscale(fresh, reported)
-    assert bnn.coverage(fresh, sigma, truth)[2] == pytest.approx([0.954, 0.954], abs=0.01)
+    truth = {"einstein_radius": rng.uniform(1, 2, 100_000), "angle": rng.uniform(0, 180, 100_000)}
+    # theta_E over-confident by 2; phi under-confident by 2, its errors wrapping at 0/180
+    true_sigma, reported = {"einstein_radius": 0.1, "angle": 10.0}, {"einstein_radius": 0.05, "angle": 20.0}
+
+    def draw():
+        return {
+            name: (truth[name] + true_sigma[name] * rng.standard_normal(100_000), np.full(100_000, reported[name]))
+            for name in truth
+        }
+
+    factors = bnn.sigma_scale(draw(), truth)
+    assert factors == pytest.approx({"einstein_radius": 2.0, "angle": 0.5}, rel=0.02)
+    fresh = bnn.rescaled(draw(), factors)
+    error = {name: (mean - truth[name] + 90.0) % 180.0 - 90.0 for name, (mean, _) in fresh.items()}
+    for name, (_, sigma) in fresh.items():
+        assert np.mean(np.abs(error[name]) <= 2 * sigma) == pytest.approx(0.954, abs=0.01)
 
 
 def test_beta_nll_gives_the_means_mse_gradients_at_beta_one():

@@ -198,6 +198,10 @@ def test_bnn_sweep_selects_a_rate_and_evaluates_the_test_split(finished):
         assert test["dropout"] == sweep["chosen_rate"] and test["n_test"] == 1
         names = {"einstein_radius", "axis_ratio", "angle"} | ({"slope"} if model == "power_law" else set())
         assert set(test["parameters"]) == names
+        # sigma scaled per parameter by the chosen rate's validation predictions, the test split untouched
+        assert set(sweep["sigma_scale"]) == names and test["sigma_scale"] == sweep["sigma_scale"]
+        with h5py.File(finished / f"results/bnn/{model}/rate-{sweep['chosen_index']}/model.h5") as h5:
+            assert h5["validation/einstein_radius_sigma"].shape == h5["validation/true_einstein_radius"].shape
         table = io.read_params([finished / f"results/bnn/{model}/test_predictions.h5"])
         assert (table["einstein_radius_sigma"] > 0).all() and (table["angle_mean"].between(0, 180)).all()
 

@@ -10,12 +10,20 @@ from hybridlens.networks import bnn_training, figures
 log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
-chosen = io.read_attrs(snakemake.input.chosen)
-model, scaling, attrs = bnn_training.load(chosen["model"])
+chosen = bnn_training.load_chosen(snakemake.input.chosen)
+model, scaling = chosen.model, chosen.scaling
 splits = bnn_training.split(*bnn_training.catalogue(snakemake.input.shards, scaling.names), p.settings["split"], p.seed)
 test, train = splits["test"][0], splits["train"][0]
-predictions, truth, summary, _ = bnn_training.assess(model, test, scaling, p.settings["mc_passes"], train, seed=p.seed)
-summary = {"dropout": float(chosen["dropout"]), "n_test": len(test), "n_train": len(train), "parameters": summary}
+predictions, truth, summary = bnn_training.assess(
+    model, test, scaling, p.settings["mc_passes"], train, p.seed, chosen.factors
+)
+summary = {
+    "dropout": chosen.dropout,
+    "sigma_scale": chosen.factors,
+    "n_test": len(test),
+    "n_train": len(train),
+    "parameters": summary,
+}
 log.info("test: %s", json.dumps(summary))
 names = bnn_training.reported_names(scaling)
 fig, plotted = figures.predicted_vs_true({name: predictions[name] for name in names}, truth)
@@ -27,7 +35,7 @@ io.write_shard(
         config.digest(p.settings),
         p.seed,
         mass_model=snakemake.wildcards.mass_model,
-        dropout=float(chosen["dropout"]),
+        dropout=chosen.dropout,
     ),
     params={
         **bnn_training.prediction_columns(predictions, truth),

@@ -9,13 +9,14 @@ from hybridlens.networks import bnn_training, training
 log = runlog.start(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
-chosen = io.read_attrs(snakemake.input.chosen)
-model, scaling, _ = bnn_training.load(chosen["model"])
+chosen = bnn_training.load_chosen(snakemake.input.chosen)
 table = io.read_params([snakemake.input.shard])
 entries = [
     training.TrainingEntry(snakemake.input.shard, row, 0, int(index)) for row, index in enumerate(table["index"])
 ]
-predictions = bnn_training.predict(model, entries, scaling, p.settings["mc_passes"], seed=p.seed)
+predictions = bnn_training.predict(
+    chosen.model, entries, chosen.scaling, p.settings["mc_passes"], seed=p.seed, factors=chosen.factors
+)
 io.write_shard(
     snakemake.output[0],
     attrs=io.provenance(
@@ -23,7 +24,7 @@ io.write_shard(
         config.digest(p.settings),
         p.seed,
         mass_model=snakemake.wildcards.mass_model,
-        dropout=float(chosen["dropout"]),
+        dropout=chosen.dropout,
         shard=snakemake.input.shard,
     ),
     params={**bnn_training.prediction_columns(predictions), "index": table["index"].to_numpy(float)},

@@ -25,12 +25,10 @@ log.info(
 model, history = bnn_training.train(splits, scaling, p.settings, dropout, p.checkpoint, p.seed, log=log.info)
 log.info("%d trainable parameters", bnn.count_parameters(model))
 model_input_size = int(bnn_training.read_arrays(splits["train"][0][:1])["image"].shape[-1])
-n_calibration = p.settings["calibration_images"]
-validation_rows, validation_targets = (part[:n_calibration] for part in splits["validation"])
-_, _, validation, calibrated = bnn_training.assess(
-    model, validation_rows, scaling, p.settings["mc_passes"], splits["train"][0], p.seed, validation_targets
+validation_rows = splits["validation"][0][: p.settings["calibration_images"]]
+predictions, truth, validation = bnn_training.assess(
+    model, validation_rows, scaling, p.settings["mc_passes"], splits["train"][0], p.seed
 )
-log.info("sigma scale per target (validation 1-sigma coverage -> 68.3 %%): %s", calibrated.sigma_scale)
 log.info("validation: %s", json.dumps(validation))
 torch.save(model.state_dict(), snakemake.output.weights)  # a convenience copy: the HDF5 below is read downstream
 io.write_shard(
@@ -48,12 +46,15 @@ io.write_shard(
         n_parameters=bnn.count_parameters(model),
         targets=json.dumps(scaling.names),
         scaling=json.dumps({"low": scaling.low, "high": scaling.high}),
-        sigma_scale=json.dumps(calibrated.sigma_scale),
         training_digest=bnn_training.digest(splits, p.settings, dropout, p.seed),
         validation=json.dumps(validation),
         device=str(bnn_training.device_for(p.settings["device"])),
     ),
     params={key: np.asarray(values, float) for key, values in history.items()},
     units={"epoch_seconds": "s", "training_seconds": "s (the training pass of the epoch, validation aside)"},
-    groups={"weights": training.state_arrays(model)},
+    groups={
+        "weights": training.state_arrays(model),
+        # what select_bnn scales sigma by, should this rate be chosen
+        "validation": bnn_training.prediction_columns(predictions, truth),
+    },
 )

@@ -71,15 +71,15 @@ class Networks:
     relations: dict  # calibrate_relations' under / correct / over lines
 
 
-def bnn_predictor(model_file, passes, seed):
-    """`predict(image) -> Prediction` of a BNN stored by `train_bnn` (MC dropout, 1 sigma)."""
+def bnn_predictor(chosen_file, passes, seed):
+    """`predict(image) -> Prediction` of the BNN `select_bnn` chose (MC dropout, its scaled 1 sigma)."""
     from hybridlens.networks import bnn, bnn_training
 
-    model, scaling, _ = bnn_training.load(model_file)
+    chosen = bnn_training.load_chosen(chosen_file)
 
     def predict(image):
         images = bnn.scale_images(np.asarray(image, np.float32)[None, None])
-        values = bnn_training.predict_images(model, images, scaling, passes, seed=seed)
+        values = chosen.predict_images(images, passes, seed=seed)
         out = {}
         for name in ("einstein_radius", "axis_ratio", "angle"):
             mean, sigma = values[name]
@@ -95,7 +95,7 @@ def load_networks(bnn_chosen, classifier, relations, classifier_settings, passes
     from hybridlens.networks import training
 
     return Networks(
-        predict=bnn_predictor(io.read_attrs(bnn_chosen)["model"], passes, seed),
+        predict=bnn_predictor(bnn_chosen, passes, seed),
         classify=training.classifier_from_hdf5(classifier, classifier_settings),
         relations=io.read_relations(relations),
     )

@@ -98,19 +98,11 @@ def symmetry_augment(images, targets, scaling, generator):
     Targets are in scaled units; negation is done in physical units.
     """
     n = len(images)
-    turns = torch.randint(4, (n,), generator=generator)
-    mirror = torch.randint(2, (n,), generator=generator).bool()
-    images = torch.stack([torch.rot90(x, int(k), dims=(-2, -1)) for x, k in zip(images, turns)])
-    images = torch.where(mirror[:, None, None, None], torch.flip(images, dims=(-1,)), images)
-    sign = torch.ones_like(targets)
-    for name in ("e1", "e2"):
-        i = scaling.names.index(name)
-        sign[:, i] = torch.where(turns % 2 == 1, -1.0, 1.0)
-    sign[:, scaling.names.index("e2")] *= torch.where(mirror, -1.0, 1.0)
-    low = torch.as_tensor(scaling.low, dtype=targets.dtype)
-    width = torch.as_tensor(scaling.high, dtype=targets.dtype) - low
-    physical = targets * width + low
-    return images, (sign * physical - low) / width
+    turns = torch.randint(4, (n,), generator=generator).tolist()
+    mirror = torch.randint(2, (n,), generator=generator).bool().tolist()
+    images = torch.stack([dihedral(x, k, m) for x, k, m in zip(images, turns, mirror)])
+    signs = np.stack([dihedral_signs(scaling.names, k, m) for k, m in zip(turns, mirror)])
+    return images, scaling.apply_signs(targets, signs)
 
 
 def scale_images(images):
@@ -144,7 +136,6 @@ class TargetScaling:
     names: tuple
     low: tuple
     high: tuple
-    sigma_scale: tuple | None = None  # per target, from the validation split (`sigma_scale`); None = 1
 
     @classmethod
     def for_ranges(cls, mass_model, lens_settings):
@@ -164,13 +155,9 @@ class TargetScaling:
         return (np.asarray(values, float) - low) / (high - low)
 
     def unscale(self, values, sigmas=None):
-        """Physical values (and sigmas, times `sigma_scale` when set) of scaled ones."""
         width = np.asarray(self.high) - np.asarray(self.low)
         out = np.asarray(values, float) * width + np.asarray(self.low)
-        if sigmas is None:
-            return out
-        factor = np.asarray(self.sigma_scale) if self.sigma_scale is not None else 1.0
-        return out, np.asarray(sigmas, float) * width * factor
+        return out if sigmas is None else (out, np.asarray(sigmas, float) * width)
 
     def apply_signs(self, values, signs):
         """Scaled values (torch, targets on the last axis) with their physical values multiplied by `signs`."""
@@ -300,16 +287,30 @@ def _forward_passes(model, images, passes, batch_size, device):
     return torch.cat(means), torch.cat(variances)
 
 
-def sigma_scale(prediction, targets):
-    """Per target, the factor on sigma that makes 68.3 % of |mean - truth| <= sigma (scaled units).
+def sigma_scale(predictions, truth):
+    """Per parameter, the factor on sigma that puts 68.3 % of |mean - truth| within sigma.
 
-    Found on the validation split and stored with the network: MC dropout's
-    coverage is tuned only coarsely by the rate swept, so its 1-sigma intervals
-    can be 10-20 % too wide or narrow; one factor per parameter (Levi et al. 2019's
-    sigma scaling) fixes the width without moving any mean.
+    Found on the validation split for the chosen network (`select_bnn`):
+    dropout rates are swept coarsely, so MC dropout's 1-sigma intervals can stay
+    tens of per cent too wide or narrow, and q and phi, derived from (e1, e2),
+    are not Gaussian; one factor per reported parameter (Levi et al. 2019's
+    sigma scaling) fixes each width without moving any mean. `predictions`
+    {name: (mean, sigma)}, `truth` {name: values}; phi's errors on its circle.
     """
-    distance = np.abs(prediction.mean - np.asarray(targets)) / prediction.sigma
-    return tuple(float(v) for v in np.quantile(distance, GAUSSIAN_COVERAGE[1], axis=0))
+    out = {}
+    for name, (mean, sigma) in predictions.items():
+        if name not in truth:
+            continue
+        error = np.asarray(mean) - np.asarray(truth[name])
+        if name == "angle":
+            error = (error + 90.0) % 180.0 - 90.0
+        out[name] = float(np.quantile(np.abs(error) / np.asarray(sigma), GAUSSIAN_COVERAGE[1]))
+    return out
+
+
+def rescaled(predictions, factors):
+    """{name: (mean, sigma x factor)}: `sigma_scale`'s factors applied (names without one unchanged)."""
+    return {name: (mean, sigma * factors.get(name, 1.0)) for name, (mean, sigma) in predictions.items()}
 
 
 def coverage(prediction, sigma, truth, levels=(1, 2, 3)):

@@ -11,7 +11,7 @@ one would.
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -232,18 +232,22 @@ def read_images(entries):
     return bnn.scale_images(read_arrays(entries)["image"][:, None])
 
 
-def predict(model, entries, scaling, passes, batch_size=500, seed=0):
-    """MC-dropout predictions in physical units: {name: (mean, sigma)} incl. q and phi from (e1, e2)."""
-    return predict_images(model, read_images(entries), scaling, passes, batch_size, seed)
+def predict(model, entries, scaling, passes, batch_size=500, seed=0, factors=None):
+    """MC-dropout predictions in physical units: {name: (mean, sigma)} incl. q and phi from (e1, e2).
+
+    `factors` {name: x}: the chosen network's sigma scale from `select_bnn` (None: raw MC sigmas).
+    """
+    return predict_images(model, read_images(entries), scaling, passes, batch_size, seed, factors)
 
 
-def predict_images(model, images, scaling, passes, batch_size=500, seed=0):
+def predict_images(model, images, scaling, passes, batch_size=500, seed=0, factors=None):
     """`predict` for images already scaled by `bnn.scale_images` ((N, 1, H, W)), e.g. a user's cutout."""
-    return physical(bnn.mc_predict(model, images, passes, batch_size, seed, scaling=scaling), scaling)
+    prediction = bnn.mc_predict(model, images, passes, batch_size, seed, scaling=scaling)
+    return bnn.rescaled(physical(prediction, scaling), factors or {})
 
 
 def physical(prediction, scaling):
-    """An `MCPrediction` in physical units ({name: (mean, sigma)}), sigmas scaled, q and phi added."""
+    """An `MCPrediction` in physical units ({name: (mean, sigma)}), q and phi added."""
     mean, sigma = scaling.unscale(prediction.mean, prediction.sigma)
     out = {name: (mean[:, i], sigma[:, i]) for i, name in enumerate(scaling.names)}
     out.update(bnn.with_axis_ratio_angle(scaling.names, mean, sigma))
@@ -281,23 +285,18 @@ def training_mean(truth):
     return out
 
 
-def assess(model, entries, scaling, passes, train_entries, seed=0, targets=None):
+def assess(model, entries, scaling, passes, train_entries, seed=0, factors=None):
     """MC predictions of `entries`, their truths and the Table-1-form summary (with the trivial predictor).
 
-    With `targets` (the entries' physical targets: the validation split), sigma
-    is first calibrated on them (`bnn.sigma_scale`) and the calibrated scaling
-    is returned with the rest; otherwise `scaling` is returned as given.
+    `factors`: the chosen network's sigma scale (`bnn.sigma_scale`), applied before the summary.
     """
     names = reported_names(scaling)
-    prediction = bnn.mc_predict(model, read_images(entries), passes, 500, seed, scaling=scaling)
-    if targets is not None:
-        scaling = replace(scaling, sigma_scale=bnn.sigma_scale(prediction, scaling.scale(targets)))
-    predictions = physical(prediction, scaling)
+    predictions = predict(model, entries, scaling, passes, seed=seed, factors=factors)
     truth = truths(entries, names)
     summary = bnn.evaluation_summary(
         {name: predictions[name] for name in names}, truth, training_mean(truths(train_entries, names))
     )
-    return predictions, truth, summary, scaling
+    return predictions, truth, summary
 
 
 def load(model_file, device="cpu"):
@@ -307,14 +306,44 @@ def load(model_file, device="cpu"):
     with h5py.File(model_file, "r") as h5:
         attrs = dict(h5.attrs)
     ranges = json.loads(attrs["scaling"])
-    factor = tuple(json.loads(attrs["sigma_scale"])) if "sigma_scale" in attrs else None
-    scaling = bnn.TargetScaling(
-        tuple(json.loads(attrs["targets"])), tuple(ranges["low"]), tuple(ranges["high"]), factor
-    )
+    scaling = bnn.TargetScaling(tuple(json.loads(attrs["targets"])), tuple(ranges["low"]), tuple(ranges["high"]))
     settings = {"width": float(attrs["width"]), "binning": int(attrs.get("binning", 1))}
     model = build_model(len(scaling.names), float(attrs["dropout"]), settings, int(attrs.get("input_size", 100)))
     model.load_state_dict(state_from_hdf5(model_file))
     return model.to(device), scaling, attrs
+
+
+@dataclass(frozen=True)
+class ChosenBNN:
+    """`select_bnn`'s network: the chosen rate's model and scaling, and its sigma scale per parameter."""
+
+    model: torch.nn.Module
+    scaling: bnn.TargetScaling
+    factors: dict
+    dropout: float
+
+    def predict_images(self, images, passes, seed=0):
+        return predict_images(self.model, images, self.scaling, passes, seed=seed, factors=self.factors)
+
+
+def load_chosen(chosen_file, device="cpu"):
+    """The network `select_bnn` chose, with the sigma scale it found on the validation split."""
+    import json
+
+    from hybridlens import io
+
+    chosen = io.read_attrs(chosen_file)
+    model, scaling, attrs = load(chosen["model"], device)
+    return ChosenBNN(model, scaling, json.loads(chosen["sigma_scale"]), float(attrs["dropout"]))
+
+
+def calibration(model_file):
+    """A trained rate's validation predictions and truths as `train_bnn` stored them: ({name: (mean, sigma)}, truth)."""
+    with h5py.File(model_file, "r") as h5:
+        columns = {name: h5["validation"][name][()] for name in h5["validation"]}
+    names = [key.removeprefix("true_") for key in columns if key.startswith("true_")]
+    predictions = {name: (columns[f"{name}_mean"], columns[f"{name}_sigma"]) for name in names}
+    return predictions, {name: columns[f"true_{name}"] for name in names}
 
 
 def prediction_columns(predictions, truth=None):
