@@ -10,6 +10,7 @@ split is never read here).
 """
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -40,19 +41,17 @@ def main():
         settings[key] = yaml.safe_load(value)
     scaling = bnn.TargetScaling.for_ranges(args.mass_model, cfg["simulate_training"]["lens"])
     splits = bnn_training.split(*bnn_training.catalogue(args.shards, scaling.names), settings["split"], cfg["seed"])
-    checkpoint = args.checkpoint or f"/tmp/bnn-candidate-{abs(hash(json.dumps(settings, sort_keys=True)))}.pt"
+    # a stable name per candidate (str hashes are salted per process), so a rerun resumes its checkpoint
+    name = hashlib.sha256(json.dumps([settings, args.dropout, args.mass_model], sort_keys=True).encode()).hexdigest()
+    checkpoint = args.checkpoint or f"/tmp/bnn-candidate-{name[:16]}.pt"
     start = time.perf_counter()
     model, history = bnn_training.train(splits, scaling, settings, args.dropout, checkpoint, cfg["seed"], log=print)
     seconds = time.perf_counter() - start
-    _, _, summary, calibrated = bnn_training.assess(
-        model,
-        splits["validation"][0][: settings["calibration_images"]],
-        scaling,
-        settings["mc_passes"],
-        splits["train"][0],
-        cfg["seed"],
-        splits["validation"][1][: settings["calibration_images"]],
+    rows = splits["validation"][0][: settings["calibration_images"]]
+    predictions, truth, summary = bnn_training.assess(
+        model, rows, scaling, settings["mc_passes"], splits["train"][0], cfg["seed"]
     )
+    factors = bnn.sigma_scale(predictions, truth)  # as select_bnn would scale this candidate
     print(
         json.dumps(
             {
@@ -65,7 +64,7 @@ def main():
                 "wall_seconds": seconds,
                 "threads": torch.get_num_threads(),
                 "validation": summary,
-                "sigma_scale": calibrated.sigma_scale,
+                "sigma_scale": factors,
             }
         )
     )
