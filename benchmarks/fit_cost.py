@@ -1,39 +1,72 @@
-"""Where a blind lens-model fit's time goes, and what a converged one costs.
+"""What a lens's first fit costs, and what each speed lever buys, on the same lenses.
 
-For one default SLACS-like Euclid lens (simulated from config/config.yaml):
+Lenses are drawn as M21's blind lenses (`simulate_slacs` of config/config.yaml) from
+their own random stream (`fit_cost`), so none of them is a lens the pipeline
+evaluates on. Each is masked, the chosen SIE BNN (`--bnn`, a run's
+`results/bnn/sie/chosen.h5`) predicts (theta_E, q, phi) +- sigma, and every lever fits it:
 
-1. ms per likelihood call: plain PyAutoLens (`al.AnalysisImaging` on a masked
-   `al.Imaging`, default path) against ours (`inversion.MaskedLens`'s numba sparse
-   operator through the same `AnalysisImaging`, i.e. what PyAutoFit calls), and the
-   bare `FitImaging` evidence without PyAutoFit's analysis wrapper.
-2. A blind fit (M21 priors: centre +-0.3", q U[0.25, 0.999], phi U[0, 180),
-   theta_E U[r_in, r_out] of the annulus, coefficient log-uniform) with the
-   search settings before (`--before`, default n_live 50, 4 networks) and after
-   (the config's `modelling.search`): seconds, likelihood calls, ms per call,
-   the sampler's own overhead (time not spent in the likelihood), whether it
-   converged or hit the call cap, and the solution found.
+- `blind`: M21's uniform priors (theta_E over the annulus), the config's search;
+- `today`: the guarded loop's first fit before the prescan, BNN Gaussian(1 sigma)
+  priors truncated to the annulus, centre +-`model_lenses.centre_half_width`;
+- `default`: the guarded loop's first fit as configured: the evidence prescan from the
+  BNN's model (`fitting.prescan`), then `modelling.prescan`'s priors and search;
+- `windows`, `windows_fixed`, `windows_fixed_1net`: uniform windows about the prescan's
+  optimum (`modelling.prescan.half_widths`), the coefficient free (+-1 decade) or held,
+  one bound network;
+- `gauss_fixed`, `_nlive20`, `_nlive15`, `_nlive20_neff100`: the BNN's Gaussians recentred
+  on the optimum (widths kept), centre window, coefficient held; the config's search or
+  fewer live points / effective samples;
+- `default_adaptive`, `default_nlive15_adaptive`: the default (or 15 live points) with the
+  pixelisation's sub-pixels 4x4 only where the data exceeds 1 sigma, 2x2 elsewhere.
 
-    python benchmarks/fit_cost.py [--lens 0] [--skip-before] [--calls 30]
+Printed per fit: seconds (prescan included), likelihood calls (prescan's inversions
+included), ln Z, theta_E / theta_true, |q - q_true|, whether the call cap was hit;
+then per lever the median seconds and calls, ln Z against `today`'s on the same
+lens, and the speed-up. First, the per-call costs on the first lens: plain
+PyAutoLens (masked `Imaging`, default path) against ours (sparse operator).
+
+    python benchmarks/fit_cost.py --bnn results/bnn/sie/chosen.h5 --lenses 0 1 2 3 4 5 --jobs 2 \\
+        [--levers today prescan] [--json out.json]
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
-import autolens as al
+import numpy as np
 
 from hybridlens import config as hlconfig
-from hybridlens.fitting import modelling
+from hybridlens.fitting import guarded, informed_priors, modelling, prescan
 from hybridlens.reconstruction import inversion, masking
 from hybridlens.simulation import simulate
 from hybridlens.simulation.survey import Survey
+
+# lever: (first-fit priors, search overrides, prescan overrides[, inversion overrides]); "default" is the config's
+# prescan as the guarded loop runs it
+LEVERS = {
+    "blind": ("blind", {}, {}),
+    "today": ("bnn", {}, {}),
+    "default": ("prescan", None, {}),
+    "windows": ("prescan", {}, {"priors": "windows", "log10_coefficient": 1.0}),
+    "windows_fixed": ("prescan", {}, {"priors": "windows"}),
+    "windows_fixed_1net": ("prescan", {"n_networks": 1}, {"priors": "windows"}),
+    "gauss_fixed": ("prescan", {}, {}),
+    "gauss_fixed_nlive20": ("prescan", {"n_live": 20}, {}),
+    "gauss_fixed_nlive15": ("prescan", {"n_live": 15}, {}),
+    "gauss_fixed_nlive20_neff100": ("prescan", {"n_live": 20, "n_eff": 100}, {}),
+    "default_adaptive": ("prescan", None, {}, {"over_sample_faint": 2, "over_sample_faint_snr": 1.0}),
+    "default_nlive15_adaptive": ("prescan", {"n_live": 15}, {}, {"over_sample_faint": 2, "over_sample_faint_snr": 1.0}),
+}
+STREAM = "fit_cost"  # this benchmark's own lenses: never the pipeline's evaluation lenses
 
 
 def per_call_ms(function, calls):
@@ -44,16 +77,17 @@ def per_call_ms(function, calls):
     return 1000.0 * (time.perf_counter() - start) / calls
 
 
-def plain_analysis(sim, annulus, psf, pixel_scale, settings, mesh_grid):
+def plain_analysis(image, noise_map, mask, psf, pixel_scale, settings, mesh_grid):
     """PyAutoLens as a user would set it up: masked Imaging, default (non-sparse) path."""
-    mask = al.Mask2D(mask=~annulus.mask, pixel_scales=pixel_scale)
+    import autolens as al
+
     dataset = al.Imaging(
-        data=al.Array2D.no_mask(sim.image, pixel_scales=pixel_scale),
-        noise_map=al.Array2D.no_mask(sim.noise_map, pixel_scales=pixel_scale),
+        data=al.Array2D.no_mask(image, pixel_scales=pixel_scale),
+        noise_map=al.Array2D.no_mask(noise_map, pixel_scales=pixel_scale),
         psf=al.Convolver(kernel=al.Array2D.no_mask(psf, pixel_scales=pixel_scale)),
         over_sample_size_lp=settings["over_sample"],
         over_sample_size_pixelization=settings["over_sample"],
-    ).apply_mask(mask)
+    ).apply_mask(al.Mask2D(mask=~mask, pixel_scales=pixel_scale))
     return al.AnalysisImaging(
         dataset=dataset,
         adapt_images=al.AdaptImages(galaxy_name_image_plane_mesh_grid_dict={"('galaxies', 'source')": mesh_grid}),
@@ -63,108 +97,171 @@ def plain_analysis(sim, annulus, psf, pixel_scale, settings, mesh_grid):
     )
 
 
-class CountingAnalysis:
-    """Wraps `log_likelihood_function` to time the likelihood inside a PyAutoFit fit."""
+def lens(cfg, index):
+    """One lens of the benchmark's stream: image, noise, truth, annulus, PSF, pixel scale."""
+    survey = Survey.from_settings(hlconfig.survey_settings(cfg, "simulate_slacs"))
+    renderer = simulate.Renderer(survey, cfg["simulate_slacs"]["over_sample"])
+    sim = simulate.slacs_image(simulate.image_rng(cfg["seed"], STREAM, index), cfg["simulate_slacs"], renderer, survey)
+    annulus = masking.fit_annulus(sim.image, survey.pixel_scale, **cfg["masking"])
+    return {
+        "index": index,
+        "image": sim.image,
+        "noise_map": sim.noise_map,
+        "truth": inversion.Mass.from_truth(sim.params),
+        "annulus": annulus,
+        "psf": renderer.psf,
+        "pixel_scale": survey.pixel_scale,
+    }
 
-    def __init__(self, analysis):
-        self.analysis, self.seconds, self.calls = analysis, 0.0, 0
-        original = analysis.log_likelihood_function
 
-        def timed(instance):
-            start = time.perf_counter()
-            try:
-                return original(instance)
-            finally:
-                self.seconds += time.perf_counter() - start
-                self.calls += 1
-
-        analysis.log_likelihood_function = timed
-
-
-def blind_fit(masked, priors, search, label, seed, checkpoint=False):
+def fit(job):
+    """One (lens, lever) fit in a worker: returns its row."""
+    cfg, index, lever, prediction, seed = job
+    data = lens(cfg, index)
+    settings = guarded.GuardSettings.from_config(cfg)
+    annulus, truth = data["annulus"], data["truth"]
+    bounds = (annulus.inner_radius, annulus.outer_radius)
+    kind, search_overrides, prescan_overrides, *inversion_overrides = LEVERS[lever]
+    masked = inversion.MaskedLens(
+        data["image"],
+        data["noise_map"],
+        annulus.mask,
+        data["psf"],
+        data["pixel_scale"],
+        {**settings.inversion, **(inversion_overrides[0] if inversion_overrides else {})},
+    )
+    blind = modelling.uniform_priors(truth.centre, bounds, settings.modelling_priors)
+    bnn_priors, off_mask = guarded.first_priors(prediction, bounds, blind, truth.centre, settings)
+    overrides = settings.prescan.search if search_overrides is None else search_overrides
+    search = replace(settings.search, **overrides)
+    mode = prescan_overrides.get("priors", settings.prescan.priors)
+    widths = {**settings.prescan.half_widths, **{k: v for k, v in prescan_overrides.items() if k != "priors"}}
+    prescan_settings = replace(settings.prescan, priors=mode, half_widths=widths)
+    scanned = None
+    if kind == "blind":
+        priors = blind
+    elif kind == "bnn":
+        priors = bnn_priors
+    else:
+        scanned = guarded.first_prescan(masked, prediction, truth.centre, bounds, settings, seed)
+        priors = bnn_priors if scanned is None else prescan_settings.narrowed(scanned, bnn_priors)
     scratch = Path(tempfile.mkdtemp(prefix="fit_cost_"))
     modelling.configure(scratch)
-    counter = {}
-    original = modelling.analysis_for
-
-    def counted(lens):
-        counter["c"] = CountingAnalysis(original(lens))
-        return counter["c"].analysis
-
-    modelling.analysis_for = counted
     try:
-        result = modelling.fit_sie(masked, priors, search, label, seed, checkpoint=checkpoint)
+        result = modelling.fit_sie(masked, priors, search, lever, seed)
     finally:
-        modelling.analysis_for = original
         shutil.rmtree(scratch, ignore_errors=True)
-    likelihood = counter["c"].seconds
-    return result, likelihood
+    seconds = result.seconds + (scanned.seconds if scanned else 0.0)
+    calls = result.n_calls + (scanned.evaluations if scanned else 0)
+    best = result.median
+    return {
+        "lens": index,
+        "lever": lever,
+        "seconds": seconds,
+        "prescan_seconds": scanned.seconds if scanned else 0.0,
+        "calls": calls,
+        "log_evidence": result.log_evidence,
+        "hit_call_cap": result.hit_call_cap,
+        "theta_ratio": best["einstein_radius"] / truth.einstein_radius,
+        "axis_ratio_error": abs(best["axis_ratio"] - truth.axis_ratio),
+        "prescan_theta_ratio": scanned.mass.einstein_radius / truth.einstein_radius if scanned else float("nan"),
+        "bnn_theta_ratio": prediction.einstein_radius / truth.einstein_radius,
+        "bnn_off_mask": bool(off_mask),
+        "max_likelihood": result.max_likelihood,
+        "median": result.median,
+        "max_log_likelihood": result.max_log_likelihood,
+        "truth": {"einstein_radius": truth.einstein_radius, "axis_ratio": truth.axis_ratio, "angle": truth.angle},
+    }
+
+
+def print_per_call(cfg, data, calls):
+    settings = cfg["inversion"]
+    annulus, truth = data["annulus"], data["truth"]
+    masked = inversion.MaskedLens(
+        data["image"], data["noise_map"], annulus.mask, data["psf"], data["pixel_scale"], settings
+    )
+    coefficient, log_z = masked.best_coefficient(truth)
+    priors = modelling.uniform_priors(
+        truth.centre, (annulus.inner_radius, annulus.outer_radius), cfg["modelling"]["priors"]
+    )
+    instance = modelling.sie_model(priors, len(masked.mesh_grid)).instance_from_vector(
+        [*truth.centre, truth.einstein_radius, truth.axis_ratio, truth.angle, coefficient]
+    )
+    plain = plain_analysis(
+        data["image"], data["noise_map"], annulus.mask, data["psf"], data["pixel_scale"], settings, masked.mesh_grid
+    )
+    ours = modelling.analysis_for(masked)
+    ms_plain = per_call_ms(lambda: plain.log_likelihood_function(instance), calls)
+    ms_ours = per_call_ms(lambda: ours.log_likelihood_function(instance), calls)
+    print(
+        f"lens {data['index']}: {int(annulus.mask.sum())} masked pixels, {len(masked.mesh_grid)} source pixels; "
+        f"ln Z at truth {log_z:.1f}; per call: plain al.AnalysisImaging {ms_plain:.1f} ms, ours {ms_ours:.1f} ms "
+        f"(x{ms_plain / ms_ours:.1f})",
+        flush=True,
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lens", type=int, default=0)
-    parser.add_argument("--calls", type=int, default=30, help="likelihood calls per per-call timing")
-    parser.add_argument(
-        "--before",
-        default='{"n_live": 50, "n_batch": 100, "f_live": 0.01, "n_eff": 500, "max_calls": 30000}',
-        help="JSON search settings of the 'before' fit",
-    )
-    parser.add_argument("--skip-before", action="store_true")
+    parser.add_argument("--bnn", default=str(ROOT / "results" / "bnn" / "sie" / "chosen.h5"))
+    parser.add_argument("--lenses", type=int, nargs="+", default=list(range(6)))
+    parser.add_argument("--levers", nargs="+", default=["today", "default"], choices=list(LEVERS))
+    parser.add_argument("--jobs", type=int, default=1, help="fits at a time, one core each")
+    parser.add_argument("--calls", type=int, default=20, help="likelihood calls per per-call timing (0: skip)")
+    parser.add_argument("--config", nargs="+", default=[str(ROOT / "config" / "config.yaml")])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", help="write every row here")
     args = parser.parse_args()
-    cfg = hlconfig.load(ROOT / "config" / "config.yaml")
-    survey = Survey.from_settings(hlconfig.survey_settings(cfg, "simulate_slacs"))
-    renderer = simulate.Renderer(survey, cfg["simulate_slacs"]["over_sample"])
-    rng = simulate.image_rng(cfg["seed"], "slacs", args.lens)
-    sim = simulate.slacs_image(rng, cfg["simulate_slacs"], renderer, survey)
-    annulus = masking.fit_annulus(sim.image, survey.pixel_scale)
-    truth = inversion.Mass.from_truth(sim.params)
-    settings = cfg["inversion"]
-    masked = inversion.MaskedLens(sim.image, sim.noise_map, annulus.mask, renderer.psf, survey.pixel_scale, settings)
-    coefficient, log_z_truth = masked.best_coefficient(truth)
-    print(
-        f'lens {args.lens}: theta_E {truth.einstein_radius:.3f}" q {truth.axis_ratio:.2f} phi {truth.angle:.0f}; '
-        f"{int(annulus.mask.sum())} masked pixels, {len(masked.mesh_grid)} source pixels, "
-        f"{settings['over_sample']}x{settings['over_sample']} sub-pixels; ln Z at truth {log_z_truth:.1f}"
-    )
-
-    priors = modelling.uniform_priors(
-        truth.centre, (annulus.inner_radius, annulus.outer_radius), cfg["modelling"]["priors"]
-    )
-    model = modelling.sie_model(priors, len(masked.mesh_grid))
-    instance = model.instance_from_vector(
-        [truth.centre[0], truth.centre[1], truth.einstein_radius, truth.axis_ratio, truth.angle, coefficient]
-    )
-    plain = plain_analysis(sim, annulus, renderer.psf, survey.pixel_scale, settings, masked.mesh_grid)
-    ours = modelling.analysis_for(masked)
-    ms_plain = per_call_ms(lambda: plain.log_likelihood_function(instance), args.calls)
-    ms_ours = per_call_ms(lambda: ours.log_likelihood_function(instance), args.calls)
-    ms_bare = per_call_ms(lambda: masked.log_evidence(truth, coefficient), args.calls)
-    print(
-        f"per call: plain al.AnalysisImaging {ms_plain:.1f} ms | ours (sparse operator, same analysis) "
-        f"{ms_ours:.1f} ms (x{ms_plain / ms_ours:.1f}) | bare FitImaging evidence {ms_bare:.1f} ms "
-        f"(PyAutoFit analysis overhead {ms_ours - ms_bare:+.1f} ms/call)"
-    )
-
-    runs = [] if args.skip_before else [("before", json.loads(args.before))]
-    runs.append(("after", cfg["modelling"]["search"]))
-    seconds = {}
-    for label, search_settings in runs:
-        search = modelling.SearchSettings.from_config(search_settings)
-        result, likelihood = blind_fit(masked, priors, search, label, args.seed)
-        best = result.max_likelihood
-        seconds[label] = result.seconds
+    cfg = hlconfig.load(*args.config)
+    cfg["class_ratio_ranges"] = cfg["calibrate_relations"]["class_ratio_ranges"]  # as the workflow hands it
+    lenses = [lens(cfg, index) for index in args.lenses]
+    if args.calls:
+        print_per_call(cfg, lenses[0], args.calls)
+    settings = guarded.GuardSettings.from_config(cfg)
+    predict = guarded.bnn_predictor(args.bnn, settings.mc_passes, args.seed)
+    predictions = {data["index"]: predict(data["image"]) for data in lenses}
+    for data in lenses:
+        p, t = predictions[data["index"]], data["truth"]
         print(
-            f"{label:6s} {json.dumps(search_settings)}: {result.seconds:.0f} s, {result.n_calls} calls, "
-            f"{1000 * result.seconds / result.n_calls:.1f} ms/call of which likelihood "
-            f"{1000 * likelihood / result.n_calls:.1f}, sampler + PyAutoFit {result.seconds - likelihood:.0f} s; "
-            f"{'CALL CAP HIT' if result.hit_call_cap else 'converged'}; ln Z {result.log_evidence:.1f}; "
-            f"theta_E {best['einstein_radius']:.3f} ({best['einstein_radius'] / truth.einstein_radius:.2f} x true) "
-            f"q {best['axis_ratio']:.2f} phi {best['angle']:.0f}"
+            f"lens {data['index']}: truth theta_E {t.einstein_radius:.3f} q {t.axis_ratio:.2f} phi {t.angle:.0f}; "
+            f"BNN {p.einstein_radius:.3f}+-{p.einstein_radius_sigma:.3f} q {p.axis_ratio:.2f}+-{p.axis_ratio_sigma:.2f} "
+            f"phi {p.angle:.0f}+-{p.angle_sigma:.0f}; annulus {data['annulus'].inner_radius:.2f}-"
+            f"{data['annulus'].outer_radius:.2f}",
+            flush=True,
         )
-    if len(seconds) == 2:
-        print(f"after / before: x{seconds['before'] / seconds['after']:.2f} faster")
+    jobs = [(cfg, i, lever, predictions[i], args.seed) for i in args.lenses for lever in args.levers]
+    rows = []
+    with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+        for row in pool.imap_unordered(fit, jobs):
+            rows.append(row)
+            print(
+                f"lens {row['lens']} {row['lever']:16s} {row['seconds']:6.1f} s (prescan {row['prescan_seconds']:4.1f}) "
+                f"{row['calls']:5d} calls  ln Z {row['log_evidence']:9.1f}  theta/true {row['theta_ratio']:.3f} "
+                f"(prescan {row['prescan_theta_ratio']:.3f}, BNN {row['bnn_theta_ratio']:.3f})  "
+                f"|dq| {row['axis_ratio_error']:.3f}{'  CALL CAP HIT' if row['hit_call_cap'] else ''}",
+                flush=True,
+            )
+    summarise(rows, args.levers)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+def summarise(rows, levers):
+    by = {(r["lens"], r["lever"]): r for r in rows}
+    base = "today" if "today" in levers else levers[0]
+    print(f"\nper lever, median over {len({r['lens'] for r in rows})} lenses (ln Z and speed against '{base}'):")
+    for lever in levers:
+        mine = [r for r in rows if r["lever"] == lever]
+        paired = [(r, by[(r["lens"], base)]) for r in mine if (r["lens"], base) in by]
+        delta = [r["log_evidence"] - b["log_evidence"] for r, b in paired]
+        speed = sum(b["seconds"] for _, b in paired) / max(sum(r["seconds"] for r, _ in paired), 1e-9)
+        correct = sum(0.95 <= r["theta_ratio"] <= 1.05 for r in mine)
+        print(
+            f"{lever:16s} median {np.median([r['seconds'] for r in mine]):6.1f} s, "
+            f"{np.median([r['calls'] for r in mine]):6.0f} calls; ln Z - {base}'s: min {min(delta):+.1f}, "
+            f"median {np.median(delta):+.1f}; x{speed:.2f} faster in total; theta_E within 5 %: {correct}/{len(mine)}; "
+            f"cap hits {sum(r['hit_call_cap'] for r in mine)}"
+        )
 
 
 if __name__ == "__main__":

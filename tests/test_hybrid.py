@@ -59,6 +59,15 @@ def test_correct_is_refined_then_accepted():
     assert act(rnd("correct", 1.2), rnd("correct", 1.21)).kind == hybrid.ACCEPT
 
 
+def test_correct_on_a_prescan_narrowed_first_fit_is_accepted_without_a_refinement():
+    narrowed = hybrid.Round("correct", 1.2, 1.18, 1.22, narrowed=True)
+    assert act(narrowed).kind == hybrid.ACCEPT
+    assert act(hybrid.Round("under", 0.5, 0.48, 0.52, narrowed=True)).kind == hybrid.REFIT
+    row = {"verdict": 1.0, "median_einstein_radius": 1.2, "lower_einstein_radius": 1.1, "upper_einstein_radius": 1.3}
+    assert not hybrid.RoundRecord({**row, "narrowed": np.nan}, "").round().narrowed  # a round read back without it
+    assert hybrid.RoundRecord({**row, "narrowed": 1.0}, "").round().narrowed
+
+
 @pytest.mark.parametrize("verdict", ["under", "over"])
 def test_the_same_wrong_verdict_twice_is_flagged(verdict):
     action = act(rnd(verdict, 0.5 if verdict == "under" else 2.6), rnd(verdict, 0.55 if verdict == "under" else 2.5))

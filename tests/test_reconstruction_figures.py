@@ -8,7 +8,7 @@ import pytest
 from figure_helpers import plotted
 
 from hybridlens import plotting
-from hybridlens.reconstruction import figures
+from hybridlens.reconstruction import figures, inversion, trainingset
 
 CLASSES = ("under", "correct", "over")
 CLASS_RANGES = {"under": (0.1, 0.9), "correct": (0.95, 1.05), "over": (1.1, 3.0)}  # config's class_ratio_ranges
@@ -61,13 +61,16 @@ def test_reconstruction_panels_record_each_class_numbers_and_colour_limits(tmp_p
             log_evidence=-1000.0 * scale,
         )
 
-    pairs = [(k, 1.2 * (0.8 + 0.2 * k), None, products(k + 1.0)) for k in (0, 2)]  # as trainingset.lens_pairs
+    pairs = [
+        trainingset.Pair(k, inversion.Mass(1.2 * (0.8 + 0.2 * k), 0.8, 30.0), None, products(k + 1.0)) for k in (0, 2)
+    ]
     observation = rng.uniform(0, 3, (24, 24))
     shown = plotted(figures.reconstruction_panels(observation, pairs, 0.1, CLASSES), tmp_path)
 
     assert shown["observation_shape"] == [24, 24] and shown["half_width"] == pytest.approx(1.2)
     assert [row["class"] for row in shown["rows"]] == ["under", "over"]
-    for row, (_, theta, _, prod) in zip(shown["rows"], pairs):
+    for row, pair in zip(shown["rows"], pairs):
+        theta, prod = pair.einstein_radius, pair.products
         assert row["einstein_radius"] == theta and row["log_evidence"] == prod.log_evidence
         assert row["chi_squared"] == prod.chi_squared and row["source_shape"] == [12, 12]
         assert row["source_range"] == pytest.approx(plotting.robust_range(prod.source))

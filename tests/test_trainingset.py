@@ -1,7 +1,8 @@
 import numpy as np
+import pandas as pd
 import pytest
 
-from hybridlens.reconstruction import inversion, masking, trainingset
+from hybridlens.reconstruction import calibration, inversion, masking, trainingset
 from hybridlens.simulation import simulate
 
 RANGES = {"under": [0.1, 0.9], "correct": [0.95, 1.05], "over": [1.1, 3.0]}
@@ -65,11 +66,40 @@ def test_bad_lens_is_flagged_and_the_rest_of_the_shard_goes_on(default_config, e
         euclid.pixel_scale,
         relations,
         config,
+        {"axis_ratio": 0.05, "angle": 8.0, "centre": 0.03},
+        [11, 12],
     )
     assert list(out["params"]["label"]) == [0, 1, 2, 0, 1, 2]
+    q_off = out["params"]["axis_ratio"][:3] - truth.axis_ratio  # each class's model is off the truth besides theta_E
+    assert (q_off != 0).all() and (np.abs(q_off) < 0.25).all()
+    assert np.isnan(out["params"]["axis_ratio"][3:]).all()
     assert list(out["flags"]) == [0, 0, 0, 1, 1, 1]
     assert out["arrays"]["source"].shape == (6, 40, 40)
     good = out["params"]["einstein_radius"][:3]
     assert good[0] < 0.9 * truth.einstein_radius < 1.1 * truth.einstein_radius < good[2]
     assert good[1] == pytest.approx(truth.einstein_radius, rel=0.05)
     assert np.isnan(out["params"]["log_evidence"][3:]).all() and np.isfinite(out["params"]["log_evidence"][:3]).all()
+
+
+def test_fit_errors_are_robust_to_a_near_round_lens_with_a_meaningless_angle():
+    rng = np.random.default_rng(3)
+    n = 400
+    table = pd.DataFrame(
+        {
+            "median_axis_ratio": 0.7 + rng.normal(0, 0.06, n),
+            "truth_axis_ratio": np.full(n, 0.7),
+            "median_angle": (40.0 + rng.normal(0, 10.0, n)) % 180,
+            "truth_angle": np.full(n, 40.0),
+            "median_centre_y": rng.normal(0, 0.02, n),
+            "median_centre_x": rng.normal(0, 0.02, n),
+            "truth_lens_centre_y": np.zeros(n),
+            "truth_lens_centre_x": np.zeros(n),
+        }
+    )
+    table.loc[:20, "median_angle"] = 130.0  # near-round lenses: phi off by 90 degrees
+    errors = calibration.fit_errors(table)
+    assert errors["axis_ratio"] == pytest.approx(0.06, rel=0.15)
+    assert errors["centre"] == pytest.approx(0.02, rel=0.15)
+    assert 6.0 < errors["angle"] < 15.0  # |error| of a N(0, 10): its robust scale, not the 90-degree outliers'
+    assert trainingset.perturbation_errors(errors, 0.0) is None
+    assert trainingset.perturbation_errors(errors, 2.0)["axis_ratio"] == pytest.approx(2 * errors["axis_ratio"])

@@ -15,6 +15,8 @@ table = table[table["flags"] == 0].reset_index(drop=True)
 lines = calibration.relations(table, p.settings["max_relative_slope_error"])
 log.info("relations: %s", lines)
 summary = calibration.summary(table, lines)
+errors = calibration.fit_errors(table)
+log.info("calibration fits' errors besides theta_E: %s", errors)
 if summary["call_cap_hits"]:
     log.warning(
         "%d of %d fits stopped at the call cap: %s", summary["call_cap_hits"], len(table), summary["call_cap_hit_fits"]
@@ -29,13 +31,21 @@ io.write_shard(
         call_cap_hits=summary["call_cap_hits"],
     ),
     params={key: np.asarray(table[key]) for key in table.columns},
-    groups={name: {k: np.asarray(v) for k, v in line.items()} for name, line in lines.items()},
+    groups={
+        **{name: {k: np.asarray(v) for k, v in line.items()} for name, line in lines.items()},
+        "fit_errors": {k: np.asarray(v) for k, v in errors.items()},
+    },
     flag_family=CalibrationFlag,
 )
 fig, plotted = figures.calibration_scatter(
     table, "einstein_radius", calibration.CLASSES, lines, calibration.M21_PUBLISHED_RELATIONS, "(arcsec)"
 )
-plotting.save(fig, snakemake.output.figures[0].removesuffix(".json"), p.formats, {**summary, "plotted": plotted})
+plotting.save(
+    fig,
+    snakemake.output.figures[0].removesuffix(".json"),
+    p.formats,
+    {**summary, "fit_errors": errors, "plotted": plotted},
+)
 for column, outputs, unit in (("axis_ratio", snakemake.output.q, ""), ("angle", snakemake.output.phi, "(deg)")):
     fig, plotted = figures.calibration_scatter(table, column, calibration.CLASSES, unit=unit)
     plotting.save(fig, outputs[0].removesuffix(".json"), p.formats, {"plotted": plotted})

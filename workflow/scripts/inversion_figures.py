@@ -36,13 +36,13 @@ summary = {
     "lens_index": lenses[0]["index"],
     "einstein_radius_true": mass.einstein_radius,
     **{
-        calibration.CLASSES[label]: {
-            "einstein_radius": theta,
-            "log_evidence": prod.log_evidence,
-            "chi_squared": prod.chi_squared,
-            "coefficient": prod.coefficient,
+        calibration.CLASSES[pair.label]: {
+            "einstein_radius": pair.einstein_radius,
+            "log_evidence": pair.products.log_evidence,
+            "chi_squared": pair.products.chi_squared,
+            "coefficient": pair.products.coefficient,
         }
-        for label, theta, _, prod in pairs
+        for pair in pairs
     },
     "plotted": plotted,
 }

@@ -19,6 +19,10 @@ relations = io.read_relations(snakemake.input.relations)
 fallback = [name for name in ("under", "over") if not calibration.is_reliable(relations[name])]
 if fallback:
     log.warning("relations %s unreliable: their windows are the whole class ranges", fallback)
+errors = trainingset.perturbation_errors(
+    io.read_fit_errors(snakemake.input.relations), p.settings["perturbation_scale"]
+)
+log.info("models perturbed besides theta_E by 1-sigma %s", errors)
 start = time.perf_counter()
 result = trainingset.build_shard(
     io.read_array([sim], "image"),
@@ -31,6 +35,8 @@ result = trainingset.build_shard(
     survey.pixel_scale,
     relations,
     p.settings,
+    errors,
+    [p.seed * 1_000_003 + int(index) for index in truths["index"]],
 )
 elapsed = time.perf_counter() - start
 log.info("%d lenses in %.1f s (%.2f s/lens)", len(truths), elapsed, elapsed / max(len(truths), 1))
@@ -44,6 +50,7 @@ io.write_shard(
         survey.as_dict(),
         shard=attrs["shard"],
         windows_from_class_range=json.dumps(fallback),
+        perturbations=json.dumps(errors),
     ),
     arrays={**result["arrays"], "index": truths["index"].to_numpy()[rows]},
     params={**result["params"], "einstein_radius_true": truths["einstein_radius"].to_numpy()[rows]},

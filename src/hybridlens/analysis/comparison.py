@@ -59,8 +59,7 @@ def describe(priors):
     """Flat prior columns, the slope's too when the model is a power law."""
     out = priors.sie.describe()
     if priors.slope is not None:
-        codes = {"uniform": 0.0, "log_uniform": 1.0, "gaussian": 2.0}
-        out["prior_slope_kind"] = codes[priors.slope.kind]
+        out["prior_slope_kind"] = modelling.PRIOR_KIND_CODES[priors.slope.kind]
         out.update(
             {f"prior_slope_{key}": float(getattr(priors.slope, key)) for key in ("low", "high", "mean", "sigma")}
         )

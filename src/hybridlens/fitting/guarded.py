@@ -16,13 +16,14 @@ range) or to a range the user knows, and when the BNN's theta_E lies outside
 that range the first fit uses M21's uniform priors instead (flagged, not silent).
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hybridlens.fitting import hybrid, informed_priors, modelling
+from hybridlens.fitting import hybrid, informed_priors, modelling, prescan
 from hybridlens.flags import GuardedFlag, MaskFlag
 from hybridlens.reconstruction import masking
+from hybridlens.reconstruction.inversion import Mass
 from hybridlens.vocabulary import CLASSES
 
 PRIOR_SOURCES = {"m21_uniform": 0, "bnn": 1, "given": 2}  # where the first fit's priors came from
@@ -43,6 +44,8 @@ class GuardSettings:
     masking: dict  # the config's masking block
     inversion: dict  # the config's inversion block
     class_ratio_ranges: dict  # calibrate_relations.class_ratio_ranges
+    prescan: prescan.PrescanSettings  # modelling.prescan
+    use_prescan: bool = True  # model_lenses.prescan
 
     @classmethod
     def from_config(cls, config):
@@ -59,6 +62,8 @@ class GuardSettings:
             masking=config["masking"],
             inversion=config["inversion"],
             class_ratio_ranges=config["class_ratio_ranges"],
+            prescan=prescan.PrescanSettings.from_config(config["modelling"]["prescan"]),
+            use_prescan=bool(own["prescan"]),
         )
 
 
@@ -120,6 +125,31 @@ def first_priors(prediction, bounds, blind, centre, settings):
     built = informed_priors.bnn_gaussian_priors(prediction, centre, settings.modelling_priors, settings.priors)
     theta = modelling.Prior.gaussian(prediction.einstein_radius, prediction.einstein_radius_sigma, low, high)
     return built.sie.replace(einstein_radius=theta), 0
+
+
+def first_prescan(masked, prediction, centre, bounds, settings, seed):
+    """The prescan from the BNN's model (a `prescan.Prescan`), or None where the BNN is not trusted."""
+    if not bounds[0] <= prediction.einstein_radius <= bounds[1]:
+        return None
+    start = Mass(prediction.einstein_radius, prediction.axis_ratio, prediction.angle, tuple(centre))
+    sigmas = (prediction.einstein_radius_sigma, prediction.axis_ratio_sigma, prediction.angle_sigma)
+    q_range = settings.modelling_priors["axis_ratio_range"]
+    return prescan.scan(masked, start, sigmas, bounds, q_range, settings.prescan, seed)
+
+
+def first_fit(problem, prediction, centre, priors, flags, settings, known):
+    """Round 0: the prescan (when on and the BNN trusted), then the fit; its `RoundRecord`."""
+    scanned, search = None, settings.search
+    if settings.use_prescan and not flags:
+        scanned = first_prescan(problem.masked, prediction, centre, problem.bounds, settings, problem.seed)
+        priors = settings.prescan.narrowed(scanned, priors)
+        search = modelling.SearchSettings.from_config(asdict(search), settings.prescan.search)
+    row, products = hybrid.fit_round(problem, priors, search, 0)
+    source = PRIOR_SOURCES["m21_uniform" if flags else "bnn" if known is None else "given"]
+    row = {**row, "prior_source": float(source)}
+    if scanned is not None:  # its priors are narrowed about an optimum, as M21's refinement's are
+        row.update(scanned.row(), narrowed=1.0, seconds=row["seconds"] + scanned.seconds)
+    return hybrid.RoundRecord(row, "", products)
 
 
 def lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, seed):
@@ -187,9 +217,7 @@ def model_lens(
     first = None
     if not store.load():
         try:
-            row, products = hybrid.fit_round(problem, priors, settings.search, 0)
-            source = PRIOR_SOURCES["m21_uniform" if flags else "bnn" if known is None else "given"]
-            first = hybrid.RoundRecord({**row, "prior_source": float(source)}, "", products)
+            first = first_fit(problem, prediction, centre, priors, flags, settings, known)
         except Exception as error:  # this lens is flagged; the others go on
             log.exception("first fit failed")
             store.save([hybrid.failed_round(0, priors, error)])

@@ -13,6 +13,8 @@ M21's rules, with the history taken into account from the second round on:
   everything else unchanged;
 - C after anything (or first): refine, narrowed uniform priors about the
   inferred values and a tighter sampler tolerance; C after C: stop, accepted;
+  C on a first fit whose priors a prescan already narrowed about an optimum
+  (the guarded loop's): accepted, that fit did what a refinement does;
 - UM after UM or OM after OM: flag for manual inspection;
 - UM after OM or OM after UM: theta_E prior between the two previous values,
   excluding the 68 % intervals of both wrong solutions;
@@ -74,6 +76,7 @@ class Round:
     einstein_radius: float  # inferred (posterior median), arcsec
     lower: float  # 16th percentile of theta_E
     upper: float  # 84th percentile of theta_E
+    narrowed: bool = False  # its priors were already narrowed about an optimum (a prescan), as a refinement's are
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ def next_action(history, relations, settings, class_ratio_ranges, bounds=None):
     if last.verdict == "correct":
         if previous is not None and previous.verdict == "correct":
             return Action(ACCEPT, "C after C: accepted")
+        if previous is None and last.narrowed:
+            return Action(ACCEPT, "C on a first fit with priors narrowed about the prescan's optimum: accepted")
         if reruns_done >= settings.reruns:
             return Action(ACCEPT, f"C at the last allowed round ({settings.reruns} reruns): accepted unrefined")
         after = "first fit" if previous is None else f"after {ABBREVIATIONS[previous.verdict]}"
@@ -254,6 +259,7 @@ class RoundRecord:
             self.row["median_einstein_radius"],
             self.row["lower_einstein_radius"],
             self.row["upper_einstein_radius"],
+            self.row.get("narrowed", 0.0) == 1.0,  # NaN (a round without the column) is not narrowed
         )
 
 

@@ -36,6 +36,7 @@ PARAMETERS = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", 
 FITTED = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "slope", "coefficient")  # slope: PL fits
 ANGLE_PERIOD = 180.0  # an ellipse's position angle repeats every 180 degrees
 NAUTILUS_NETWORK_LAYERS = (100, 50, 20)  # Nautilus' own bound networks
+PRIOR_KIND_CODES = {"uniform": 0.0, "log_uniform": 1.0, "gaussian": 2.0, "fixed": 3.0}  # HDF5 prior_*_kind columns
 
 
 def configure(output_path):
@@ -110,6 +111,11 @@ class Prior:
     def gaussian(cls, mean, sigma, low=-math.inf, high=math.inf):
         return cls("gaussian", float(low), float(high), float(mean), float(sigma))
 
+    @classmethod
+    def fixed(cls, value):
+        """Not fitted: the parameter held at `value` (e.g. a coefficient a prescan maximised the evidence over)."""
+        return cls("fixed", float(value), float(value), float(value), 0.0)
+
     def to_autofit(self):
         if self.kind == "uniform":
             return af.UniformPrior(lower_limit=self.low, upper_limit=self.high)
@@ -121,6 +127,8 @@ class Prior:
             return af.TruncatedGaussianPrior(
                 mean=self.mean, sigma=self.sigma, lower_limit=self.low, upper_limit=self.high
             )
+        if self.kind == "fixed":
+            return self.mean
         raise ValueError(f"unknown prior kind {self.kind!r}")
 
 
@@ -139,8 +147,8 @@ class SIEPriors:
         return replace(self, **priors)
 
     def describe(self):
-        """Flat {parameter_field: value} for an HDF5 row (kind coded 0 uniform, 1 log-uniform, 2 Gaussian)."""
-        codes = {"uniform": 0.0, "log_uniform": 1.0, "gaussian": 2.0}
+        """Flat {parameter_field: value} for an HDF5 row (kind coded by `PRIOR_KIND_CODES`)."""
+        codes = PRIOR_KIND_CODES
         out = {}
         for name in PARAMETERS:
             prior = getattr(self, name)
@@ -323,6 +331,8 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
     samples = result.samples
     n_calls = int(samples.samples_info["total_samples"])
     values = parameter_table(model, samples.parameter_lists)
+    if priors.coefficient.kind == "fixed":  # not a model parameter: a constant column, so rows keep their shape
+        values["coefficient"] = np.full(len(samples.parameter_lists), priors.coefficient.mean)
     summary = posterior_summary(values, np.asarray(samples.weight_list, float))
     log_likelihood = np.asarray(samples.log_likelihood_list, float)
     best = int(np.argmax(log_likelihood))

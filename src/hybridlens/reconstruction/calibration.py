@@ -144,6 +144,40 @@ def is_reliable(relation):
     return relation is not None and bool(relation.get("reliable", False)) and np.isfinite(relation.get("slope", np.nan))
 
 
+def fit_errors(table):
+    """Robust 1-sigma errors of q, phi (deg) and each centre coordinate (") of the calibration fits.
+
+    Every class pooled: how far a real fit strays from the truth besides theta_E
+    (the training set's perturbations). Robust (1.4826 x the median absolute
+    error), as phi is meaningless for near-round lenses and one such fit would
+    dominate an rms.
+    """
+    from hybridlens.analysis.evaluation import angle_error
+
+    good = table[np.isfinite(table["median_axis_ratio"])] if "median_axis_ratio" in table else table.iloc[:0]
+    centre = (
+        np.concatenate(
+            [
+                good["median_centre_y"] - good["truth_lens_centre_y"],
+                good["median_centre_x"] - good["truth_lens_centre_x"],
+            ]
+        )
+        if len(good)
+        else np.array([])
+    )
+
+    def robust(values):
+        values = np.asarray(values, float)
+        return float(1.4826 * np.median(np.abs(values))) if values.size else float("nan")
+
+    return {
+        "axis_ratio": robust(good["median_axis_ratio"] - good["truth_axis_ratio"]),
+        "angle": robust(angle_error(good["median_angle"], good["truth_angle"])),
+        "centre": robust(centre),
+        "n": float(len(good)),
+    }
+
+
 # M21's published lines, drawn beside ours for comparison only (never used as inputs).
 M21_PUBLISHED_RELATIONS = {"under": {"slope": 0.46, "intercept": -0.08}, "over": {"slope": 2.11, "intercept": 0.16}}
 

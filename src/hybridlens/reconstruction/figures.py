@@ -68,7 +68,8 @@ def reconstruction_panels(observation, pairs, pixel_scale, classes):
     fig, axes = plt.subplots(len(pairs), 4, figsize=(10, 2.6 * len(pairs)), squeeze=False)
     half = observation.shape[0] * pixel_scale / 2
     plotted = {"observation_shape": list(observation.shape), "half_width": float(half), "rows": []}
-    for row, (label, theta, _, products) in enumerate(pairs):
+    for row, pair in enumerate(pairs):
+        label, theta, products = pair.label, pair.einstein_radius, pair.products
         ax_obs, ax_src, ax_res, ax_chi = axes[row]
         if row == 0:
             ax_obs.imshow(observation, cmap="inferno", extent=(-half, half, -half, half))

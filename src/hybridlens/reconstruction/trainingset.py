@@ -1,6 +1,12 @@
 """The fast M21 training set: under / correct / over reconstructions by theta_E scans.
 
-Position, axis ratio and angle stay at truth; theta_E is searched inside a window
+M21 keeps position, axis ratio and angle at the truth. Real wrong fits are wrong
+in all of them at once, and a classifier that only saw theta_E shifts calls
+such fits correct; so with `perturbation_scale` > 0 each class's model starts
+from the truth with q, phi and the centre displaced by Gaussian errors of the
+size measured on the calibration's real fits (`calibration.fit_errors`) times
+that scale; the label stays the class of theta_E, as real fits are judged.
+theta_E is then searched inside a window
 around the value each class is expected at (the measured relations of
 `calibration`, intersected with that class's defining range), first on a coarse
 grid, then by a bounded 1-D refinement around the best grid point. The
@@ -10,6 +16,7 @@ true model and re-maximised at each class's best theta_E.
 """
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -53,29 +60,85 @@ def maximise_in_window(evidence, window, n_coarse, rtol):
     return float(grid[best]), float(values[best])
 
 
-def lens_pairs(masked_lens, truth, relations, settings, outer_radius):
-    """The three labelled (source, residual) products of one lens."""
+@dataclass
+class Pair:
+    """One labelled reconstruction: the class, the model inverted, its scan window and the products."""
+
+    label: int
+    mass: object  # inversion.Mass; None for a flagged lens
+    window: tuple
+    products: object  # inversion.Products; None for a flagged lens
+
+    @property
+    def einstein_radius(self):
+        return self.mass.einstein_radius if self.mass is not None else np.nan
+
+
+def perturbed(truth, errors, rng, axis_ratio_range=(0.25, 0.999)):
+    """`truth` with q, phi and the centre displaced by N(0, errors[...]) (`calibration.fit_errors`' keys)."""
+    if not errors:
+        return truth
+    dq, dphi, dy, dx = rng.normal(0.0, 1.0, 4) * [
+        errors["axis_ratio"],
+        errors["angle"],
+        errors["centre"],
+        errors["centre"],
+    ]
+    return inversion.Mass(
+        truth.einstein_radius,
+        float(np.clip(truth.axis_ratio + dq, *axis_ratio_range)),
+        float((truth.angle + dphi) % 180.0),
+        (truth.centre[0] + float(dy), truth.centre[1] + float(dx)),
+    )
+
+
+def lens_pairs(masked_lens, truth, relations, settings, outer_radius, errors=None, rng=None):
+    """The three labelled `Pair`s (U, C, O) of one lens; each class's model perturbed by `errors`."""
     coefficient, _ = masked_lens.best_coefficient(truth)
     pairs = []
     for name in CLASSES:
         window = scan_window(name, truth.einstein_radius, relations.get(name), settings)
+        base = perturbed(truth, errors, rng)
         theta, _ = maximise_in_window(
-            lambda t: masked_lens.log_evidence(truth.with_einstein_radius(t), coefficient),
+            lambda t: masked_lens.log_evidence(base.with_einstein_radius(t), coefficient),
             window,
             settings["scan_points"],
             settings["scan_rtol"],
         )
-        mass = truth.with_einstein_radius(theta)
+        mass = base.with_einstein_radius(theta)
         best_coefficient, _ = masked_lens.best_coefficient(mass)
         products = masked_lens.products(
             mass, best_coefficient, tuple(settings["source_shape"]), settings["source_extent"] * outer_radius
         )
-        pairs.append((LABELS[name], theta, window, products))
+        pairs.append(Pair(LABELS[name], mass, window, products))
     return pairs
 
 
-def build_shard(images, noise_maps, masks, truths, outer_radii, usable, psf, pixel_scale, relations, settings):
-    """Training pairs for the lenses of one shard (three rows per lens, U, C, O)."""
+def perturbation_errors(fit_errors, scale):
+    """The 1-sigma perturbations: the calibration fits' errors x `scale` (None: M21's truth-only models)."""
+    if not scale or not fit_errors or not np.isfinite([fit_errors[k] for k in ("axis_ratio", "angle", "centre")]).all():
+        return None
+    return {key: float(scale * fit_errors[key]) for key in ("axis_ratio", "angle", "centre")}
+
+
+def build_shard(
+    images,
+    noise_maps,
+    masks,
+    truths,
+    outer_radii,
+    usable,
+    psf,
+    pixel_scale,
+    relations,
+    settings,
+    errors=None,
+    seeds=None,
+):
+    """Training pairs for the lenses of one shard (three rows per lens, U, C, O).
+
+    `errors`: `perturbation_errors`; `seeds`: one per lens (its perturbations' stream).
+    """
     rows = []
     for i in range(len(images)):
         flags = 0 if usable[i] else TrainingPairFlag.NO_MASK
@@ -83,14 +146,14 @@ def build_shard(images, noise_maps, masks, truths, outer_radii, usable, psf, pix
         if not flags:
             try:
                 lens = inversion.MaskedLens(images[i], noise_maps[i], masks[i], psf, pixel_scale, settings["inversion"])
-                pairs = lens_pairs(lens, truths[i], relations, settings, outer_radii[i])
+                rng = np.random.default_rng(seeds[i] if seeds is not None else i)
+                pairs = lens_pairs(lens, truths[i], relations, settings, outer_radii[i], errors, rng)
             except Exception as error:  # noqa: BLE001 - one bad lens must not stop the shard
                 log.warning("lens %d: inversion failed (%s); flagged", i, error)
                 flags = TrainingPairFlag.INVERSION_FAILED
         if flags:
-            pairs = [(label, np.nan, (np.nan, np.nan), None) for label in LABELS.values()]
-        for label, theta, window, products in pairs:
-            rows.append((i, label, theta, window, products, flags))
+            pairs = [Pair(label, None, (np.nan, np.nan), None) for label in LABELS.values()]
+        rows.extend((i, pair, flags) for pair in pairs)
     return collate(rows, tuple(settings["source_shape"]), images.shape[1:])
 
 
@@ -106,6 +169,10 @@ def collate(rows, source_shape, image_shape):
             "lens_row",
             "label",
             "einstein_radius",
+            "axis_ratio",
+            "angle",
+            "centre_y",
+            "centre_x",
             "window_low",
             "window_high",
             "log_evidence",
@@ -115,10 +182,14 @@ def collate(rows, source_shape, image_shape):
         )
     }
     flags = np.zeros(n, np.uint8)
-    for j, (i, label, theta, window, products, flag) in enumerate(rows):
-        columns["lens_row"][j], columns["label"][j], columns["einstein_radius"][j] = i, label, theta
-        columns["window_low"][j], columns["window_high"][j] = window
+    for j, (i, pair, flag) in enumerate(rows):
+        columns["lens_row"][j], columns["label"][j] = i, pair.label
+        columns["window_low"][j], columns["window_high"][j] = pair.window
         flags[j] = flag
+        if pair.mass is not None:
+            columns["einstein_radius"][j], columns["axis_ratio"][j] = pair.mass.einstein_radius, pair.mass.axis_ratio
+            columns["angle"][j], (columns["centre_y"][j], columns["centre_x"][j]) = pair.mass.angle, pair.mass.centre
+        products = pair.products
         if products is not None:
             source[j], residual[j], chi2[j] = products.source, products.residual, products.chi_squared_map
             columns["log_evidence"][j] = products.log_evidence
@@ -136,6 +207,10 @@ UNITS = {
     "lens_row": "row in the simulation shard",
     "label": "0 under, 1 correct, 2 over",
     "einstein_radius": "arcsec",
+    "axis_ratio": "of the inverted model (the truth's, perturbed)",
+    "angle": "deg",
+    "centre_y": "arcsec",
+    "centre_x": "arcsec",
     "window_low": "arcsec",
     "window_high": "arcsec",
     "log_evidence": "",

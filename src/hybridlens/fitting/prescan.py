@@ -1,0 +1,219 @@
+"""An evidence scan before sampling: the first fit's priors put on the mode the data prefer.
+
+An SIE + pixelised-source posterior has separate modes in theta_E (M21's under-
+and over-magnified solutions), and Nautilus spends about n_live likelihood calls
+per e-fold of prior volume finding them. A network's (theta_E, q, phi) is close
+to the right mode but, at a few per cent in theta_E and ~0.08 in q, not on it;
+and a theta_E scan at the network's q and phi alone can prefer a wrong mode
+(a 0.08 error in q sank the right peak below the under-magnified one on a
+benchmark lens). So before sampling:
+
+1. quasi-random (Sobol) draws of (theta_E, q, phi) from the network's Gaussians,
+   cut at +-`draw_sigma`, at the prior's centre, are inverted with the
+   regularisation coefficient maximised at the network's model (the evidence,
+   not chi-squared, so over-magnified solutions that fit the arcs with a tiny
+   source are penalised as in the fit);
+2. a Nelder-Mead simplex climbs from the best draw in (theta_E, q, phi,
+   centre), the coefficient refitted at the end;
+3. the fit's priors become uniform windows about that optimum
+   (`priors_about`), as PyAutoLens' SLaM pipelines pass one stage's result on
+   as the next stage's priors.
+
+Every step is a plain inversion (`MaskedLens.log_evidence`, ~40 ms), so the
+scan costs a few hundred of the calls the sampler no longer spends exploring.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize, minimize_scalar
+
+from hybridlens.fitting.modelling import ANGLE_PERIOD, Prior
+from hybridlens.reconstruction.inversion import Mass
+
+
+@dataclass(frozen=True)
+class PrescanSettings:
+    """The config's `modelling.prescan` block."""
+
+    draws: int  # Sobol draws from the network's Gaussians (a power of 2)
+    draw_sigma: float  # ... cut at this many sigma
+    max_evaluations: int  # of the simplex
+    half_widths: dict  # windows: einstein_radius (fraction), axis_ratio, angle (deg), centre ("), log10_coefficient
+    priors: str = "gaussian"  # gaussian: `gaussians_about`; windows: `priors_about`
+    search: dict = field(default_factory=dict)  # overrides of the search for the prescanned fit
+
+    @classmethod
+    def from_config(cls, settings):
+        return cls(
+            int(settings["draws"]),
+            float(settings["draw_sigma"]),
+            int(settings["max_evaluations"]),
+            dict(settings["half_widths"]),
+            str(settings["priors"]),
+            dict(settings["search"]),
+        )
+
+    def narrowed(self, prescan, outer):
+        """The prescanned fit's priors about `prescan`'s optimum, `outer` (the BNN's) where it still holds."""
+        build = {"gaussian": gaussians_about, "windows": priors_about}[self.priors]
+        return build(prescan, outer, self)
+
+
+@dataclass
+class Prescan:
+    """The optimum the scan reached and what it cost."""
+
+    mass: Mass
+    coefficient: float
+    log_evidence: float
+    draws: np.ndarray  # (n, 3) theta_E, q, phi of step 1 ...
+    draw_log_evidence: np.ndarray  # ... and their evidences
+    evaluations: int
+    seconds: float
+
+    def row(self):
+        """Flat columns for a round's HDF5 row."""
+        return {
+            "prescan_einstein_radius": self.mass.einstein_radius,
+            "prescan_axis_ratio": self.mass.axis_ratio,
+            "prescan_angle": self.mass.angle,
+            "prescan_centre_y": self.mass.centre[0],
+            "prescan_centre_x": self.mass.centre[1],
+            "prescan_coefficient": self.coefficient,
+            "prescan_log_evidence": self.log_evidence,
+            "prescan_evaluations": float(self.evaluations),
+            "prescan_seconds": self.seconds,
+        }
+
+
+class _Counted:
+    """`masked.log_evidence` that counts its calls."""
+
+    def __init__(self, masked):
+        self.masked, self.calls = masked, 0
+
+    def __call__(self, mass, coefficient):
+        self.calls += 1
+        return self.masked.log_evidence(mass, coefficient)
+
+
+def scan(masked, start, sigmas, bounds, axis_ratio_range, settings, seed=0):
+    """Steps 1 and 2 from `start` (a `Mass`) with 1-sigma `sigmas` (theta_E, q, phi): a `Prescan`.
+
+    `bounds`: the allowed theta_E range; `axis_ratio_range`: q's (the fit's prior range).
+    """
+    from scipy.stats import norm, qmc
+
+    began = time.perf_counter()
+    evidence = _Counted(masked)
+    q_low, q_high = axis_ratio_range
+    coefficient, _ = _best_coefficient(evidence, masked.settings, start)
+    cut = norm.cdf(-settings.draw_sigma)
+    unit = qmc.Sobol(3, seed=seed).random(settings.draws)
+    offsets = norm.ppf(cut + (1.0 - 2.0 * cut) * unit) * np.asarray(sigmas, float)
+    draws = np.column_stack(
+        [
+            np.clip(start.einstein_radius + offsets[:, 0], *bounds),
+            np.clip(start.axis_ratio + offsets[:, 1], q_low, q_high),
+            (start.angle + offsets[:, 2]) % ANGLE_PERIOD,
+        ]
+    )
+    values = np.array([evidence(Mass(*map(float, draw), start.centre), coefficient) for draw in draws])
+    best = draws[int(np.argmax(values))] if np.isfinite(values).any() else draws[0]
+    scales = np.array([0.01 * best[0], 0.03, 5.0, 0.02, 0.02])  # simplex steps: theta_E, q, phi, y, x
+
+    def unpack(vector):
+        theta_e, q, phi, y, x = vector * scales
+        return Mass(float(theta_e), float(q), float(phi % ANGLE_PERIOD), (float(y), float(x)))
+
+    def cost(vector):
+        theta_e, q = vector[0] * scales[0], vector[1] * scales[1]
+        if not (bounds[0] <= theta_e <= bounds[1] and q_low <= q <= q_high):
+            return np.inf
+        return -evidence(unpack(vector), coefficient)
+
+    x0 = np.array([*best, *start.centre]) / scales
+    climbed = minimize(
+        cost,
+        x0,
+        method="Nelder-Mead",
+        options={
+            "initial_simplex": np.vstack([x0, x0 + np.eye(len(x0))]),
+            "maxfev": settings.max_evaluations,
+            "xatol": 0.05,
+            "fatol": 0.5,
+        },
+    )
+    mass = unpack(climbed.x if np.isfinite(climbed.fun) else x0)
+    coefficient, log_evidence = _best_coefficient(evidence, masked.settings, mass)
+    return Prescan(mass, coefficient, log_evidence, draws, values, evidence.calls, time.perf_counter() - began)
+
+
+def _best_coefficient(evidence, settings, mass):
+    """The evidence-maximising regularisation coefficient (as `MaskedLens.best_coefficient`), counted."""
+    low, high = settings["log10_coefficient_range"]
+    result = minimize_scalar(
+        lambda log_c: -evidence(mass, 10.0**log_c),
+        bounds=(low, high),
+        method="bounded",
+        options={"xatol": settings["log10_coefficient_tolerance"]},
+    )
+    return float(10.0**result.x), float(-result.fun)
+
+
+def priors_about(prescan, outer, settings):
+    """Uniform windows about the prescan's optimum, inside `outer` (an `SIEPriors`) where it is bounded.
+
+    phi's window is not cut at 0/180 degrees (the model reads phi modulo 180). A
+    coefficient window of 0 decades holds the coefficient at the prescan's value:
+    one parameter fewer for the sampler, the source's regularisation no longer marginalised.
+    """
+    widths, mass = settings.half_widths, prescan.mass
+
+    def inside(name, centre, half):
+        wide = getattr(outer, name)
+        low, high = max(centre - half, wide.low), min(centre + half, wide.high)
+        return Prior.uniform(low, high) if high > low else wide
+
+    decades = widths["log10_coefficient"]
+    coefficient = Prior.fixed(prescan.coefficient)  # 0 decades: held at the prescan's evidence maximum
+    if decades > 0:
+        coefficient = Prior.log_uniform(
+            max(prescan.coefficient / 10.0**decades, outer.coefficient.low),
+            min(prescan.coefficient * 10.0**decades, outer.coefficient.high),
+        )
+    return outer.replace(
+        einstein_radius=inside(
+            "einstein_radius", mass.einstein_radius, widths["einstein_radius"] * mass.einstein_radius
+        ),
+        axis_ratio=inside("axis_ratio", mass.axis_ratio, widths["axis_ratio"]),
+        angle=Prior.uniform(mass.angle - widths["angle"], mass.angle + widths["angle"]),
+        centre_y=inside("centre_y", mass.centre[0], widths["centre"]),
+        centre_x=inside("centre_x", mass.centre[1], widths["centre"]),
+        coefficient=coefficient,
+    )
+
+
+def gaussians_about(prescan, outer, settings):
+    """`outer`'s Gaussian theta_E, q and phi priors recentred on the prescan's optimum, their widths kept.
+
+    Unlike `priors_about`'s windows these never exclude a distant mode of the
+    evidence (pixelised-source fits can prefer q far from the truth); only the
+    centre (a window) and the coefficient (`priors_about`'s) are narrowed.
+    """
+    narrowed = priors_about(prescan, outer, settings)
+    mass = prescan.mass
+
+    def moved(name, mean):
+        prior = getattr(outer, name)
+        if prior.kind != "gaussian":
+            return getattr(narrowed, name)
+        return Prior.gaussian(float(np.clip(mean, prior.low, prior.high)), prior.sigma, prior.low, prior.high)
+
+    return narrowed.replace(
+        einstein_radius=moved("einstein_radius", mass.einstein_radius),
+        axis_ratio=moved("axis_ratio", mass.axis_ratio),
+        angle=moved("angle", mass.angle),
+    )

@@ -1,0 +1,91 @@
+"""The evidence prescan: from a network-like start off in every parameter to the right mode, and its windows."""
+
+import numpy as np
+import pytest
+
+from hybridlens.fitting import modelling, prescan
+from hybridlens.reconstruction import inversion, masking
+from hybridlens.simulation import simulate
+from hybridlens.simulation.survey import NoiseModel
+
+INVERSION = {
+    "over_sample": 4,
+    "overlay_shape": [24, 24],
+    "positive_only": False,
+    "log10_coefficient_range": [-4.0, 2.0],
+    "log10_coefficient_tolerance": 0.1,
+}
+SETTINGS = prescan.PrescanSettings(
+    draws=64,
+    draw_sigma=2.0,
+    max_evaluations=120,
+    half_widths={"einstein_radius": 0.1, "axis_ratio": 0.1, "angle": 15.0, "centre": 0.1, "log10_coefficient": 1.0},
+)
+PRIORS = {
+    "centre_half_width": 0.3,
+    "axis_ratio_range": [0.25, 0.999],
+    "angle_range": [0.0, 180.0],
+    "log10_coefficient_range": [-3.0, 2.0],
+}
+
+
+@pytest.fixture(scope="module")
+def lens(default_config, euclid):
+    """A noiseless SLACS-like lens (data = model) with a realistic noise map, masked."""
+    renderer = simulate.Renderer(euclid, 4)
+    sim = simulate.slacs_image(simulate.image_rng(5, "slacs", 2), default_config["simulate_slacs"], renderer, euclid)
+    noise_map = np.sqrt(NoiseModel(True, True, False, False).variance(euclid, sim.model_image))
+    annulus = masking.fit_annulus(sim.image, euclid.pixel_scale)
+    masked = inversion.MaskedLens(sim.model_image, noise_map, annulus.mask, renderer.psf, euclid.pixel_scale, INVERSION)
+    return masked, inversion.Mass.from_truth(sim.params), annulus
+
+
+def test_a_start_off_by_about_a_sigma_everywhere_climbs_to_the_true_mode(lens):
+    masked, truth, annulus = lens
+    start = inversion.Mass(
+        1.04 * truth.einstein_radius,
+        min(truth.axis_ratio + 0.07, 0.99),
+        truth.angle - 10.0,
+        (truth.centre[0] + 0.05, truth.centre[1] - 0.05),
+    )
+    sigmas = (0.04 * truth.einstein_radius, 0.08, 12.0)
+    bounds = (annulus.inner_radius, annulus.outer_radius)
+    result = prescan.scan(masked, start, sigmas, bounds, (0.25, 0.999), SETTINGS, seed=0)
+    _, start_evidence = masked.best_coefficient(start)
+    assert result.log_evidence > start_evidence
+    assert result.mass.einstein_radius == pytest.approx(truth.einstein_radius, rel=0.02)
+    assert np.hypot(*np.subtract(result.mass.centre, truth.centre)) < 0.05
+    assert result.evaluations < SETTINGS.draws + SETTINGS.max_evaluations + 40  # + the two coefficient searches
+
+
+def test_windows_hold_the_optimum_inside_the_outer_priors_and_wrap_the_angle():
+    outer = modelling.uniform_priors((0.0, 0.0), (0.5, 2.0), PRIORS)
+    found = prescan.Prescan(inversion.Mass(1.95, 0.97, 175.0, (0.28, 0.0)), 0.5, 0.0, None, None, 1, 0.0)
+    priors = prescan.priors_about(found, outer, SETTINGS)
+    assert (priors.einstein_radius.low, priors.einstein_radius.high) == pytest.approx((1.755, 2.0))
+    assert (priors.axis_ratio.low, priors.axis_ratio.high) == pytest.approx((0.87, 0.999))
+    assert (priors.angle.low, priors.angle.high) == pytest.approx((160.0, 190.0))  # one connected range of ellipses
+    assert (priors.centre_y.low, priors.centre_y.high) == pytest.approx((0.18, 0.3))
+    assert (priors.coefficient.low, priors.coefficient.high) == pytest.approx((0.05, 5.0))
+
+
+def test_gaussians_are_recentred_on_the_optimum_with_the_networks_widths_and_the_coefficient_held():
+    outer = modelling.uniform_priors((0.0, 0.0), (0.5, 2.0), PRIORS).replace(
+        einstein_radius=modelling.Prior.gaussian(1.3, 0.05, 0.5, 2.0),
+        axis_ratio=modelling.Prior.gaussian(0.9, 0.08, 0.25, 0.999),
+        angle=modelling.Prior.gaussian(10.0, 12.0),
+    )
+    found = prescan.Prescan(inversion.Mass(1.4, 0.75, 178.0, (0.05, -0.02)), 0.5, 0.0, None, None, 1, 0.0)
+    held = prescan.PrescanSettings(
+        **{**vars(SETTINGS), "half_widths": {**SETTINGS.half_widths, "log10_coefficient": 0}}
+    )
+    priors = held.narrowed(found, outer)
+    assert (priors.einstein_radius.kind, priors.einstein_radius.mean, priors.einstein_radius.sigma) == (
+        "gaussian",
+        1.4,
+        0.05,
+    )
+    assert (priors.axis_ratio.mean, priors.axis_ratio.sigma, priors.axis_ratio.low) == (0.75, 0.08, 0.25)
+    assert (priors.angle.mean, priors.angle.sigma) == (178.0, 12.0)
+    assert (priors.centre_x.low, priors.centre_x.high) == pytest.approx((-0.12, 0.08))
+    assert priors.coefficient.kind == "fixed" and priors.coefficient.to_autofit() == 0.5
