@@ -143,14 +143,6 @@ def read_relations(path):
         return {name: {key: float(h5[name][key][()]) for key in h5[name]} for name in ("under", "correct", "over")}
 
 
-def read_fit_errors(path):
-    """The calibration fits' errors besides theta_E (`calibration.fit_errors`), or None in an older file."""
-    with h5py.File(path, "r") as h5:
-        if "fit_errors" not in h5:
-            return None
-        return {key: float(h5["fit_errors"][key][()]) for key in h5["fit_errors"]}
-
-
 def _wall_clock(name):
     """Datasets and attributes that time a run: they differ between any two runs of the same code."""
     return "seconds" in name.rsplit("/", 1)[-1]

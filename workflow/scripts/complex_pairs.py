@@ -14,7 +14,7 @@ p = snakemake.params
 index = int(snakemake.wildcards.lens)
 lens = io.read_lens(snakemake.input.sim, snakemake.input.mask, index % p.shard_size)
 shape = tuple(p.settings["source_shape"])
-pairs = [(0, label, np.nan, (np.nan, np.nan), None, TrainingPairFlag.NO_MASK) for label in range(3)]
+pairs = [(0, trainingset.Pair(label, None, (np.nan, np.nan), None), TrainingPairFlag.NO_MASK) for label in range(3)]
 results = []
 if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     modelling.configure(p.scratch)
@@ -33,10 +33,9 @@ if masking.usable(lens["simulation_flags"], lens["mask_flags"]):
     pairs = [
         (
             0,
-            label,
-            result.max_likelihood["einstein_radius"],
-            calibration.class_range(name, truth.einstein_radius, p.calibration),
-            product,
+            trainingset.Pair(
+                label, result.mass(), calibration.class_range(name, truth.einstein_radius, p.calibration), product
+            ),
             0,
         )
         for (label, name), result, product in zip(enumerate(calibration.CLASSES), results, products)

@@ -19,9 +19,7 @@ relations = io.read_relations(snakemake.input.relations)
 fallback = [name for name in ("under", "over") if not calibration.is_reliable(relations[name])]
 if fallback:
     log.warning("relations %s unreliable: their windows are the whole class ranges", fallback)
-errors = trainingset.perturbation_errors(
-    io.read_fit_errors(snakemake.input.relations), p.settings["perturbation_scale"]
-)
+errors = trainingset.perturbation_errors(p.settings["perturbation"])
 log.info("models perturbed besides theta_E by 1-sigma %s", errors)
 start = time.perf_counter()
 result = trainingset.build_shard(

@@ -2,10 +2,12 @@
 
 M21 keeps position, axis ratio and angle at the truth. Real wrong fits are wrong
 in all of them at once, and a classifier that only saw theta_E shifts calls
-such fits correct; so with `perturbation_scale` > 0 each class's model starts
+such fits correct; so with `trainingset.perturbation` each class's model starts
 from the truth with q, phi and the centre displaced by Gaussian errors of the
-size measured on the calibration's real fits (`calibration.fit_errors`) times
-that scale; the label stays the class of theta_E, as real fits are judged.
+size measured on the pipeline's real first fits (docs/m21.md); the label stays
+the class of theta_E, as real fits are judged. (The calibration's own fits,
+`calibration.fit_errors`, are too loose at default scale to set them: phi off
+by 40-90 degrees.)
 theta_E is then searched inside a window
 around the value each class is expected at (the measured relations of
 `calibration`, intersected with that class's defining range), first on a coarse
@@ -114,11 +116,11 @@ def lens_pairs(masked_lens, truth, relations, settings, outer_radius, errors=Non
     return pairs
 
 
-def perturbation_errors(fit_errors, scale):
-    """The 1-sigma perturbations: the calibration fits' errors x `scale` (None: M21's truth-only models)."""
-    if not scale or not fit_errors or not np.isfinite([fit_errors[k] for k in ("axis_ratio", "angle", "centre")]).all():
+def perturbation_errors(perturbation):
+    """The config's `trainingset.perturbation` as `perturbed`'s errors (None: M21's truth-only models)."""
+    if not perturbation:
         return None
-    return {key: float(scale * fit_errors[key]) for key in ("axis_ratio", "angle", "centre")}
+    return {key: float(perturbation[key]) for key in ("axis_ratio", "angle", "centre")}
 
 
 def build_shard(
