@@ -121,3 +121,10 @@ def test_the_evaluation_counts_unphysical_final_solutions_against_the_truth():
     assert summary["m21_loop"]["fits_per_lens"]["mean"] == pytest.approx(7 / 3)
     assert summary["bnn_gaussian"]["fits_per_lens"]["mean"] == 1.0
     assert summary["guarded"]["seconds_per_lens"]["mean"] == pytest.approx(25 / 3)
+
+
+def test_the_network_agrees_only_within_the_guards_sigma():
+    bnn = prediction(1.2, 0.04)
+    assert guarded.network_agrees(1.27, bnn, 2.0) and not guarded.network_agrees(1.29, bnn, 2.0)
+    assert not guarded.network_agrees(1.2, bnn, None)
+    assert not guarded.network_agrees(0.9 * 1.2, bnn, 2.0)  # the under-magnified range starts 10 % below

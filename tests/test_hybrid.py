@@ -68,6 +68,14 @@ def test_correct_on_a_prescan_narrowed_first_fit_is_accepted_without_a_refinemen
     assert hybrid.RoundRecord({**row, "narrowed": 1.0}, "").round().narrowed
 
 
+def test_a_first_fit_agreeing_with_the_network_is_accepted_whatever_the_classifier_says():
+    agreeing = hybrid.Round("under", 1.2, 1.18, 1.22, narrowed=True, network_agrees=True)
+    assert act(agreeing).kind == hybrid.ACCEPT and "UM" in act(agreeing).reason
+    assert act(hybrid.Round("under", 1.2, 1.18, 1.22, narrowed=True)).kind == hybrid.REFIT
+    later = hybrid.Round("under", 1.2, 1.18, 1.22, narrowed=True, network_agrees=True)
+    assert act(rnd("over", 2.6), later).kind != hybrid.ACCEPT  # only a first fit: reruns are judged as M21's
+
+
 @pytest.mark.parametrize("verdict", ["under", "over"])
 def test_the_same_wrong_verdict_twice_is_flagged(verdict):
     action = act(rnd(verdict, 0.5 if verdict == "under" else 2.6), rnd(verdict, 0.55 if verdict == "under" else 2.5))

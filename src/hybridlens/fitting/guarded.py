@@ -46,6 +46,7 @@ class GuardSettings:
     class_ratio_ranges: dict  # calibrate_relations.class_ratio_ranges
     prescan: prescan.PrescanSettings  # modelling.prescan
     use_prescan: bool = True  # model_lenses.prescan
+    agree_sigma: float = None  # model_lenses.accept_within_sigma
 
     @classmethod
     def from_config(cls, config):
@@ -64,6 +65,7 @@ class GuardSettings:
             class_ratio_ranges=config["class_ratio_ranges"],
             prescan=prescan.PrescanSettings.from_config(config["modelling"]["prescan"]),
             use_prescan=bool(own["prescan"]),
+            agree_sigma=own["accept_within_sigma"],
         )
 
 
@@ -137,6 +139,13 @@ def first_prescan(masked, prediction, centre, bounds, settings, seed):
     return prescan.scan(masked, start, sigmas, bounds, q_range, settings.prescan, seed)
 
 
+def network_agrees(einstein_radius, prediction, n_sigma):
+    """Whether a fit's theta_E lies within `n_sigma` of the BNN's (None: the guard is off)."""
+    if n_sigma is None:
+        return False
+    return abs(einstein_radius - prediction.einstein_radius) <= n_sigma * prediction.einstein_radius_sigma
+
+
 def first_fit(problem, prediction, centre, priors, flags, settings, known):
     """Round 0: the prescan (when on and the BNN trusted), then the fit; its `RoundRecord`."""
     scanned, search = None, settings.search
@@ -149,6 +158,7 @@ def first_fit(problem, prediction, centre, priors, flags, settings, known):
     row = {**row, "prior_source": float(source)}
     if scanned is not None:  # its priors are narrowed about an optimum, as M21's refinement's are
         row.update(scanned.row(), narrowed=1.0, seconds=row["seconds"] + scanned.seconds)
+        row["network_agrees"] = float(network_agrees(row["median_einstein_radius"], prediction, settings.agree_sigma))
     return hybrid.RoundRecord(row, "", products)
 
 

@@ -15,6 +15,11 @@ M21's rules, with the history taken into account from the second round on:
   inferred values and a tighter sampler tolerance; C after C: stop, accepted;
   C on a first fit whose priors a prescan already narrowed about an optimum
   (the guarded loop's): accepted, that fit did what a refinement does;
+- a prescanned first fit whose theta_E agrees with the BNN's (within the
+  guard's sigma): accepted whatever the classifier says. Under- and over-
+  magnified solutions lie >= 10 % from the truth (the class ranges), the BNN's
+  calibrated sigma is ~3 %: two independent estimates agreeing rule them out
+  better than a classifier trained on simulated scans;
 - UM after UM or OM after OM: flag for manual inspection;
 - UM after OM or OM after UM: theta_E prior between the two previous values,
   excluding the 68 % intervals of both wrong solutions;
@@ -77,6 +82,7 @@ class Round:
     lower: float  # 16th percentile of theta_E
     upper: float  # 84th percentile of theta_E
     narrowed: bool = False  # its priors were already narrowed about an optimum (a prescan), as a refinement's are
+    network_agrees: bool = False  # its theta_E lies within the guard's sigma of an independent network's
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,12 @@ def next_action(history, relations, settings, class_ratio_ranges, bounds=None):
         raise ValueError(f"unknown verdict {last.verdict!r}")
     previous = history[-2] if len(history) > 1 else None
     reruns_done = len(history) - 1
+    if previous is None and last.narrowed and last.network_agrees:
+        return Action(
+            ACCEPT,
+            f"first fit's theta_E agrees with the BNN's (the evidence and the network agree; "
+            f"classifier {ABBREVIATIONS[last.verdict]}): accepted",
+        )
     if last.verdict == "correct":
         if previous is not None and previous.verdict == "correct":
             return Action(ACCEPT, "C after C: accepted")
@@ -260,6 +272,7 @@ class RoundRecord:
             self.row["lower_einstein_radius"],
             self.row["upper_einstein_radius"],
             self.row.get("narrowed", 0.0) == 1.0,  # NaN (a round without the column) is not narrowed
+            self.row.get("network_agrees", 0.0) == 1.0,
         )
 
 
