@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize
 
 from hybridlens.fitting.modelling import ANGLE_PERIOD, Prior
 from hybridlens.reconstruction.inversion import Mass
@@ -109,7 +109,7 @@ def scan(masked, start, sigmas, bounds, axis_ratio_range, settings, seed=0):
     began = time.perf_counter()
     evidence = _Counted(masked)
     q_low, q_high = axis_ratio_range
-    coefficient, _ = _best_coefficient(evidence, masked.settings, start)
+    coefficient, _ = masked.best_coefficient(start, evidence)
     cut = norm.cdf(-settings.draw_sigma)
     unit = qmc.Sobol(3, seed=seed).random(settings.draws)
     offsets = norm.ppf(cut + (1.0 - 2.0 * cut) * unit) * np.asarray(sigmas, float)
@@ -147,20 +147,8 @@ def scan(masked, start, sigmas, bounds, axis_ratio_range, settings, seed=0):
         },
     )
     mass = unpack(climbed.x if np.isfinite(climbed.fun) else x0)
-    coefficient, log_evidence = _best_coefficient(evidence, masked.settings, mass)
+    coefficient, log_evidence = masked.best_coefficient(mass, evidence)
     return Prescan(mass, coefficient, log_evidence, draws, values, evidence.calls, time.perf_counter() - began)
-
-
-def _best_coefficient(evidence, settings, mass):
-    """The evidence-maximising regularisation coefficient (as `MaskedLens.best_coefficient`), counted."""
-    low, high = settings["log10_coefficient_range"]
-    result = minimize_scalar(
-        lambda log_c: -evidence(mass, 10.0**log_c),
-        bounds=(low, high),
-        method="bounded",
-        options={"xatol": settings["log10_coefficient_tolerance"]},
-    )
-    return float(10.0**result.x), float(-result.fun)
 
 
 def priors_about(prescan, outer, settings):

@@ -113,11 +113,15 @@ class MaskedLens:
             return -np.inf
         return value if np.isfinite(value) else -np.inf
 
-    def best_coefficient(self, mass):
-        """Evidence-maximising regularisation coefficient for `mass` and its evidence."""
+    def best_coefficient(self, mass, evidence=None):
+        """Evidence-maximising regularisation coefficient for `mass` and its evidence.
+
+        `evidence(mass, coefficient)`: `log_evidence` or a wrapper of it (e.g. one counting calls).
+        """
+        evidence = evidence or self.log_evidence
         low, high = self.settings["log10_coefficient_range"]
         result = minimize_scalar(
-            lambda log_c: -self.log_evidence(mass, 10.0**log_c),
+            lambda log_c: -evidence(mass, 10.0**log_c),
             bounds=(low, high),
             method="bounded",
             options={"xatol": self.settings["log10_coefficient_tolerance"]},
