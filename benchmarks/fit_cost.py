@@ -63,6 +63,10 @@ LEVERS = {
     "gauss_fixed_nlive20": ("prescan", {"n_live": 20}, {}),
     "gauss_fixed_nlive15": ("prescan", {"n_live": 15}, {}),
     "gauss_fixed_nlive20_neff100": ("prescan", {"n_live": 20, "n_eff": 100}, {}),
+    "default_1net": ("prescan", {"n_live": 20, "n_networks": 1}, {}),
+    "default_2net": ("prescan", {"n_live": 20, "n_networks": 2}, {}),
+    "default_update40": ("prescan", {"n_live": 20, "n_update": 40}, {}),
+    "default_1net_update40": ("prescan", {"n_live": 20, "n_networks": 1, "n_update": 40}, {}),
     "default_adaptive": ("prescan", None, {}, {"over_sample_faint": 2, "over_sample_faint_snr": 1.0}),
     "default_nlive15_adaptive": ("prescan", {"n_live": 15}, {}, {"over_sample_faint": 2, "over_sample_faint_snr": 1.0}),
 }

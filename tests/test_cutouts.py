@@ -208,3 +208,39 @@ def test_specs_expand_globs_apply_per_lens_settings_and_refuse_twin_names(tmp_pa
     (tmp_path / "sub" / "a.fits").write_bytes(b"")
     with pytest.raises(ValueError, match="two cutouts named 'a'"):
         cutouts.specs({"files": ["*.fits", "sub/*.fits"]}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "seed, kind, with_light",
+    [(7, "double", True), (8, "quad", True), (102, "double", False), (10, "quad", False)],
+)
+def test_a_survey_cutout_gets_a_centre_prior_holding_the_lens_and_an_annulus_holding_its_arcs(
+    tmp_path, default_config, seed, kind, with_light
+):
+    """Doubles and quads, with and without lens light, the lens up to 3 pixels off the stamp centre."""
+    from hybridlens import config as hlconfig
+    from hybridlens.own_lenses import lens_light
+    from hybridlens.simulation import simulate, survey_cutouts
+    from hybridlens.simulation.survey import Survey
+
+    survey = Survey.from_settings(hlconfig.survey_settings(default_config, "simulate_training"))
+    renderer = simulate.Renderer(survey, default_config["simulate_training"]["over_sample"])
+    made = survey_cutouts.survey_cutout(
+        np.random.default_rng(seed), default_config["simulate_training"], renderer, kind, with_light
+    )
+    path = survey_cutouts.write(tmp_path / "lens.fits", made, survey.pixel_scale)
+    own = default_config["model_lenses"]
+    spec = cutouts.CutoutSpec(
+        "lens", str(path), noise={"hdu": "NOISE"}, lens_light="model" if with_light else "subtracted"
+    )
+    cutout = cutouts.read_cutout(spec, survey, own["tolerances"])
+    prepared = cutouts.prepare(cutout, spec, lens_light.LightSettings.from_config(own["lens_light_model"]))
+    truth = (made.truth["lens_centre_y"], made.truth["lens_centre_x"])
+    assert prepared.centre_source == ("light" if with_light else "stamp")
+    assert max(abs(prepared.centre[k] - truth[k]) for k in (0, 1)) <= own["centre_half_width"]
+    if with_light:
+        assert np.hypot(prepared.centre[0] - truth[0], prepared.centre[1] - truth[1]) < 0.05
+    annulus = masking.fit_annulus(
+        prepared.image, survey.pixel_scale, **default_config["masking"], centre=prepared.mask_centre
+    )
+    assert made.lensed[annulus.mask].sum() >= 0.95 * made.lensed.sum()

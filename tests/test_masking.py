@@ -84,3 +84,17 @@ def test_a_bad_image_in_a_shard_does_not_stop_the_rest():
     assert out["mask"][0].any() and out["mask"][3].any()
     assert np.isfinite(out["params"]["outer_radius"][[0, 3]]).all()
     assert np.isnan(out["params"]["model_flux_fraction"][1])
+
+
+def test_about_a_given_centre_a_lone_image_gives_a_disc_and_a_ring_an_annulus():
+    from hybridlens.flags import MaskFlag
+
+    y, x = masking.pixel_coordinates((80, 80), 0.1)
+    ring = 20.0 * np.exp(-0.5 * ((np.hypot(y, x) - 1.5) / 0.1) ** 2)
+    blob = 20.0 * np.exp(-0.5 * (np.hypot(y - 1.6, x) / 0.15) ** 2)
+    noise = np.random.default_rng(0).normal(size=ring.shape)
+    annulus = masking.fit_annulus(ring + noise, 0.1, centre=(0.0, 0.0))
+    assert 1.0 < annulus.inner_radius < 1.5 and not annulus.flags
+    lone = masking.fit_annulus(blob + noise, 0.1, centre=(0.0, 0.0))
+    assert lone.inner_radius == 0.0 and lone.flags & MaskFlag.ONE_SIDED and lone.mask[40, 40]
+    assert masking.fit_annulus(blob + noise, 0.1).centre[0] > 1.4  # M21's centroid sits on the image itself

@@ -135,14 +135,23 @@ def test_guarded_loop_is_judged_beside_m21s_loop_on_the_blind_lenses(finished):
 
 
 def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish(finished):
+    import autolens as al
+    from scipy import ndimage
+
     from hybridlens.flags import GuardedFlag
     from hybridlens.own_lenses import cutouts
 
     with h5py.File(finished / "results/simulate/blind/shard-00000.h5") as h5:
         image, noise = h5["image"][0], h5["noise_map"][0]
         theta, q, phi = (float(h5[f"params/{name}"][0]) for name in ("einstein_radius", "axis_ratio", "angle"))
+        centre = (float(h5["params/lens_centre_y"][0]), float(h5["params/lens_centre_x"][0]))
     own = finished / "own"
     cutouts.write_cutout(own / "good.fits", image, 0.1, noise)
+    # the same lens under its galaxy's light (a de Vaucouleurs Sersic, 40x the noise at its centre)
+    grid = al.Grid2D.uniform(shape_native=image.shape, pixel_scales=0.1, over_sample_size=4)
+    galaxy = al.lp.Sersic(centre=centre, ell_comps=(0.05, 0.02), intensity=1.0, effective_radius=0.6, sersic_index=4)
+    light = ndimage.gaussian_filter(np.asarray(galaxy.image_2d_from(grid=grid).native), 0.17 / 2.355 / 0.1)
+    cutouts.write_cutout(own / "lit.fits", image + light * 40 * noise.min() / light.max(), 0.1, noise)
     nans = image.copy()
     nans[40, 40] = np.nan
     cutouts.write_cutout(own / "nans.fits", nans, 0.1, noise)
@@ -157,13 +166,17 @@ def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish
     known = f"{{einstein_radius: [{1.06 * theta:.4f}, {0.05 * theta:.4f}], axis_ratio: [{q:.3f}, 0.08], "
     known += f"angle: [{phi + 5:.2f}, 15.0]}}"
     (finished / "own.yaml").write_text(
-        "model_lenses:\n  files: [own/*.fits]\n  noise: {hdu: NOISE}\n  centre: stamp\n  centre_half_width: 0.1\n"
-        f"  per_lens: {{good: {{prior: {known}}}}}\n"
+        "model_lenses:\n  files: [own/*.fits]\n  noise: {hdu: NOISE}\n  centre_half_width: 0.1\n  lens_light: subtracted\n"
+        f"  per_lens: {{good: {{prior: {known}, centre: stamp}}, lit: {{prior: {known}, lens_light: model}}}}\n"
         "  reruns: 0\n  search: {n_live: 15, n_batch: 10, f_live: 0.2, n_eff: 50, max_calls: 3000}\n"
     )
     snakemake(finished, "results/lenses/catalogue.csv", "--configfile", "config/test.yaml", "own.yaml")
     catalogue = pd.read_csv(finished / "results/lenses/catalogue.csv").set_index("name")
-    assert sorted(catalogue.index) == ["blank", "broken", "good", "nans", "nohdu", "small"]
+    assert sorted(catalogue.index) == ["blank", "broken", "good", "lit", "nans", "nohdu", "small"]
+    lit = catalogue.loc["lit"]  # its light modelled: the centre from it, to a fraction of a pixel
+    assert lit["light_found"] == 1 and lit["centre_source"] == "light" and lit["fits"] >= 1
+    assert np.hypot(lit["light_centre_y"] - centre[0], lit["light_centre_x"] - centre[1]) < 0.03
+    assert abs(lit["einstein_radius"] / theta - 1) < 0.05
     good = catalogue.loc["good"]
     assert good["fits"] == 1 and not int(good["flags"]) & GuardedFlag.FAILED and good["first_prior"] == "given"
     assert abs(good["einstein_radius"] / theta - 1) < 0.03 and good["likelihood_calls"] < 3000
@@ -182,7 +195,7 @@ def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish
     with h5py.File(finished / "results/lenses/good.h5") as h5:
         assert np.array_equal(h5["lens/image"][()], image.astype(np.float32))  # read back in the simulation's rows
         assert h5["source"].shape == (1, 100, 100)
-    assert len(io.read_params([finished / "results/lenses/catalogue.h5"])) == 6
+    assert len(io.read_params([finished / "results/lenses/catalogue.h5"])) == 7
     written = sorted((finished / "results/lenses").rglob("*.h5"))
     assert len(written) >= 8 and [p for path in written for p in flags.check_file(path)] == []
 

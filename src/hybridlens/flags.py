@@ -80,6 +80,10 @@ class MaskFlag(FlagFamily):
     EMPTY = 2, "image is constant or nothing survives the threshold: no mask"
     BEYOND_STAMP = 4, "outer circle extends beyond the stamp (mask is clipped)"
     INPUT_FLAGGED = 8, "the simulation flagged this image"
+    ONE_SIDED = (
+        16,
+        "arcs on one side of the given centre only (a double's counter-image undetected): a disc, not an annulus",
+    )
     # NONFINITE | EMPTY
     NO_MASK = 3, "no mask: the image has NaN/inf pixels, is constant or nothing survives the threshold"
 

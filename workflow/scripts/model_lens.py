@@ -2,14 +2,14 @@
 
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
 from hybridlens import config, io, plotting, runlog
 from hybridlens.fitting import guarded, hybrid, modelling
 from hybridlens.flags import GuardedFlag
-from hybridlens.own_lenses import cutouts, figures
+from hybridlens.own_lenses import cutouts, figures, lens_light
 from hybridlens.simulation.survey import Survey
 
 log = runlog.start(snakemake.log[0])
@@ -36,14 +36,17 @@ except cutouts.CutoutError as error:  # refused input: flagged in the catalogue,
     log.error("%s refused: %s", spec.name, error)
     cutout, result = None, guarded.GuardedResult([], None, None, GuardedFlag.BAD_INPUT, f"input refused: {error}")
 else:
-    for note in cutout.notes:
+    prepared = cutouts.prepare(
+        cutout, spec, lens_light.LightSettings.from_config(p.settings["model_lenses"]["lens_light_model"])
+    )
+    for note in cutout.notes + prepared.notes:
         log.info("%s: %s", spec.name, note)
     networks = guarded.load_networks(
         inputs.bnn, inputs.classifier, inputs.relations, p.settings["classifier"], settings.mc_passes, p.seed
     )
     modelling.configure(p.scratch)
     result = guarded.model_lens(
-        cutout.image,
+        prepared.image,
         cutout.noise_map,
         cutout.psf_kernel,
         cutout.pixel_scale,
@@ -52,15 +55,22 @@ else:
         hybrid.RoundStore(p.progress, digest, log),
         log,
         p.seed,
-        centre=cutouts.lens_centre(spec),
+        centre=prepared.centre,
         einstein_radius_range=spec.einstein_radius_range,
         known=cutouts.known_prediction(spec),
+        mask_centre=prepared.mask_centre,
     )
     shutil.rmtree(p.scratch, ignore_errors=True)
 row = guarded.catalogue_row(spec.name, result, time.perf_counter() - start, cutout and cutout.position_angle)
-row["notes"] = "; ".join(cutout.notes) if cutout else ""
+row["notes"] = "; ".join(cutout.notes + prepared.notes) if cutout else ""
+if cutout is not None:
+    row["centre_source"] = prepared.centre_source
+    row.update(prepared.light.row() if prepared.light else {})
 log.info("%s: %s after %d fits (%s)", spec.name, row["final_action"], row["fits"], row["reason"])
 data = {} if cutout is None else {"image": cutout.image, "noise_map": cutout.noise_map, "psf_kernel": cutout.psf_kernel}
+if cutout is not None and prepared.light is not None:
+    data["lens_light"] = prepared.light.image
 guarded.write_lens(snakemake.output.h5, result, row, data, attrs)
-fig, plotted = figures.lens_page(spec.name, cutout, result, row, settings.source_extent)
+shown = cutout if cutout is None else replace(cutout, image=prepared.image)  # what was modelled: lens light removed
+fig, plotted = figures.lens_page(spec.name, shown, result, row, settings.source_extent)
 plotting.save(fig, snakemake.output.page.removesuffix(".png"), ["png"], {"plotted": plotted})

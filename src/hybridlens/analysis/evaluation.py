@@ -55,3 +55,19 @@ def angle_error(angle, truth):
     """|phi - phi_true| on the 180-degree circle of an ellipse's orientation."""
     difference = np.abs(np.asarray(angle, float) - np.asarray(truth, float)) % 180.0
     return np.minimum(difference, 180.0 - difference)
+
+
+# A model is right by its truth when all of these hold: a pixelised source absorbs a wrong
+# centre or q while theta_E stays near the truth, so theta_E alone does not say it.
+CORRECT_BY_TRUTH = {"einstein_radius": 0.05, "centre": 0.1, "axis_ratio": 0.1}  # fraction, arcsec, absolute
+
+
+def correct_by_truth(theta, q, centre_y, centre_x, truth_theta, truth_q, truth_y, truth_x, tolerances=CORRECT_BY_TRUTH):
+    """Whether each fitted model lies within `tolerances` of its truth in theta_E, centre and q (arrays)."""
+    theta, truth_theta = np.asarray(theta, float), np.asarray(truth_theta, float)
+    centre_error = np.hypot(np.asarray(centre_y, float) - truth_y, np.asarray(centre_x, float) - truth_x)
+    return (
+        (np.abs(theta / truth_theta - 1.0) <= tolerances["einstein_radius"])
+        & (centre_error <= tolerances["centre"])
+        & (np.abs(np.asarray(q, float) - truth_q) <= tolerances["axis_ratio"])
+    )

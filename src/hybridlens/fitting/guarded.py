@@ -203,6 +203,7 @@ def model_lens(
     centre=None,
     einstein_radius_range=None,
     known=None,
+    mask_centre=None,
 ):
     """Mask -> BNN -> fit with its Gaussian priors -> classifier -> M21's reruns; never raises for a bad lens.
 
@@ -210,8 +211,9 @@ def model_lens(
     `einstein_radius_range`: a theta_E range known beforehand (e.g. from a discovery
     catalogue) bounding every theta_E prior; None: the annulus' radii, as M21.
     `known`: a `Prediction` from elsewhere (a published model) used instead of the BNN's.
+    `mask_centre`: the annulus' middle; None: the arcs' centroid (M21).
     """
-    annulus = masking.fit_annulus(image, pixel_scale, **settings.masking)
+    annulus = masking.fit_annulus(image, pixel_scale, **settings.masking, centre=mask_centre)
     if annulus.flags & MaskFlag.NO_MASK:
         reason = f"no mask: {MaskFlag(annulus.flags & MaskFlag.NO_MASK).describe()}"
         return GuardedResult([], annulus, None, GuardedFlag.NO_LENS, reason)
@@ -298,7 +300,7 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
     `tables` {approach: rounds table (hybrid.write_rounds columns + lens_index + truths)}. For
     `bnn_gaussian` pass the guarded tables: its model is their round 0.
     """
-    from hybridlens.analysis.evaluation import angle_error, describe
+    from hybridlens.analysis.evaluation import angle_error, correct_by_truth, describe
 
     out = {}
     for approach, table in tables.items():
@@ -313,6 +315,20 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
             for theta, truth in zip(state["median_einstein_radius"], state["truth_einstein_radius"])
         ]
         unphysical = sum(c != "correct" for c in classes)
+        right = (
+            correct_by_truth(
+                state["median_einstein_radius"],
+                state["median_axis_ratio"],
+                state["median_centre_y"],
+                state["median_centre_x"],
+                state["truth_einstein_radius"],
+                state["truth_axis_ratio"],
+                state["truth_lens_centre_y"],
+                state["truth_lens_centre_x"],
+            )
+            if "truth_lens_centre_y" in state and "median_centre_y" in state
+            else np.zeros(len(state), bool)
+        )
         per_lens = fitted.groupby("lens_index")
         out[approach] = {
             "n_lenses": n_lenses,
@@ -320,6 +336,8 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
             "unphysical": int(unphysical),
             "unphysical_fraction": float(unphysical / len(state)) if len(state) else float("nan"),
             "truth_classes": {c: classes.count(c) for c in hybrid.TRUTH_CLASSES},
+            # theta_E within 5 %, centre within 0.1", q within 0.1 (evaluation.CORRECT_BY_TRUTH)
+            "correct_theta_centre_q": int(right.sum()),
             "fractional_error_einstein_radius": describe(
                 np.abs(state["median_einstein_radius"] / state["truth_einstein_radius"] - 1)
             ),

@@ -48,9 +48,10 @@ class CutoutSpec:
     noise: dict = field(default_factory=dict)  # hdu | file | exposure_time, gain, sky_level, read_noise, n_exposures
     psf: dict = field(default_factory=dict)  # file (+ hdu) | fwhm (arcsec); neither: the survey's Gaussian
     pixel_scale: float = None  # arcsec; None: from the WCS
-    centre: object = "mask"  # the lens centre prior's middle: mask (centroid), stamp (0, 0) or [y, x] arcsec
+    centre: object = "auto"  # lens centre prior's and annulus' middle: auto, stamp (0, 0), mask (centroid) or [y, x]
     einstein_radius_range: tuple = None  # arcsec, known beforehand; None: the mask's annulus
     prior: dict = None  # {einstein_radius, axis_ratio, angle: [mean, sigma]} known beforehand, instead of the BNN's
+    lens_light: str = "model"  # model: fitted (MGE) and subtracted; subtracted: the cutout comes without it
 
 
 @dataclass
@@ -317,7 +318,17 @@ def check_values(image, noise_map):
 
 # --- config ------------------------------------------------------------------------------------------
 
-SHARED_KEYS = ("image_hdu", "units", "noise", "psf", "pixel_scale", "centre", "einstein_radius_range", "prior")
+SHARED_KEYS = (
+    "image_hdu",
+    "units",
+    "noise",
+    "psf",
+    "pixel_scale",
+    "centre",
+    "einstein_radius_range",
+    "prior",
+    "lens_light",
+)
 
 
 def specs(settings, base="."):
@@ -366,13 +377,49 @@ def write_cutout(path, image, pixel_scale, noise_map=None, bunit="ELECTRONS/S", 
     return path
 
 
-def lens_centre(spec):
-    """(y, x) arcsec for the lens centre's prior, or None for the mask's centroid."""
+@dataclass
+class Prepared:
+    """What the guarded loop models: the image with the lens light removed, the lens centre and how it was found."""
+
+    image: np.ndarray
+    centre: tuple  # (y, x) arcsec for the centre prior; None: the mask's centroid
+    mask_centre: tuple  # the annulus' middle; None: the arcs' centroid (M21)
+    centre_source: str  # light, stamp, mask or given
+    light: object  # a lens_light.LensLight, or None
+    notes: list
+
+
+def prepare(cutout, spec, light_settings):
+    """The lens light fitted and subtracted (`lens_light: model`), the centre chosen by `spec.centre`.
+
+    `auto`: the lens light's centre where it was modelled and found (it marks the lens to
+    a fraction of a pixel), else the stamp's (a cutout is centred on its lens); never
+    the arcs' centroid, which the brighter image of a double pulls off the lens.
+    """
+    from hybridlens.own_lenses import lens_light
+
+    light, notes, image = None, [], cutout.image
+    if spec.lens_light == "model":
+        light = lens_light.fit_lens_light(
+            image, cutout.noise_map, cutout.psf_kernel, cutout.pixel_scale, light_settings
+        )
+        notes += light.notes
+        if light.found:
+            image = image - light.image
+            notes.append(
+                f'lens light: MGE at ({light.centre[0]:+.3f}, {light.centre[1]:+.3f})" q {light.axis_ratio:.2f}, '
+                f"S/N {light.snr:.0f}, {int(light.clipped.sum())} arc pixels clipped, subtracted"
+            )
     if spec.centre == "mask":
-        return None
-    if spec.centre == "stamp":
-        return (0.0, 0.0)
-    return tuple(float(v) for v in spec.centre)
+        return Prepared(image, None, None, "mask", light, notes)
+    if spec.centre == "auto":
+        found = light is not None and light.found
+        centre, source = (light.centre, "light") if found else ((0.0, 0.0), "stamp")
+    elif spec.centre == "stamp":
+        centre, source = (0.0, 0.0), "stamp"
+    else:
+        centre, source = tuple(float(v) for v in spec.centre), "given"
+    return Prepared(image, centre, centre, source, light, notes)
 
 
 def known_prediction(spec):

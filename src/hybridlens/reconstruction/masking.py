@@ -61,6 +61,13 @@ def robust_rms(image):
     return float(1.4826 * np.median(np.abs(image - np.median(image))))
 
 
+def one_sided(dy, dx):
+    """Whether every point lies within a half-plane through the origin (an angular gap over 180 degrees)."""
+    angles = np.sort(np.arctan2(dy, dx))
+    gaps = np.diff(np.concatenate([angles, angles[:1] + 2.0 * np.pi]))
+    return bool(gaps.max() > np.pi)
+
+
 def fit_annulus(
     image,
     pixel_scale,
@@ -69,8 +76,14 @@ def fit_annulus(
     min_region_pixels=8,
     min_threshold_sigma=3.0,
     smooth_pixels=1.0,
+    centre=None,
 ):
-    """The M21 annulus of one image; bad images get flags and an empty mask."""
+    """The M21 annulus of one image; bad images get flags and an empty mask.
+
+    `centre` (y, x) arcsec: the lens centre when it is known better than the
+    arcs' centroid (a cutout's stamp or lens-light centre); on a double the
+    brighter image pulls the centroid off the lens, and the annulus with it.
+    """
     image = np.asarray(image, dtype=float)
     empty = np.zeros(image.shape, dtype=bool)
     if not np.all(np.isfinite(image)):
@@ -83,11 +96,23 @@ def fit_annulus(
     if not binary.any():
         return Annulus(empty, np.nan, np.nan, (np.nan, np.nan), threshold, MaskFlag.EMPTY)
     y, x = pixel_coordinates(image.shape, pixel_scale)
-    centre = (float(y[binary].mean()), float(x[binary].mean()))
-    radius = np.hypot(y[binary] - centre[0], x[binary] - centre[1])
-    inner = inner_factor * float(radius.min())
-    outer = outer_factor * float(radius.max())
+    if centre is None:
+        centre = (float(y[binary].mean()), float(x[binary].mean()))
+        inside = binary
+    else:
+        # about a known centre the annulus also reaches in to fainter islands (a double's
+        # counter-image, below the bright image's threshold) inside the arcs' outer radius
+        faint = drop_small_islands(smoothed > min_threshold_sigma * robust_rms(smoothed), min_region_pixels)
+        radius = np.hypot(y - centre[0], x - centre[1])
+        inside = binary | (faint & (radius <= radius[binary].max()))
+    centre = (float(centre[0]), float(centre[1]))
+    radius = np.hypot(y - centre[0], x - centre[1])
+    inner = inner_factor * float(radius[inside].min())
+    outer = outer_factor * float(radius[binary].max())
     flags = 0
+    if inside is not binary and one_sided(y[inside] - centre[0], x[inside] - centre[1]):
+        # a double whose counter-image is lost in the noise: it lies opposite, anywhere inside
+        inner, flags = 0.0, MaskFlag.ONE_SIDED
     half_height, half_width = image.shape[0] * pixel_scale / 2.0, image.shape[1] * pixel_scale / 2.0
     if abs(centre[0]) + outer > half_height or abs(centre[1]) + outer > half_width:
         flags |= MaskFlag.BEYOND_STAMP
