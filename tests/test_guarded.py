@@ -49,14 +49,19 @@ def test_the_bnn_prior_is_truncated_to_the_annulus_and_dropped_when_it_lies_outs
     assert flags == GuardedFlag.BNN_OFF_MASK and priors is blind
 
 
-def test_signal_to_noise_of_a_mask_counts_only_its_pixels():
-    image, noise = np.zeros((10, 10)), np.ones((10, 10))
-    mask = np.zeros((10, 10), bool)
-    mask[2:4, 2:6] = True
-    image[mask] = 5.0
-    image[8, 8] = 1000.0  # outside the mask
-    assert guarded.signal_to_noise(image, noise, mask) == pytest.approx(8 * 5.0 / np.sqrt(8))
-    assert guarded.signal_to_noise(image, noise, np.zeros((10, 10), bool)) == 0.0
+def test_signal_to_noise_counts_the_emission_inside_the_mask_not_its_empty_pixels():
+    rng = np.random.default_rng(1)
+    noise = np.ones((60, 60))
+    arc = np.zeros((60, 60))
+    arc[20:24, 10:30] = 5.0
+    arc[50, 50] = 1000.0  # outside the mask
+    mask = np.zeros((60, 60), bool)
+    mask[5:45, 5:45] = True  # 1,600 pixels about an 80-pixel arc
+    image = arc + rng.normal(size=arc.shape)
+    arc_alone = 80 * 5.0 / np.sqrt(80)  # 44.7; the whole mask's pixels would give 400 / 40 = 10
+    assert 0.7 * arc_alone < guarded.signal_to_noise(image, noise, mask) < 1.1 * arc_alone
+    assert guarded.signal_to_noise(rng.normal(size=arc.shape), noise, mask) < 5  # noise alone is no lens
+    assert guarded.signal_to_noise(image, noise, np.zeros((60, 60), bool)) == 0.0
 
 
 def fitted_row(number, theta, verdict, action, seconds=10.0, calls=100.0):

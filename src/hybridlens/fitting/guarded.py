@@ -19,6 +19,7 @@ that range the first fit uses M21's uniform priors instead (flagged, not silent)
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from hybridlens.fitting import hybrid, informed_priors, modelling, prescan
 from hybridlens.flags import GuardedFlag, MaskFlag
@@ -108,11 +109,17 @@ def load_networks(bnn_chosen, classifier, relations, classifier_settings, passes
     )
 
 
-def signal_to_noise(image, noise_map, mask):
-    """Integrated S/N of the emission inside `mask`."""
-    if not mask.any():
+def signal_to_noise(image, noise_map, mask, smooth_pixels=1.0):
+    """Integrated S/N of the emission inside `mask`: its pixels whose smoothed value exceeds the noise.
+
+    Not all of the mask's pixels: an annulus about a double's lens reaches from the
+    counter-image to the outer image, and its empty pixels would dilute a clear detection.
+    """
+    smoothed = ndimage.gaussian_filter(np.asarray(image, float), smooth_pixels)
+    emission = mask & (smoothed > noise_map)
+    if not emission.any():
         return 0.0
-    return float(image[mask].sum() / np.sqrt((noise_map[mask] ** 2).sum()))
+    return float(image[emission].sum() / np.sqrt((noise_map[emission] ** 2).sum()))
 
 
 def first_priors(prediction, bounds, blind, centre, settings):
