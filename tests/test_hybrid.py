@@ -76,6 +76,27 @@ def test_a_first_fit_agreeing_with_the_network_is_accepted_whatever_the_classifi
     assert act(rnd("over", 2.6), later).kind != hybrid.ACCEPT  # only a first fit: reruns are judged as M21's
 
 
+def test_a_split_source_is_never_accepted_and_its_geometry_sets_the_move():
+    split = hybrid.Round("correct", 0.6, 0.58, 0.62, narrowed=True, network_agrees=True, split=True)
+    action = act(split)
+    assert action.kind == hybrid.REFIT and "do not meet" in action.reason
+    assert action.einstein_radius_range[0] > 0.6  # "under": the prior moves up, by M21's relation
+    over = hybrid.Round("correct", 2.0, 1.98, 2.02, split=True, split_verdict="over")
+    assert act(over).einstein_radius_range[1] < 2.0
+    assert act(rnd("correct", 1.2), hybrid.Round("correct", 1.2, 1.18, 1.22, split=True)).kind != hybrid.ACCEPT
+    last = [
+        rnd("under", 0.5),
+        rnd("over", 2.0),
+        rnd("under", 0.9),
+        hybrid.Round("correct", 1.0, 0.98, 1.02, split=True),
+    ]
+    assert act(*last).kind == hybrid.FLAG  # out of reruns: flagged for inspection, not accepted unrefined
+    row = {"verdict": 1.0, "median_einstein_radius": 1.2, "lower_einstein_radius": 1.1, "upper_einstein_radius": 1.3}
+    read = hybrid.RoundRecord({**row, "position_split": 1.0, "position_verdict": 2.0}, "").round()
+    assert read.split and read.split_verdict == "over"
+    assert not hybrid.RoundRecord({**row, "position_split": np.nan}, "").round().split
+
+
 @pytest.mark.parametrize("verdict", ["under", "over"])
 def test_the_same_wrong_verdict_twice_is_flagged(verdict):
     action = act(rnd(verdict, 0.5 if verdict == "under" else 2.6), rnd(verdict, 0.55 if verdict == "under" else 2.5))

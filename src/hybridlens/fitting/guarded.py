@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from hybridlens.fitting import hybrid, informed_priors, modelling, prescan
 from hybridlens.flags import GuardedFlag, MaskFlag
-from hybridlens.reconstruction import masking
+from hybridlens.reconstruction import masking, positions
 from hybridlens.reconstruction.inversion import Mass
 from hybridlens.vocabulary import CLASSES
 
@@ -48,6 +48,7 @@ class GuardSettings:
     prescan: prescan.PrescanSettings  # modelling.prescan
     use_prescan: bool = True  # model_lenses.prescan
     agree_sigma: float = None  # model_lenses.accept_within_sigma
+    positions: object = None  # model_lenses.positions: a reconstruction.positions.PositionSettings (None: off)
 
     @classmethod
     def from_config(cls, config):
@@ -67,6 +68,7 @@ class GuardSettings:
             prescan=prescan.PrescanSettings.from_config(config["modelling"]["prescan"]),
             use_prescan=bool(own["prescan"]),
             agree_sigma=own["accept_within_sigma"],
+            positions=positions.PositionSettings.from_config(own.get("positions")),
         )
 
 
@@ -173,8 +175,13 @@ def lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bou
     """A `hybrid.LensProblem` about `centre`: M21's blind priors (theta_E over `bounds`) for the reruns."""
     from hybridlens.reconstruction.inversion import MaskedLens
 
+    peaks = None
+    if settings.positions is not None:
+        peaks = positions.arc_peaks(image, noise_map, annulus.mask, pixel_scale, settings.positions)
     return hybrid.LensProblem(
         masked=MaskedLens(image, noise_map, annulus.mask, psf_kernel, pixel_scale, settings.inversion),
+        peaks=peaks,
+        positions=settings.positions,
         blind_priors=modelling.uniform_priors(centre, bounds, settings.modelling_priors),
         search=settings.search,
         class_ratio_ranges=settings.class_ratio_ranges,

@@ -37,7 +37,7 @@ import numpy as np
 
 from hybridlens.fitting import modelling
 from hybridlens.flags import HybridFlag, is_set
-from hybridlens.reconstruction import calibration
+from hybridlens.reconstruction import calibration, positions
 from hybridlens.vocabulary import CLASSES
 
 VERDICTS = CLASSES  # the CNN's labels: under (UM), correct (C), over (OM)
@@ -83,6 +83,8 @@ class Round:
     upper: float  # 84th percentile of theta_E
     narrowed: bool = False  # its priors were already narrowed about an optimum (a prescan), as a refinement's are
     network_agrees: bool = False  # its theta_E lies within the guard's sigma of an independent network's
+    split: bool = False  # the arcs' peaks traced through it do not meet: separate copies of the source
+    split_verdict: str = "under"  # then: under when a larger theta_E brings them together, else over
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,11 @@ def next_action(history, relations, settings, class_ratio_ranges, bounds=None):
         raise ValueError(f"unknown verdict {last.verdict!r}")
     previous = history[-2] if len(history) > 1 else None
     reruns_done = len(history) - 1
+    if last.split:  # never accepted: the images' own geometry says which way theta_E is off
+        moved = replace(last, verdict=last.split_verdict, network_agrees=False, split=False)
+        action = next_action([*history[:-1], moved], relations, settings, class_ratio_ranges, bounds)
+        reason = f"the arcs' peaks do not meet in the source plane (images of one source split; {ABBREVIATIONS[last.verdict]} overruled): "
+        return replace(action, reason=reason + action.reason)
     if previous is None and last.narrowed and last.network_agrees:
         return Action(
             ACCEPT,
@@ -239,6 +246,8 @@ class LensProblem:
     source_shape: tuple
     source_extent: float
     seed: int
+    peaks: np.ndarray = None  # (n, 2) arcsec: the arcs' brightest peaks (None: no position check)
+    positions: object = None  # reconstruction.positions.PositionSettings
 
     def search_for(self, action, settings):
         """The refinement's tighter evidence tolerance; the blind settings otherwise."""
@@ -273,6 +282,8 @@ class RoundRecord:
             self.row["upper_einstein_radius"],
             self.row.get("narrowed", 0.0) == 1.0,  # NaN (a round without the column) is not narrowed
             self.row.get("network_agrees", 0.0) == 1.0,
+            self.row.get("position_split", 0.0) == 1.0,
+            CLASSES[int(self.row.get("position_verdict", 0.0))],
         )
 
 
@@ -301,6 +312,8 @@ def fit_round(problem, priors, search, number):
         result.mass(), result.max_likelihood["coefficient"], problem.source_shape, problem.source_extent
     )
     row = {"round": float(number), **priors.describe(), **result.row(), "f_live": float(search.f_live)}
+    if problem.peaks is not None and len(problem.peaks) >= 2:
+        row.update(positions.traced(result.mass(), problem.peaks, problem.positions).row())
     return row, products
 
 

@@ -1,0 +1,45 @@
+"""Positions: the images of one source meet in the source plane through the right model only."""
+
+import autolens as al
+import numpy as np
+import pytest
+
+from hybridlens.reconstruction import positions
+from hybridlens.reconstruction.inversion import Mass
+from hybridlens.simulation import lenses
+
+TRUTH = Mass(1.2, 0.75, 40.0, (0.05, -0.05))
+
+
+@pytest.fixture(scope="module")
+def lensed():
+    """A compact Sersic source off-axis behind an SIE: a double, with noise; its mask a wide annulus."""
+    grid = al.Grid2D.uniform(shape_native=(80, 80), pixel_scales=0.1, over_sample_size=4)
+    mass = lenses.mass_profile("sie", TRUTH.centre, TRUTH.einstein_radius, TRUTH.axis_ratio, TRUTH.angle)
+    source = al.lp.Sersic(centre=(0.25, 0.3), intensity=2.0, effective_radius=0.1, sersic_index=1.0)
+    tracer = al.Tracer(galaxies=[al.Galaxy(redshift=0.5, mass=mass), al.Galaxy(redshift=1.0, light=source)])
+    image = np.asarray(tracer.image_2d_from(grid=grid).native)
+    noise = np.full(image.shape, 0.05)
+    image = image + np.random.default_rng(4).normal(size=image.shape) * noise
+    y, x = positions.pixel_coordinates(image.shape, 0.1)
+    mask = (np.hypot(y, x) > 0.3) & (np.hypot(y, x) < 2.5)
+    return positions.arc_peaks(image, noise, mask, 0.1)
+
+
+def test_the_peaks_are_the_separate_images(lensed):
+    assert len(lensed) >= 2
+    radii = np.hypot(lensed[:, 0] - TRUTH.centre[0], lensed[:, 1] - TRUTH.centre[1])
+    assert radii.min() < TRUTH.einstein_radius < radii.max()  # one image inside the Einstein ring, one outside
+
+
+def test_the_true_model_brings_them_together_and_a_wrong_one_splits_them_the_right_way(lensed):
+    right = positions.traced(TRUTH, lensed)
+    assert not right.split and right.spread < 0.1
+    small = positions.traced(TRUTH.with_einstein_radius(0.8), lensed)
+    large = positions.traced(TRUTH.with_einstein_radius(1.6), lensed)
+    assert small.split and small.verdict == "under"
+    assert large.split and large.verdict == "over"
+
+
+def test_one_image_cannot_split():
+    assert positions.traced_spread(TRUTH, np.array([[1.0, 0.0]])) == 0.0
