@@ -65,6 +65,7 @@ LEVERS = {
     "gauss_fixed_nlive20_neff100": ("prescan", {"n_live": 20, "n_eff": 100}, {}),
     "default_1net": ("prescan", {"n_live": 20, "n_networks": 1}, {}),
     "default_2net": ("prescan", {"n_live": 20, "n_networks": 2}, {}),
+    "default_centre_held": ("prescan", None, {"centre": 0.0}),
     "default_update40": ("prescan", {"n_live": 20, "n_update": 40}, {}),
     "default_1net_update40": ("prescan", {"n_live": 20, "n_networks": 1, "n_update": 40}, {}),
     "default_adaptive": ("prescan", None, {}, {"over_sample_faint": 2, "over_sample_faint_snr": 1.0}),

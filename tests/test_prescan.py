@@ -89,3 +89,12 @@ def test_gaussians_are_recentred_on_the_optimum_with_the_networks_widths_and_the
     assert (priors.angle.mean, priors.angle.sigma) == (178.0, 12.0)
     assert (priors.centre_x.low, priors.centre_x.high) == pytest.approx((-0.12, 0.08))
     assert priors.coefficient.kind == "fixed" and priors.coefficient.to_autofit() == 0.5
+
+
+def test_a_centre_window_of_zero_holds_the_centre_at_the_optimum():
+    outer = modelling.uniform_priors((0.0, 0.0), (0.5, 2.0), PRIORS)
+    found = prescan.Prescan(inversion.Mass(1.4, 0.75, 178.0, (0.05, -0.02)), 0.5, 0.0, None, None, 1, 0.0)
+    held = prescan.PrescanSettings(**{**vars(SETTINGS), "half_widths": {**SETTINGS.half_widths, "centre": 0.0}})
+    priors = held.narrowed(found, outer)
+    assert (priors.centre_y.kind, priors.centre_y.mean, priors.centre_x.mean) == ("fixed", 0.05, -0.02)
+    assert priors.einstein_radius.kind != "fixed"

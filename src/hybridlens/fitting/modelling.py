@@ -331,8 +331,9 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
     samples = result.samples
     n_calls = int(samples.samples_info["total_samples"])
     values = parameter_table(model, samples.parameter_lists)
-    if priors.coefficient.kind == "fixed":  # not a model parameter: a constant column, so rows keep their shape
-        values["coefficient"] = np.full(len(samples.parameter_lists), priors.coefficient.mean)
+    for held in PARAMETERS:  # a fixed prior is no model parameter: a constant column, so rows keep their shape
+        if getattr(priors, held).kind == "fixed":
+            values[held] = np.full(len(samples.parameter_lists), getattr(priors, held).mean)
     summary = posterior_summary(values, np.asarray(samples.weight_list, float))
     log_likelihood = np.asarray(samples.log_likelihood_list, float)
     best = int(np.argmax(log_likelihood))

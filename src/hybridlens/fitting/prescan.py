@@ -161,6 +161,8 @@ def priors_about(prescan, outer, settings):
     widths, mass = settings.half_widths, prescan.mass
 
     def inside(name, centre, half):
+        if half == 0:  # held at the optimum
+            return Prior.fixed(centre)
         wide = getattr(outer, name)
         low, high = max(centre - half, wide.low), min(centre + half, wide.high)
         return Prior.uniform(low, high) if high > low else wide
