@@ -91,7 +91,12 @@ def test_a_split_source_is_never_accepted_and_its_geometry_sets_the_move():
         hybrid.Round("correct", 1.0, 0.98, 1.02, split=True),
     ]
     assert act(*last).kind == hybrid.FLAG  # out of reruns: flagged for inspection, not accepted unrefined
+    meeting = hybrid.Round("under", 1.2, 1.18, 1.22, narrowed=True, images_meet=True)
+    assert act(meeting).kind == hybrid.ACCEPT and "meet" in act(meeting).reason
+    assert act(rnd("over", 2.6), hybrid.Round("under", 1.2, 1.18, 1.22, images_meet=True)).kind != hybrid.ACCEPT
     row = {"verdict": 1.0, "median_einstein_radius": 1.2, "lower_einstein_radius": 1.1, "upper_einstein_radius": 1.3}
+    assert hybrid.RoundRecord({**row, "position_split": 0.0}, "").round().images_meet
+    assert not hybrid.RoundRecord(row, "").round().images_meet  # no check ran: nothing is known
     read = hybrid.RoundRecord({**row, "position_split": 1.0, "position_verdict": 2.0}, "").round()
     assert read.split and read.split_verdict == "over"
     assert not hybrid.RoundRecord({**row, "position_split": np.nan}, "").round().split

@@ -85,6 +85,7 @@ class Round:
     network_agrees: bool = False  # its theta_E lies within the guard's sigma of an independent network's
     split: bool = False  # the arcs' peaks traced through it do not meet: separate copies of the source
     split_verdict: str = "under"  # then: under when a larger theta_E brings them together, else over
+    images_meet: bool = False  # the arcs' peaks were traced back and met (a position check ran and passed)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,12 @@ def next_action(history, relations, settings, class_ratio_ranges, bounds=None):
         return Action(
             ACCEPT,
             f"first fit's theta_E agrees with the BNN's (the evidence and the network agree; "
+            f"classifier {ABBREVIATIONS[last.verdict]}): accepted",
+        )
+    if previous is None and last.narrowed and last.images_meet:
+        return Action(
+            ACCEPT,
+            f"first fit's images meet in the source plane (the evidence's optimum and the arcs' geometry agree; "
             f"classifier {ABBREVIATIONS[last.verdict]}): accepted",
         )
     if last.verdict == "correct":
@@ -284,6 +291,7 @@ class RoundRecord:
             self.row.get("network_agrees", 0.0) == 1.0,
             self.row.get("position_split", 0.0) == 1.0,
             CLASSES[int(self.row.get("position_verdict", 0.0))],
+            self.row.get("position_split", np.nan) == 0.0,  # NaN: no check ran
         )
 
 
