@@ -98,3 +98,17 @@ def test_a_centre_window_of_zero_holds_the_centre_at_the_optimum():
     priors = held.narrowed(found, outer)
     assert (priors.centre_y.kind, priors.centre_y.mean, priors.centre_x.mean) == ("fixed", 0.05, -0.02)
     assert priors.einstein_radius.kind != "fixed"
+
+
+def test_a_fit_with_the_centre_and_coefficient_held_samples_the_rest_and_reports_them_as_constants(lens, tmp_path):
+    masked, truth, annulus = lens
+    outer = modelling.uniform_priors(truth.centre, (annulus.inner_radius, annulus.outer_radius), PRIORS)
+    found = prescan.Prescan(truth, 1.0, 0.0, None, None, 1, 0.0)
+    held = prescan.PrescanSettings(
+        **{**vars(SETTINGS), "half_widths": {**SETTINGS.half_widths, "centre": 0.0, "log10_coefficient": 0}}
+    )
+    search = modelling.SearchSettings(n_live=12, max_calls=400, f_live=0.2, n_eff=30, n_batch=10)
+    modelling.configure(tmp_path)
+    result = modelling.fit_sie(masked, held.narrowed(found, outer), search, "held", 1)
+    assert result.median["centre_y"] == truth.centre[0] and result.median["coefficient"] == 1.0
+    assert abs(result.median["einstein_radius"] / truth.einstein_radius - 1) < 0.05
