@@ -4,7 +4,7 @@ import autolens as al
 import numpy as np
 import pytest
 
-from hybridlens.reconstruction import positions
+from hybridlens.reconstruction import masking, positions
 from hybridlens.reconstruction.inversion import Mass
 from hybridlens.simulation import lenses
 
@@ -21,7 +21,7 @@ def lensed():
     image = np.asarray(tracer.image_2d_from(grid=grid).native)
     noise = np.full(image.shape, 0.05)
     image = image + np.random.default_rng(4).normal(size=image.shape) * noise
-    y, x = positions.pixel_coordinates(image.shape, 0.1)
+    y, x = masking.pixel_coordinates(image.shape, 0.1)
     mask = (np.hypot(y, x) > 0.3) & (np.hypot(y, x) < 2.5)
     return positions.arc_peaks(image, noise, mask, 0.1)
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage, optimize, signal
 
+from hybridlens.reconstruction.masking import pixel_coordinates
+
 MODES = ("model", "subtracted")  # model_lenses.lens_light
 
 
@@ -87,11 +89,8 @@ class LensLight:
 
 def pixel_grid(shape, pixel_scale, over_sample=1):
     """(y, x) arcsec of pixel (or sub-pixel) centres, y up, origin at the stamp centre (autolens' convention)."""
-    ny, nx = shape[0] * over_sample, shape[1] * over_sample
-    step = pixel_scale / over_sample
-    y = (ny / 2.0 - 0.5 - np.arange(ny)) * step
-    x = (np.arange(nx) - nx / 2.0 + 0.5) * step
-    return np.meshgrid(y, x, indexing="ij")
+    fine = (shape[0] * over_sample, shape[1] * over_sample)
+    return pixel_coordinates(fine, pixel_scale / over_sample)
 
 
 def gaussian_images(grid, centre, axis_ratio, angle, sigmas):

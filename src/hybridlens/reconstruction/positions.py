@@ -16,6 +16,7 @@ from itertools import combinations
 import numpy as np
 from scipy import ndimage
 
+from hybridlens.reconstruction.masking import pixel_coordinates
 from hybridlens.simulation import lenses
 
 
@@ -31,13 +32,6 @@ class PositionSettings:
     @classmethod
     def from_config(cls, settings):
         return None if settings is None else cls(**settings)
-
-
-def pixel_coordinates(shape, pixel_scale):
-    """(y, x) arcsec of pixel centres, y up, origin at the stamp centre."""
-    y = (shape[0] / 2.0 - 0.5 - np.arange(shape[0])) * pixel_scale
-    x = (np.arange(shape[1]) - shape[1] / 2.0 + 0.5) * pixel_scale
-    return np.meshgrid(y, x, indexing="ij")
 
 
 def arc_peaks(image, noise_map, mask, pixel_scale, settings=PositionSettings()):
