@@ -6,13 +6,11 @@ copies of the source: the classic unphysical solution, which a classifier can ca
 correct. PyAutoLens' position likelihood fences it off with the same test: the
 image-plane positions of the multiple images, traced through the model, must meet
 in the source plane. Here the positions are the brightest local peaks of the
-smoothed arcs inside the mask, at least a PSF apart; the spread is the largest
-source-plane distance between any two of them, in units of the model's theta_E.
+smoothed arcs inside the mask, at least a PSF apart; the spread is the source-plane
+distance from the brightest to its nearest other peak, in units of the model's theta_E.
 """
 
 from dataclasses import dataclass
-from itertools import combinations
-
 import numpy as np
 from scipy import ndimage
 
@@ -52,7 +50,11 @@ def arc_peaks(image, noise_map, mask, pixel_scale, settings=PositionSettings()):
 
 
 def traced_spread(mass, positions):
-    """Largest source-plane distance between `positions` traced through the SIE `mass` (arcsec)."""
+    """Source-plane distance (arcsec) from the brightest peak to its nearest other peak, traced through `mass`.
+
+    The brightest image's counterpart, not all peaks: a clumpy source's other clumps
+    trace to other source positions through the right model too.
+    """
     import autolens as al
 
     if len(positions) < 2:
@@ -60,7 +62,7 @@ def traced_spread(mass, positions):
     profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
     grid = al.Grid2DIrregular(values=[tuple(p) for p in positions])
     source = np.asarray(positions) - np.asarray(profile.deflections_yx_2d_from(grid=grid))
-    return float(max(np.hypot(*(a - b)) for a, b in combinations(source, 2)))
+    return float(np.hypot(*(source[1:] - source[0]).T).min())
 
 
 @dataclass(frozen=True)
