@@ -20,6 +20,7 @@ rows = [
         "modelled": s["n_modelled"],
         "unphysical": s["unphysical"],
         "unphysical_fraction": s["unphysical_fraction"],
+        "right_theta_q_centre": s["correct_theta_centre_q"],  # theta_E 5 %, q 0.1, centre 0.1" of the truth
         "change_vs_m21_loop": s["unphysical_change_vs_m21_loop"],
         "median_abs_frac_error_theta_E": s["fractional_error_einstein_radius"].get("median", np.nan),
         "median_abs_frac_error_q": s["fractional_error_axis_ratio"].get("median", np.nan),
