@@ -149,12 +149,22 @@ class LightFit:
         return self.solve((y, x, q, angle), used)[1]
 
 
-def start_guess(image, noise_map, pixel_scale, search_radius):
-    """(y, x, q, phi) of the brightest smoothed peak within `search_radius` of the stamp centre, from its moments."""
+def start_guess(image, noise_map, pixel_scale, search_radius, min_snr=5.0):
+    """(y, x, q, phi) of the lens galaxy's peak, from the moments about it.
+
+    The peak is the significant local maximum of the smoothed image nearest the stamp
+    centre (a cutout is centred on its lens), not the brightest: an arc within
+    `search_radius` can outshine a faint galaxy's centre.
+    """
     y, x = pixel_grid(image.shape, pixel_scale)
     smoothed = ndimage.gaussian_filter(np.asarray(image, float), 1.0)
-    near = np.hypot(y, x) <= search_radius
-    peak = np.unravel_index(np.argmax(np.where(near, smoothed, -np.inf)), image.shape)
+    radius = np.hypot(y, x)
+    near = radius <= search_radius
+    peaks = near & (ndimage.maximum_filter(smoothed, size=3) == smoothed) & (smoothed > min_snr * noise_map / 2.8)
+    if peaks.any():
+        peak = np.unravel_index(np.argmin(np.where(peaks, radius, np.inf)), image.shape)
+    else:
+        peak = np.unravel_index(np.argmax(np.where(near, smoothed, -np.inf)), image.shape)
     yc, xc = float(y[peak]), float(x[peak])
     core = (np.hypot(y - yc, x - xc) <= max(3 * pixel_scale, 0.3)) & (smoothed > 0)
     w = smoothed[core]
