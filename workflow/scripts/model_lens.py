@@ -1,4 +1,9 @@
-"""Rule adapter: one user's FITS cutout through the guarded hybrid loop; HDF5 of every round + a one-page PNG."""
+"""Rule adapter: one user's FITS cutout through the guarded hybrid loop; HDF5 of every round + a one-page PNG.
+
+The lens's account (reading, mask, BNN, each round's priors and result, the classifier's
+call and the rule that chose the next step, the end) goes to its log as it happens, to
+a progress line on a terminal, and into its HDF5 and page.
+"""
 
 import shutil
 import time
@@ -17,6 +22,7 @@ torch.set_num_threads(snakemake.threads)
 p, inputs = snakemake.params, snakemake.input
 start = time.perf_counter()
 spec = cutouts.CutoutSpec(**p.spec)
+account = runlog.Account(log, spec.name)
 settings = guarded.GuardSettings.from_config(p.settings)
 survey = Survey.from_settings(p.survey)
 digest = config.digest(
@@ -30,17 +36,22 @@ digest = config.digest(
     }
 )
 attrs = io.provenance("model_lens", digest, p.seed, survey.as_dict(), name=spec.name, source_file=spec.path)
+account.say("input", spec.path)
+prepared = None
 try:
     cutout = cutouts.read_cutout(spec, survey, p.settings["model_lenses"]["tolerances"])
 except cutouts.CutoutError as error:  # refused input: flagged in the catalogue, the other lenses go on
-    log.error("%s refused: %s", spec.name, error)
+    account.say("refused", str(error))
     cutout, result = None, guarded.GuardedResult([], None, None, GuardedFlag.BAD_INPUT, f"input refused: {error}")
 else:
+    for note in cutout.notes:
+        account.say("read", note)
     prepared = cutouts.prepare(
         cutout, spec, lens_light.LightSettings.from_config(p.settings["model_lenses"]["lens_light_model"])
     )
-    for note in cutout.notes + prepared.notes:
-        log.info("%s: %s", spec.name, note)
+    for note in prepared.notes:
+        account.say("lens light", note)
+    account.say("centre", cutouts.centre_text(prepared, spec))
     networks = guarded.load_networks(
         inputs.bnn, inputs.classifier, inputs.relations, p.settings["classifier"], settings.mc_passes, p.seed
     )
@@ -52,8 +63,8 @@ else:
         cutout.pixel_scale,
         networks,
         settings,
-        hybrid.RoundStore(p.progress, digest, log),
-        log,
+        hybrid.RoundStore(p.progress, digest, account),
+        account,
         p.seed,
         centre=prepared.centre,
         einstein_radius_range=spec.einstein_radius_range,
@@ -66,11 +77,14 @@ row["notes"] = "; ".join(cutout.notes + prepared.notes) if cutout else ""
 if cutout is not None:
     row["centre_source"] = prepared.centre_source
     row.update(prepared.light.row() if prepared.light else {})
-log.info("%s: %s after %d fits (%s)", spec.name, row["final_action"], row["fits"], row["reason"])
+account.say("end", guarded.end_text(row))
+account.close()
 data = {} if cutout is None else {"image": cutout.image, "noise_map": cutout.noise_map, "psf_kernel": cutout.psf_kernel}
 if cutout is not None and prepared.light is not None:
     data["lens_light"] = prepared.light.image
-guarded.write_lens(snakemake.output.h5, result, row, data, attrs)
+if cutout is not None:
+    attrs["pixel_scale"] = cutout.pixel_scale
+guarded.write_lens(snakemake.output.h5, result, row, data, {**attrs, "account": "\n".join(account.lines)})
 shown = cutout if cutout is None else replace(cutout, image=prepared.image)  # what was modelled: lens light removed
-fig, plotted = figures.lens_page(spec.name, shown, result, row, settings.source_extent)
+fig, plotted = figures.lens_page(spec.name, shown, result, row, settings.source_extent, account.lines)
 plotting.save(fig, snakemake.output.page.removesuffix(".png"), ["png"], {"plotted": plotted})

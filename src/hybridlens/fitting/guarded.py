@@ -155,13 +155,24 @@ def network_agrees(einstein_radius, prediction, n_sigma):
     return abs(einstein_radius - prediction.einstein_radius) <= n_sigma * prediction.einstein_radius_sigma
 
 
-def first_fit(problem, prediction, centre, priors, flags, settings, known):
+def first_fit(problem, prediction, centre, priors, flags, settings, known, log):
     """Round 0: the prescan (when on and the BNN trusted), then the fit; its `RoundRecord`."""
     scanned, search = None, settings.search
     if settings.use_prescan and not flags:
         scanned = first_prescan(problem.masked, prediction, centre, problem.bounds, settings, problem.seed)
+        log.info(
+            'prescan: optimum theta_E %.3f", q %.2f, phi %.0f deg, centre (%+.3f, %+.3f)" '
+            "after %d inversions in %.0f s",
+            scanned.mass.einstein_radius,
+            scanned.mass.axis_ratio,
+            scanned.mass.angle,
+            *scanned.mass.centre,
+            scanned.evaluations,
+            scanned.seconds,
+        )
         priors = settings.prescan.narrowed(scanned, priors)
         search = modelling.SearchSettings.from_config(asdict(search), settings.prescan.search)
+    log.info("round 0 priors: %s", priors.text())
     row, products = hybrid.fit_round(problem, priors, search, 0)
     source = PRIOR_SOURCES["m21_uniform" if flags else "bnn" if known is None else "given"]
     row = {**row, "prior_source": float(source)}
@@ -228,6 +239,7 @@ def model_lens(
     `mask_centre`: the annulus' middle; None: the arcs' centroid (M21).
     """
     annulus = masking.fit_annulus(image, pixel_scale, **settings.masking, centre=mask_centre)
+    log.info("%s", mask_text(annulus))
     if annulus.flags & MaskFlag.NO_MASK:
         reason = f"no mask: {MaskFlag(annulus.flags & MaskFlag.NO_MASK).describe()}"
         return GuardedResult([], annulus, None, GuardedFlag.NO_LENS, reason)
@@ -235,21 +247,47 @@ def model_lens(
     if snr < settings.min_snr:
         reason = f"no lensed emission found: S/N {snr:.1f} inside the mask < {settings.min_snr:g}"
         return GuardedResult([], annulus, None, GuardedFlag.NO_LENS, reason, snr)
+    log.info("lensed emission: S/N %.1f inside the mask (>= %g needed)", snr, settings.min_snr)
     prediction = networks.predict(image) if known is None else known
     centre = annulus.centre if centre is None else tuple(centre)
     bounds = tuple(einstein_radius_range or (annulus.inner_radius, annulus.outer_radius))
     problem = lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, seed)
     priors, flags = first_priors(prediction, bounds, problem.blind_priors, centre, settings)
+    log.info("%s", prediction_text(prediction, known is not None, bounds, flags))
+    if problem.peaks is not None:
+        log.info("arc peaks for the position check: %d", len(problem.peaks))
     first = None
     if not store.load():
         try:
-            first = first_fit(problem, prediction, centre, priors, flags, settings, known)
+            first = first_fit(problem, prediction, centre, priors, flags, settings, known, log)
         except Exception as error:  # this lens is flagged; the others go on
             log.exception("first fit failed")
             store.save([hybrid.failed_round(0, priors, error)])
     records = hybrid.model_lens(problem, networks.classify, networks.relations, settings.hybrid, store, log, first)
     reason = records[-1].reason
     return GuardedResult(records, annulus, prediction, flags, reason, snr)
+
+
+def mask_text(annulus):
+    """The mask on one line: pixels, annulus radii and centre, flags."""
+    text = (
+        f'mask: {int(annulus.mask.sum())} pixels, annulus {annulus.inner_radius:.2f}-{annulus.outer_radius:.2f}" '
+        f'about ({annulus.centre[0]:+.3f}, {annulus.centre[1]:+.3f})"'
+    )
+    return text + (f"; {MaskFlag(annulus.flags).describe()}" if annulus.flags else "")
+
+
+def prediction_text(prediction, given, bounds, flags):
+    """The first fit's prior source on one line: the BNN's (or the user's) model and whether it is used."""
+    p = prediction
+    source = "given model" if given else "BNN"
+    text = (
+        f'{source}: theta_E {p.einstein_radius:.3f} +- {p.einstein_radius_sigma:.3f}", '
+        f"q {p.axis_ratio:.2f} +- {p.axis_ratio_sigma:.2f}, phi {p.angle:.0f} +- {p.angle_sigma:.0f} deg"
+    )
+    if flags & GuardedFlag.BNN_OFF_MASK:
+        return f"{text}; NOT trusted: theta_E outside {bounds[0]:.2f}-{bounds[1]:.2f}\", M21's uniform priors instead"
+    return f'{text}; trusted (theta_E inside {bounds[0]:.2f}-{bounds[1]:.2f}"): its Gaussians are the priors'
 
 
 def final_round(records):
@@ -301,6 +339,18 @@ def catalogue_row(name, result, seconds, position_angle=None):
         if position_angle is not None:
             row["position_angle"] = position_angle(row["angle"])
     return row
+
+
+def end_text(row):
+    """How a lens ended, from its catalogue row: the final model, verdict, cost and flags."""
+    text = f"{row['final_action']} after {row['fits']} fits in {row['seconds']:.0f} s ({row['reason']})"
+    if np.isfinite(row["einstein_radius"]):
+        text += (
+            f"; theta_E {row['einstein_radius']:.3f} +- {row['einstein_radius_sigma']:.3f}\", "
+            f"q {row['axis_ratio']:.2f}, phi {row['angle']:.0f} deg, CNN {row['verdict']}"
+        )
+    flags = int(row["flags"])
+    return text + (f"; flags {flags}: {describe_flags(flags)}" if flags else "; no flags")
 
 
 # --- evaluation against the truth (M21's blind lenses) ------------------------------------------------

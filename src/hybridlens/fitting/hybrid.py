@@ -362,6 +362,28 @@ def judged(row, products, classify, history, relations, settings, problem):
     return RoundRecord(row, action.reason, products)
 
 
+def round_text(record):
+    """A finished round on one line: the model, its evidence and cost, the CNN's call and what comes next."""
+    row = record.row
+    number = int(row["round"])
+    if not np.isfinite(row.get("verdict", np.nan)):
+        return f"round {number}: {ACTION_KINDS[int(row['action'])]}: {record.reason}"
+    probabilities = " ".join(f"{row[f'p_{c}']:.2f}" for c in CLASSES)
+    text = (
+        f"round {number}: theta_E {row['median_einstein_radius']:.3f} "
+        f"[{row['lower_einstein_radius']:.3f}, {row['upper_einstein_radius']:.3f}]\", "
+        f"q {row['median_axis_ratio']:.2f}, phi {row['median_angle']:.0f} deg, "
+        f"centre ({row['median_centre_y']:+.3f}, {row['median_centre_x']:+.3f})\", "
+        f"ln Z {row['log_evidence']:.1f}, {row['n_calls']:.0f} calls in {row['seconds']:.0f} s"
+        f"{' (CALL CAP HIT)' if row['hit_call_cap'] else ''}; "
+        f"CNN {ABBREVIATIONS[CLASSES[int(row['verdict'])]]} "
+        f"(p UM/C/OM {probabilities})"
+    )
+    if np.isfinite(row.get("position_spread", np.nan)):
+        text += f"; images traced {row['position_spread']:.2f} theta_E apart"
+    return f"{text} -> {record.action.kind}: {record.reason}"
+
+
 def model_lens(problem, classify, relations, settings, store, log, blind=None):
     """CNN verdicts and reruns by `next_action` until accepted, flagged or out of reruns.
 
@@ -373,12 +395,15 @@ def model_lens(problem, classify, relations, settings, store, log, blind=None):
     records = store.load()
     if records:
         log.info("resuming after %d finished rounds", len(records))
+        for record in records:
+            log.info("%s", round_text(record))
     elif blind is not None:
         first = blind
         if blind.products is not None:
             first = judged(blind.row, blind.products, classify, [], relations, settings, problem)
         records.append(first)
         store.save(records)
+        log.info("%s", round_text(first))
     priors, action = problem.blind_priors, None
     history = [record.round() for record in records if record.products is not None]
     for record in records:  # replay the finished rounds' decisions
@@ -387,6 +412,7 @@ def model_lens(problem, classify, relations, settings, store, log, blind=None):
             priors = priors_for(action, problem.blind_priors, record.medians, settings)
     while action is None or not action.done:
         number = len(records)
+        log.info("round %d priors: %s", number, priors.text())
         try:
             row, products = fit_round(problem, priors, problem.search_for(action, settings), number)
         except Exception as error:  # a failed fit flags this lens; the other lenses' jobs go on
@@ -398,18 +424,7 @@ def model_lens(problem, classify, relations, settings, store, log, blind=None):
         records.append(record)
         store.save(records)
         action = record.action
-        log.info(
-            "round %d: theta_E %.3f, CNN %s (%s), %d calls in %.0f s%s -> %s: %s",
-            number,
-            row["median_einstein_radius"],
-            ABBREVIATIONS[CLASSES[int(record.row["verdict"])]],
-            " ".join(f"{record.row[f'p_{c}']:.2f}" for c in CLASSES),
-            row["n_calls"],
-            row["seconds"],
-            " CALL CAP HIT" if row["hit_call_cap"] else "",
-            action.kind,
-            action.reason,
-        )
+        log.info("%s", round_text(record))
         if not action.done:
             priors = priors_for(action, problem.blind_priors, record.medians, settings)
     return records

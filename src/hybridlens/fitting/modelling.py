@@ -131,6 +131,17 @@ class Prior:
             return self.mean
         raise ValueError(f"unknown prior kind {self.kind!r}")
 
+    def text(self, digits=3):
+        """A short human reading: `U[a, b]`, `logU[a, b]`, `N(m, s) in [a, b]` or `= v`."""
+        f = lambda value: f"{value:.{digits}g}"
+        if self.kind == "fixed":
+            return f"= {f(self.mean)}"
+        bounds = f"[{f(self.low)}, {f(self.high)}]"
+        if self.kind == "gaussian":
+            cut = "" if math.isinf(self.low) and math.isinf(self.high) else f" in {bounds}"
+            return f"N({f(self.mean)}, {f(self.sigma)}){cut}"
+        return ("logU" if self.kind == "log_uniform" else "U") + bounds
+
 
 @dataclass(frozen=True)
 class SIEPriors:
@@ -145,6 +156,10 @@ class SIEPriors:
 
     def replace(self, **priors):
         return replace(self, **priors)
+
+    def text(self):
+        """Every prior on one line, for a lens's account."""
+        return ", ".join(f"{name} {getattr(self, name).text()}" for name in PARAMETERS)
 
     def describe(self):
         """Flat {parameter_field: value} for an HDF5 row (kind coded by `PRIOR_KIND_CODES`)."""

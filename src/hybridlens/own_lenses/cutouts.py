@@ -252,10 +252,16 @@ def read_cutout(spec, survey, tolerances):
         pixel_scale, north_angle, east_ccw = float(spec.pixel_scale), np.nan, True
         if geometry is not None:
             north_angle, east_ccw = geometry[1], geometry[2]
+        notes.append(f'pixel scale {pixel_scale:.4g}" from the config')
     elif geometry is not None:
         pixel_scale, north_angle, east_ccw = geometry
+        notes.append(
+            f'pixel scale {pixel_scale:.4g}" from the WCS, north {north_angle:.0f} deg counter-clockwise of +x, '
+            f"east {'counter-' if east_ccw else ''}clockwise of north"
+        )
     else:
         raise CutoutError("no celestial WCS in the header and model_lenses.pixel_scale is not set")
+    notes.append(f"image {image.shape[0]}x{image.shape[1]} pixels from {Path(spec.path).name} HDU {spec.image_hdu}")
     factor, how = to_electrons_per_second(header, spec.units, spec.noise)
     notes.append(f"units: {how}")
     image = image * factor
@@ -265,7 +271,7 @@ def read_cutout(spec, survey, tolerances):
         if noise_map.shape != image.shape:
             raise CutoutError(f"noise map shape {noise_map.shape} differs from the image's {image.shape}")
         noise_map = noise_map * factor
-        notes.append("noise: read, image units")
+        notes.append(f"noise: read from {Path(noise_path).name} HDU {spec.noise.get('hdu') or 0}, in the image's units")
     else:
         noise_map = computed_noise(image, header, spec.noise, factor)
         notes.append("noise: computed from exposure, sky and read noise")
@@ -274,9 +280,12 @@ def read_cutout(spec, survey, tolerances):
         if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
             raise CutoutError(f"PSF kernel shape {kernel.shape} is not odd-sized")
         kernel = kernel / kernel.sum()
+        how = f"read from {Path(spec.psf['file']).name}"
     else:
         fwhm = float(spec.psf.get("fwhm") or survey.psf_fwhm)
         kernel = replace(survey, psf_fwhm=fwhm, pixel_scale=pixel_scale).psf_kernel()
+        how = "a Gaussian of the " + ("configured FWHM" if spec.psf.get("fwhm") else f"survey {survey.name or ''}")
+    notes.append(f'PSF: {how}, {kernel.shape[0]}x{kernel.shape[1]} pixels, FWHM {psf_fwhm(kernel, pixel_scale):.3f}"')
     image, noise_map = check_survey(image, noise_map, kernel, pixel_scale, survey, tolerances, notes)
     check_values(image, noise_map)
     return Cutout(spec.name, image, noise_map, kernel, pixel_scale, north_angle, east_ccw, notes)
@@ -420,6 +429,23 @@ def prepare(cutout, spec, light_settings):
     else:
         centre, source = tuple(float(v) for v in spec.centre), "given"
     return Prepared(image, centre, centre, source, light, notes)
+
+
+CENTRE_SOURCES = {
+    "light": "the lens light's centre",
+    "stamp": "the stamp centre",
+    "mask": "the arcs' centroid (the mask's)",
+    "given": "the configured centre",
+}
+
+
+def centre_text(prepared, spec):
+    """Where the lens-centre prior and the annulus sit, and why, on one line."""
+    where = CENTRE_SOURCES[prepared.centre_source]
+    if prepared.centre is None:
+        return f"{where} (centre: {spec.centre})"
+    y, x = prepared.centre
+    return f'({y:+.3f}, {x:+.3f})": {where} (centre: {spec.centre})'
 
 
 def known_prediction(spec):

@@ -12,8 +12,13 @@ from hybridlens.plotting import numbers, plt, robust_range
 VERDICT_COLOURS = (("C", "tab:green"), ("UM", "tab:blue"), ("OM", "tab:red"))
 
 
-def lens_page(name, cutout, result, row, source_extent_factor):
-    """One page per lens: data, mask, model, residual, normalised residual, source reconstruction.
+ACCOUNT_LINE_HEIGHT = 0.13  # inches per line of the account beneath the panels
+ACCOUNT_WRAP = 170  # characters per printed line
+
+
+def lens_page(name, cutout, result, row, source_extent_factor, account=()):
+    """One page per lens: data, mask, model, residual, normalised residual, source reconstruction,
+    and beneath them the lens's `account` (what the run did, line by line).
 
     `cutout` (image, noise_map, pixel_scale) is None for refused input; a lens
     without a fit shows what there is. The title carries the final model and
@@ -21,7 +26,16 @@ def lens_page(name, cutout, result, row, source_extent_factor):
     image extent, each panel's title, shape and colour limits, the annulus
     drawn and the source plane's half width (None where not drawn).
     """
-    fig, axes = plt.subplots(2, 3, figsize=(11, 7.6))
+    import textwrap
+
+    printed = [part for line in account for part in textwrap.wrap(line, ACCOUNT_WRAP, subsequent_indent="    ")]
+    text_height = ACCOUNT_LINE_HEIGHT * (len(printed) + 1)
+    fig = plt.figure(figsize=(11, 7.6 + text_height))
+    grid = fig.add_gridspec(3, 3, height_ratios=[3.6, 3.6, max(text_height, 1e-3)])
+    axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(3)] for r in range(2)])
+    text_axis = fig.add_subplot(grid[2, :])
+    text_axis.axis("off")
+    text_axis.text(0.0, 1.0, "\n".join(printed), family="monospace", fontsize=6, va="top", ha="left")
     lines = [
         f"theta_E {row['einstein_radius']:.3f} +- {row['einstein_radius_sigma']:.3f}\", q {row['axis_ratio']:.2f}, "
         f"phi {row['angle']:.0f} deg, CNN {row['verdict'] or '-'}, {row['fits']} fits, {row['seconds']:.0f} s",
@@ -29,6 +43,7 @@ def lens_page(name, cutout, result, row, source_extent_factor):
     ]
     fig.suptitle(f"{name}\n" + "\n".join(lines), fontsize=9)
     plotted = {"name": name, "title": lines, "extent": None, "panels": [], "annulus": None, "source_half_width": None}
+    plotted["account"] = list(account)
     for ax in axes.flat:
         ax.axis("off")
     if cutout is None:
