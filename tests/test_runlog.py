@@ -54,3 +54,25 @@ def test_a_second_start_writes_to_the_new_file_only(tmp_path, restored_logging):
     runlog.start(second).info("to b")
     assert "to a" in first.read_text() and "to b" not in first.read_text()
     assert "to b" in second.read_text() and "to a" not in second.read_text()
+
+
+def test_an_account_keeps_its_lines_logs_them_and_rewrites_one_terminal_line(tmp_path, restored_logging):
+    import io
+
+    path = tmp_path / "lens.log"
+    terminal = io.StringIO()
+    account = runlog.Account(runlog.start(path), "J0001", terminal=terminal)
+    account.say("mask", "%d pixels", 812)
+    account.info("round %d: theta_E %.2f", 0, 1.23)  # as the loops log
+    try:
+        raise ValueError("singular")
+    except ValueError:
+        account.exception("round %d: fit failed", 1)
+    account.close()
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    assert account.lines == ["mask: 812 pixels", "loop: round 0: theta_E 1.23", "error: round 1: fit failed"]
+    text = path.read_text()
+    assert "J0001 mask: 812 pixels" in text and "J0001 round 1: fit failed" in text and "ValueError: singular" in text
+    shown = terminal.getvalue()
+    assert shown.count("\r") == 2 and "J0001" in shown and shown.endswith("\n")

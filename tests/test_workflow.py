@@ -170,7 +170,20 @@ def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish
         f"  per_lens: {{good: {{prior: {known}, centre: stamp}}, lit: {{prior: {known}, lens_light: model}}}}\n"
         "  reruns: 0\n  search: {n_live: 15, n_batch: 10, f_live: 0.2, n_eff: 50, max_calls: 3000}\n"
     )
-    snakemake(finished, "results/lenses/catalogue.csv", "--configfile", "config/test.yaml", "own.yaml")
+    # the one-command form: a dry run says what would be modelled and what refused, then the run
+    command = [sys.executable, "-m", "hybridlens.cli", "model", "own/*.fits", "--configfile", "config/test.yaml"]
+    command += ["own.yaml", "--cores", "2"]
+    dry = subprocess.run([*command, "--dry-run"], cwd=finished, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    lines = [line.split() for line in dry.stdout.splitlines() if line.startswith(("model ", "refuse "))]
+    said = {words[1].rstrip(":"): words[0] for words in lines}
+    assert said == {"good": "model", "lit": "model", "blank": "model"} | {
+        name: "refuse" for name in ("broken", "nans", "small", "nohdu")
+    }
+    assert "3 to model, 4 refused" in dry.stdout
+    assert not (finished / "results/lenses/catalogue.csv").exists()
+    run = subprocess.run(command, cwd=finished, capture_output=True, text=True, timeout=1500)
+    assert run.returncode == 0, run.stderr[-3000:]
     catalogue = pd.read_csv(finished / "results/lenses/catalogue.csv").set_index("name")
     assert sorted(catalogue.index) == ["blank", "broken", "good", "lit", "nans", "nohdu", "small"]
     lit = catalogue.loc["lit"]  # its light modelled: the centre from it, to a fraction of a pixel
@@ -196,6 +209,44 @@ def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish
         assert np.array_equal(h5["lens/image"][()], image.astype(np.float32))  # read back in the simulation's rows
         assert h5["source"].shape == (1, 100, 100)
     assert len(io.read_params([finished / "results/lenses/catalogue.h5"])) == 7
+    # the good lens's account: reading, mask, BNN or given model, priors, each round, the classifier, the end
+    with h5py.File(finished / "results/lenses/good.h5") as h5:
+        account = h5.attrs["account"]
+    log = (finished / "logs/lenses/good.log").read_text()
+    for said in (
+        "read: units:",
+        "read: noise: read from good.fits HDU NOISE",
+        "read: PSF:",
+        'read: pixel scale 0.1" from the WCS',
+        "centre: (+0.000, +0.000)",
+        "loop: mask: ",
+        "loop: lensed emission: S/N",
+        "loop: given model: theta_E",
+        "loop: round 0 priors: centre_y ",
+        "loop: round 0: theta_E",
+        "ln Z ",
+        "CNN ",
+        "after 1 fits",
+        "end: ",
+    ):
+        assert said in account and said in log, said
+    assert re.search(r"round 0: theta_E .* calls in \d+ s; CNN \w+ \(p UM/C/OM [\d. ]+\).* -> \w+: ", account)
+    assert "refused: " in h5py.File(finished / "results/lenses/broken.h5").attrs["account"]
+    # COOLEST: every lens has its template; the modelled ones read back with COOLEST's API equal the catalogue
+    from hybridlens.own_lenses import coolest_export
+
+    for name in catalogue.index:
+        assert (finished / f"results/lenses/{name}.coolest.json").exists(), name
+    for name in ("good", "lit"):
+        template = coolest_export.read(finished / f"results/lenses/{name}.coolest.json")
+        lens = next(entity for entity in template.lensing_entities if entity.name == "lens")
+        value = {key: p.point_estimate.value for key, p in lens.mass_model[0].parameters.items()}
+        row = catalogue.loc[name]
+        factor = coolest_export.theta_e_factor(row["axis_ratio"])
+        assert value["theta_E"] == pytest.approx(factor * row["einstein_radius"], rel=1e-9)
+        assert value["q"] == pytest.approx(row["axis_ratio"], rel=1e-9)
+        assert coolest_export.angle_from_phi(value["phi"]) == pytest.approx(row["angle"] % 180.0, abs=1e-9)
+        assert (value["center_y"], value["center_x"]) == pytest.approx((row["centre_y"], row["centre_x"]), abs=1e-12)
     written = sorted((finished / "results/lenses").rglob("*.h5"))
     assert len(written) >= 8 and [p for path in written for p in flags.check_file(path)] == []
 

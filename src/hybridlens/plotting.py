@@ -27,14 +27,15 @@ def save(fig, stem, formats, summary):
     """
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    with_suffix = lambda suffix: stem.parent / f"{stem.name}{suffix}"  # a stem may hold dots (a lens "J1.v2")
     paths = []
     for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
+        path = with_suffix(f".{fmt}")
         fig.savefig(path, dpi=120, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
     if summary is not None:
-        with open(stem.with_suffix(".json"), "w") as handle:
+        with open(with_suffix(".json"), "w") as handle:
             json.dump(summary, handle, indent=2, sort_keys=True, default=float)
     return paths
 

@@ -13,7 +13,7 @@ wildcard_constraints:
     slacs_set="slacs|blind",
     testset="|".join(vocabulary.TESTSETS),
     method="|".join(vocabulary.P21_METHODS),
-    name=r"[^/]+",
+    name=r"[^/]+(?<!\.coolest)",  # a lens's COOLEST file, <name>.coolest.json, is not its page's <name>.json
 
 
 # One software environment for all jobs (`snakemake --sdm conda`): the pip lock inside conda.

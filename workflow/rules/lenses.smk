@@ -27,9 +27,27 @@ rule model_lens:
         "../scripts/model_lens.py"
 
 
+rule coolest_export:
+    input:
+        "results/lenses/{name}.h5",
+    output:
+        json="results/lenses/{name}.coolest.json",
+        files=directory("results/lenses/{name}.coolest"),
+    log:
+        "logs/lenses/{name}.coolest.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        inversion=config["inversion"],
+    script:
+        "../scripts/coolest_export.py"
+
+
 rule lens_catalogue:
     input:
-        expand("results/lenses/{name}.h5", name=sorted(own_lenses())),
+        lenses=expand("results/lenses/{name}.h5", name=sorted(own_lenses())),
+        coolest=expand("results/lenses/{name}.coolest.json", name=sorted(own_lenses())),
     output:
         csv="results/lenses/catalogue.csv",
         h5="results/lenses/catalogue.h5",

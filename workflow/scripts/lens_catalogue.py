@@ -1,4 +1,6 @@
-"""Rule adapter: every modelled lens's final row -> catalogue.{csv,h5} and a summary figure."""
+"""Rule adapter: every modelled lens's final row -> catalogue.{csv,h5} and a summary figure.
+
+The lenses' COOLEST files are among its inputs so that a catalogue is never without them."""
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ from hybridlens.own_lenses import figures
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
-catalogue = pd.DataFrame([guarded.read_catalogue_row(path) for path in snakemake.input])
+catalogue = pd.DataFrame([guarded.read_catalogue_row(path) for path in snakemake.input.lenses])
 catalogue["flag_meanings"] = [guarded.describe_flags(int(flags)) for flags in catalogue["flags"]]
 catalogue.to_csv(snakemake.output.csv, index=False)
 numeric = {name: catalogue[name].to_numpy(float) for name in catalogue if catalogue[name].dtype.kind in "fiu"}

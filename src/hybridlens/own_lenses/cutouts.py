@@ -352,6 +352,8 @@ def specs(settings, base="."):
         matches = sorted(map(Path, glob.glob(str(pattern)))) if any(c in entry for c in "*?[") else [pattern]
         for path in matches:
             name = path.name.removesuffix(".gz").removesuffix(".fits").removesuffix(".fit")
+            if name.endswith(".coolest"):
+                raise ValueError(f"model_lenses.files: {path}: a cutout's name may not end in .coolest (its export's)")
             if name in found and found[name] != str(path):
                 raise ValueError(f"model_lenses.files: two cutouts named {name!r} ({found[name]}, {path})")
             found[name] = str(path)
