@@ -190,6 +190,9 @@ def test_own_fits_lenses_are_modelled_and_bad_ones_flagged_while_the_rest_finish
     assert lit["light_found"] == 1 and lit["centre_source"] == "light" and lit["fits"] >= 1
     assert np.hypot(lit["light_centre_y"] - centre[0], lit["light_centre_x"] - centre[1]) < 0.03
     assert abs(lit["einstein_radius"] / theta - 1) < 0.05
+    with h5py.File(finished / "results/lenses/lit.h5") as h5:  # accepted, then light, mass and source together
+        assert lit["final_action"] == "accept" and h5["params/joint_light"][-1] == 1
+        assert "with the lens light" in h5.attrs["account"]
     good = catalogue.loc["good"]
     assert good["fits"] == 1 and not int(good["flags"]) & GuardedFlag.FAILED and good["first_prior"] == "given"
     assert abs(good["einstein_radius"] / theta - 1) < 0.03 and good["likelihood_calls"] < 3000

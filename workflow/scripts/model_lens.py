@@ -37,7 +37,7 @@ digest = config.digest(
 )
 attrs = io.provenance("model_lens", digest, p.seed, survey.as_dict(), name=spec.name, source_file=spec.path)
 account.say("input", spec.path)
-prepared = None
+prepared = light = None
 try:
     cutout = cutouts.read_cutout(spec, survey, p.settings["model_lenses"]["tolerances"])
 except cutouts.CutoutError as error:  # refused input: flagged in the catalogue, the other lenses go on
@@ -52,6 +52,7 @@ else:
     for note in prepared.notes:
         account.say("lens light", note)
     account.say("centre", cutouts.centre_text(prepared, spec))
+    light = prepared.light if prepared.light is not None and prepared.light.found else None  # subtracted
     networks = guarded.load_networks(
         inputs.bnn, inputs.classifier, inputs.relations, p.settings["classifier"], settings.mc_passes, p.seed
     )
@@ -70,6 +71,7 @@ else:
         einstein_radius_range=spec.einstein_radius_range,
         known=cutouts.known_prediction(spec),
         mask_centre=prepared.mask_centre,
+        light=light,
     )
     shutil.rmtree(p.scratch, ignore_errors=True)
 row = guarded.catalogue_row(spec.name, result, time.perf_counter() - start, cutout and cutout.position_angle)
@@ -80,11 +82,14 @@ if cutout is not None:
 account.say("end", guarded.end_text(row))
 account.close()
 data = {} if cutout is None else {"image": cutout.image, "noise_map": cutout.noise_map, "psf_kernel": cutout.psf_kernel}
-if cutout is not None and prepared.light is not None:
-    data["lens_light"] = prepared.light.image
+if light is not None:
+    data["lens_light"], data["lens_light_shapes"] = light.image, light.shapes()
 if cutout is not None:
     attrs["pixel_scale"] = cutout.pixel_scale
 guarded.write_lens(snakemake.output.h5, result, row, data, {**attrs, "account": "\n".join(account.lines)})
-shown = cutout if cutout is None else replace(cutout, image=prepared.image)  # what was modelled: lens light removed
+final = guarded.final_round(result.records)
+joint = final is not None and final.row.get("joint_light", 0.0) == 1.0
+# what the final round modelled: the cutout less the lens light, or with it where the light was fitted jointly
+shown = cutout if cutout is None or joint else replace(cutout, image=prepared.image)
 fig, plotted = figures.lens_page(spec.name, shown, result, row, settings.source_extent, account.lines)
 plotting.save(fig, snakemake.output.page.removesuffix(".png"), ["png"], {"plotted": plotted})

@@ -16,15 +16,16 @@ range) or to a range the user knows, and when the BNN's theta_E lies outside
 that range the first fit uses M21's uniform priors instead (flagged, not silent).
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 
 from hybridlens.fitting import hybrid, informed_priors, modelling, prescan
-from hybridlens.flags import GuardedFlag, MaskFlag
+from hybridlens.flags import GuardedFlag, HybridFlag, MaskFlag
 from hybridlens.reconstruction import masking, positions
-from hybridlens.reconstruction.inversion import Mass
+from hybridlens.own_lenses.lens_light import linear_gaussians
+from hybridlens.reconstruction.inversion import MaskedLens, Mass
 from hybridlens.vocabulary import CLASSES
 
 PRIOR_SOURCES = {"m21_uniform": 0, "bnn": 1, "given": 2}  # where the first fit's priors came from
@@ -49,6 +50,7 @@ class GuardSettings:
     use_prescan: bool = True  # model_lenses.prescan
     agree_sigma: float = None  # model_lenses.accept_within_sigma
     positions: object = None  # model_lenses.positions: a reconstruction.positions.PositionSettings (None: off)
+    joint_light: bool = False  # model_lenses.joint_light
 
     @classmethod
     def from_config(cls, config):
@@ -69,6 +71,7 @@ class GuardSettings:
             use_prescan=bool(own["prescan"]),
             agree_sigma=own["accept_within_sigma"],
             positions=positions.PositionSettings.from_config(own.get("positions")),
+            joint_light=bool(own.get("joint_light", False)),
         )
 
 
@@ -184,8 +187,6 @@ def first_fit(problem, prediction, centre, priors, flags, settings, known, log):
 
 def lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, seed):
     """A `hybrid.LensProblem` about `centre`: M21's blind priors (theta_E over `bounds`) for the reruns."""
-    from hybridlens.reconstruction.inversion import MaskedLens
-
     peaks = None
     if settings.positions is not None:
         peaks = positions.arc_peaks(image, noise_map, annulus.mask, pixel_scale, settings.positions)
@@ -229,6 +230,7 @@ def model_lens(
     einstein_radius_range=None,
     known=None,
     mask_centre=None,
+    light=None,
 ):
     """Mask -> BNN -> fit with its Gaussian priors -> classifier -> M21's reruns; never raises for a bad lens.
 
@@ -237,6 +239,8 @@ def model_lens(
     catalogue) bounding every theta_E prior; None: the annulus' radii, as M21.
     `known`: a `Prediction` from elsewhere (a published model) used instead of the BNN's.
     `mask_centre`: the annulus' middle; None: the arcs' centroid (M21).
+    `light`: the lens galaxy's fitted light (`own_lenses.lens_light.LensLight`), already
+    subtracted from `image`; with `settings.joint_light` an accepted lens gets `joint_round`.
     """
     annulus = masking.fit_annulus(image, pixel_scale, **settings.masking, centre=mask_centre)
     log.info("%s", mask_text(annulus))
@@ -264,8 +268,69 @@ def model_lens(
             log.exception("first fit failed")
             store.save([hybrid.failed_round(0, priors, error)])
     records = hybrid.model_lens(problem, networks.classify, networks.relations, settings.hybrid, store, log, first)
+    if settings.joint_light and light is not None and wants_joint_round(records):
+        lit = MaskedLens(
+            image + light.image,
+            noise_map,
+            annulus.mask,
+            psf_kernel,
+            pixel_scale,
+            settings.inversion,
+            lens_light=linear_gaussians(light.shapes()),
+        )
+        records = joint_round(replace(problem, masked=lit), records, networks.classify, settings, store, log)
     reason = records[-1].reason
     return GuardedResult(records, annulus, prediction, flags, reason, snr)
+
+
+JOINT_REASON = "joint fit of the lens light (MGE shapes, amplitudes solved with the source), mass and source"
+
+
+def wants_joint_round(records):
+    """An accepted lens whose last round is not already the joint one."""
+    last = records[-1] if records else None
+    return (
+        last is not None
+        and last.products is not None
+        and last.action.kind == hybrid.ACCEPT
+        and last.row.get("joint_light", 0.0) != 1.0
+    )
+
+
+def joint_round(problem, records, classify, settings, store, log):
+    """The lens light, mass and source fitted together about the accepted model: the final round.
+
+    The lens light was fitted alone (arcs clipped) and subtracted; here its Gaussians' shapes
+    stay and their amplitudes are solved in the same linear inversion as the source pixels,
+    on the image with the light in, while the mass is sampled within M21's refinement
+    windows about the accepted model. The classifier's call is recorded, not acted on. A
+    failed joint fit leaves the accepted round final.
+    """
+    accepted, number = records[-1], len(records)
+    refine = hybrid.Action(hybrid.REFINE, JOINT_REASON)
+    priors = hybrid.priors_for(refine, problem.blind_priors, accepted.medians, settings.hybrid)
+    search = modelling.SearchSettings.from_config(asdict(settings.search), settings.prescan.search)
+    log.info("round %d priors (with the lens light): %s", number, priors.text())
+    try:
+        row, products = hybrid.fit_round(problem, priors, search, number)
+    except Exception:
+        log.exception("round %d: joint fit failed; the accepted round stays final", number)
+        return records
+    probabilities = np.asarray(classify(products), float)
+    row.update({f"p_{name}": float(p) for name, p in zip(CLASSES, probabilities)})
+    row.update(
+        verdict=float(np.argmax(probabilities)),
+        action=float(hybrid.ACTION_CODES[hybrid.ACCEPT]),
+        next_low=np.nan,
+        next_high=np.nan,
+        joint_light=1.0,
+        flags=float(HybridFlag.CALL_CAP * (row["hit_call_cap"] > 0)),
+    )
+    record = hybrid.RoundRecord(row, JOINT_REASON, products)
+    records = [*records, record]
+    store.save(records)
+    log.info("%s", hybrid.round_text(record))
+    return records
 
 
 def mask_text(annulus):

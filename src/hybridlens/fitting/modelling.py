@@ -260,10 +260,11 @@ class FitResult:
         )
 
 
-def sie_model(priors, n_mesh_points, slope=None):
+def sie_model(priors, n_mesh_points, slope=None, lens_light=None):
     """PyAutoFit model: `SIE` lens with `priors`, Delaunay source with a constant regularisation.
 
-    With a `slope` prior the lens is a `PowerLaw` with the same (q, phi) parameters.
+    With a `slope` prior the lens is a `PowerLaw` with the same (q, phi) parameters; with
+    `lens_light` (a fixed-shape basis of linear profiles) the lens galaxy shines too.
     """
     mass = af.Model(SIE) if slope is None else af.Model(PowerLaw)
     if slope is not None:
@@ -278,7 +279,7 @@ def sie_model(priors, n_mesh_points, slope=None):
     pixelization = af.Model(al.Pixelization, mesh=al.mesh.Delaunay(pixels=n_mesh_points), regularization=regularization)
     return af.Collection(
         galaxies=af.Collection(
-            lens=af.Model(al.Galaxy, redshift=0.5, mass=mass),
+            lens=af.Model(al.Galaxy, redshift=0.5, mass=mass, **({} if lens_light is None else {"bulge": lens_light})),
             source=af.Model(al.Galaxy, redshift=1.0, pixelization=pixelization),
         )
     )
@@ -315,7 +316,7 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
     Nautilus' own checkpoint (an HDF5 file rewritten as the sampler goes) is off
     by default: a killed job reruns its lens, and the write costs time per batch.
     """
-    model = sie_model(priors, len(masked_lens.mesh_grid), slope)
+    model = sie_model(priors, len(masked_lens.mesh_grid), slope, masked_lens.lens_light)
     # A fresh folder per fit: PyAutoFit would otherwise "resume" a finished fit of the
     # same name and model left by a killed job, returning a result without samples.
     prefix = f"fit-{uuid.uuid4().hex}"

@@ -1,7 +1,8 @@
 """A modelled lens in COOLEST, the community's exchange format for lens models (JSON + FITS).
 
 What is written is what the loop fitted: the data it modelled (the lens galaxy's light
-removed where it was modelled), its noise map, PSF and annular likelihood mask; the
+removed where it was modelled: the light the final inversion solved for, where the final
+round fitted it with the mass and source), its noise map, PSF and annular likelihood mask; the
 final round's SIE with its posterior (point estimate = the posterior median, as in the
 catalogue; 16th / 84th percentiles); and the pixelised source of that model as
 COOLEST's irregular grid, the Delaunay mesh's vertices and values re-inverted at the
@@ -70,6 +71,7 @@ class ModelledLens:
     lens_light: np.ndarray  # None where it was not modelled
     pixel_scale: float
     survey: dict
+    light_shapes: np.ndarray = None  # the MGE's Gaussians (lens_light.LensLight.shapes()), where it was modelled
 
     @classmethod
     def read(cls, path):
@@ -98,7 +100,13 @@ class ModelledLens:
             lens_light=light,
             pixel_scale=float(attrs.get("pixel_scale", survey["pixel_scale"])),  # the cutout's own
             survey=survey,
+            light_shapes=data.get("lens_light_shapes"),
         )
+
+    @property
+    def joint(self):
+        """Whether the final round fitted the lens light with the mass and source."""
+        return self.final is not None and self.final.get("joint_light", 0.0) == 1.0
 
     def median_mass(self):
         f = self.final
@@ -111,14 +119,24 @@ class ModelledLens:
 
 
 def source_mesh(lens, inversion_settings):
-    """(x, y, value) of the source's Delaunay mesh at the median SIE (value in `SOURCE_UNITS`)."""
+    """(x, y, value) of the source's Delaunay mesh at the median SIE (value in `SOURCE_UNITS`), and the
+    lens light that inversion solved for over the whole stamp (None unless the final round was joint)."""
+    from hybridlens.own_lenses.lens_light import light_image, linear_gaussians
     from hybridlens.reconstruction.inversion import MaskedLens
 
-    masked = MaskedLens(lens.image, lens.noise_map, lens.mask, lens.psf_kernel, lens.pixel_scale, inversion_settings)
-    fit = masked.fit(lens.median_mass(), lens.final["ml_coefficient"])
-    points = np.asarray(fit.inversion.linear_obj_list[0].source_plane_mesh_grid)  # (y, x)
-    values = np.asarray(fit.inversion.reconstruction) / lens.pixel_scale**2
-    return points[:, 1], points[:, 0], values
+    image, light = lens.image, None
+    if lens.joint:  # the image with the light in, the light's amplitudes solved with the source
+        image = lens.image + lens.lens_light
+        light = linear_gaussians(lens.light_shapes)
+    masked = MaskedLens(image, lens.noise_map, lens.mask, lens.psf_kernel, lens.pixel_scale, inversion_settings, light)
+    mass, coefficient = lens.median_mass(), lens.final["ml_coefficient"]
+    fit = masked.fit(mass, coefficient)
+    points, values = masked.source_mesh(mass, coefficient, fit)
+    solved = None
+    if lens.joint:
+        intensities = masked.lens_light_intensities(mass, coefficient, fit)
+        solved = light_image(lens.light_shapes, intensities, image.shape, lens.psf_kernel, lens.pixel_scale)
+    return points[:, 1], points[:, 0], values / lens.pixel_scale**2, solved
 
 
 def write_fits(path, array):
@@ -237,6 +255,15 @@ def export(lens_path, json_path, folder, inversion_settings):
         }
     }
     entities, observation, likelihoods = [], Observation(), None
+    if lens.final is not None:
+        x, y, values, solved = source_mesh(lens, inversion_settings)
+        if solved is not None:  # the data less the light the final (joint) inversion solved for
+            lens.image, lens.lens_light = lens.image + lens.lens_light - solved, solved
+            meta["hybridlens"][
+                "lens_light"
+            ] = "fitted with the mass and source (MGE shapes, amplitudes solved), subtracted"
+        write_source_table(folder / FILES["source"], x, y, values)
+        entities = [sie_entity(lens.final), source_entity(relative("source"), x, y)]
     if lens.image is not None:
         write_fits(folder / FILES["data"], lens.image)
         write_fits(folder / FILES["noise_map"], lens.noise_map)
@@ -253,10 +280,6 @@ def export(lens_path, json_path, folder, inversion_settings):
         if lens.mask is not None:
             write_fits(folder / FILES["mask"], np.asarray(lens.mask, float))
             likelihoods = DataLikelihoodList(ImagingDataLikelihood(regular_grid(relative("mask"), shape, scale)))
-    if lens.final is not None:
-        x, y, values = source_mesh(lens, inversion_settings)
-        write_source_table(folder / FILES["source"], x, y, values)
-        entities = [sie_entity(lens.final), source_entity(relative("source"), x, y)]
     psf = lens.psf_kernel
     instrument = Instrument(
         lens.pixel_scale,

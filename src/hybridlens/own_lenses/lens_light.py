@@ -61,16 +61,10 @@ class LensLight:
     found: bool
     notes: list = field(default_factory=list)
 
-    def profiles(self):
-        """The model as PyAutoLens light profiles (for a joint fit or an export)."""
-        import autolens as al
-
-        ell_comps = al.convert.ell_comps_from(axis_ratio=self.axis_ratio, angle=self.angle)
-        return [
-            al.lp.Gaussian(centre=self.centre, ell_comps=ell_comps, intensity=float(i), sigma=float(s))
-            for s, i in zip(self.sigmas, self.intensities)
-            if i > 0
-        ]
+    def shapes(self):
+        """(n, 5) centre_y, centre_x, q, angle, sigma of the Gaussians in use (non-zero intensity)."""
+        used = self.sigmas[self.intensities > 0]
+        return np.array([[*self.centre, self.axis_ratio, self.angle, sigma] for sigma in used], float)
 
     def row(self):
         """Flat `light_*` columns for the lens's catalogue row."""
@@ -225,3 +219,29 @@ def fit_lens_light(image, noise_map, psf_kernel, pixel_scale, settings=LightSett
         found=bool(found),
         notes=notes,
     )
+
+
+def linear_gaussians(shapes):
+    """PyAutoLens linear Gaussians of `LensLight.shapes()`: fixed shapes, amplitudes left to an inversion."""
+    import autolens as al
+
+    return [
+        al.lp_linear.Gaussian(
+            centre=(float(y), float(x)),
+            ell_comps=al.convert.ell_comps_from(axis_ratio=float(q), angle=float(angle)),
+            sigma=float(sigma),
+        )
+        for y, x, q, angle, sigma in np.asarray(shapes, float)
+    ]
+
+
+def light_image(shapes, intensities, shape, psf_kernel, pixel_scale, over_sample=3):
+    """The PSF-convolved image over the whole stamp of Gaussians `shapes` (`LensLight.shapes()`) at `intensities`."""
+    shapes = np.asarray(shapes, float)
+    grid = pixel_grid(shape, pixel_scale, over_sample)
+    image = np.zeros(shape)
+    for (y, x, q, angle, sigma), intensity in zip(shapes, intensities):
+        unit = binned(gaussian_images(grid, (y, x), q, angle, [sigma]), over_sample)[0]
+        image += intensity * unit
+    psf = np.asarray(psf_kernel, float) / np.sum(psf_kernel)
+    return signal.fftconvolve(image, psf, mode="same")

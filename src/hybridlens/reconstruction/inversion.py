@@ -26,6 +26,9 @@ from scipy.optimize import minimize_scalar
 from hybridlens.simulation import lenses
 
 REDSHIFTS = (0.5, 1.0)
+# The lens galaxy's light is fitted on the annulus only, where its profile is smooth on a pixel's
+# scale (its core is masked): one sample per pixel; 4x4 doubled an inversion's cost.
+LENS_LIGHT_OVER_SAMPLE = 1
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,10 @@ class Products:
 class MaskedLens:
     """One masked lens image, ready for repeated inversions."""
 
-    def __init__(self, image, noise_map, mask, psf_kernel, pixel_scale, settings):
+    def __init__(self, image, noise_map, mask, psf_kernel, pixel_scale, settings, lens_light=None):
+        """`lens_light`: PyAutoLens linear light profiles of the lens galaxy (fixed shapes, amplitudes
+        solved with the source pixels in one linear inversion); None: the image holds no lens light."""
+        self.lens_light = None if not lens_light else al.lp_basis.Basis(profile_list=list(lens_light))
         self.pixel_scale = float(pixel_scale)
         self.settings = settings
         mask2d = al.Mask2D(mask=~np.asarray(mask, dtype=bool), pixel_scales=self.pixel_scale)
@@ -77,7 +83,7 @@ class MaskedLens:
             data=al.Array2D.no_mask(np.asarray(image, dtype=float), pixel_scales=self.pixel_scale),
             noise_map=al.Array2D.no_mask(np.asarray(noise_map, dtype=float), pixel_scales=self.pixel_scale),
             psf=al.Convolver(kernel=al.Array2D.no_mask(np.asarray(psf_kernel), pixel_scales=self.pixel_scale)),
-            over_sample_size_lp=settings["over_sample"],
+            over_sample_size_lp=settings["over_sample"] if lens_light is None else LENS_LIGHT_OVER_SAMPLE,
             over_sample_size_pixelization=over_sample,
         )
         self.mask = np.asarray(mask, dtype=bool)
@@ -101,7 +107,8 @@ class MaskedLens:
             mesh=al.mesh.Delaunay(pixels=len(self.mesh_grid)), regularization=al.reg.Constant(coefficient=coefficient)
         )
         source = al.Galaxy(redshift=REDSHIFTS[1], pixelization=pixelization)
-        tracer = al.Tracer(galaxies=[al.Galaxy(redshift=REDSHIFTS[0], mass=profile), source])
+        light = {} if self.lens_light is None else {"bulge": self.lens_light}
+        tracer = al.Tracer(galaxies=[al.Galaxy(redshift=REDSHIFTS[0], mass=profile, **light), source])
         adapt = al.AdaptImages(galaxy_image_plane_mesh_grid_dict={source: self.mesh_grid})
         return al.FitImaging(dataset=self.dataset, tracer=tracer, adapt_images=adapt, settings=self.solver)
 
@@ -128,12 +135,27 @@ class MaskedLens:
         )
         return float(10.0**result.x), float(-result.fun)
 
+    def source_mesh(self, mass, coefficient, fit=None):
+        """(points (n, 2) as (y, x) arcsec, values) of the source's Delaunay mesh through `mass`.
+
+        The mapper's own share of the solution: with lens light its amplitudes are solved too.
+        """
+        fit = fit or self.fit(mass, coefficient)
+        mapper = next(obj for obj in fit.inversion.linear_obj_list if hasattr(obj, "source_plane_mesh_grid"))
+        return np.asarray(mapper.source_plane_mesh_grid), np.asarray(fit.inversion.reconstruction_dict[mapper])
+
+    def lens_light_intensities(self, mass, coefficient, fit=None):
+        """The lens light's amplitudes solved in the inversion, in its basis' order (None without light)."""
+        if self.lens_light is None:
+            return None
+        solved = (fit or self.fit(mass, coefficient)).linear_light_profile_intensity_dict
+        return np.array([float(solved[profile]) for profile in self.lens_light.profile_list])
+
     def products(self, mass, coefficient, source_shape, source_extent):
         """Evidence, rasterised source, residual and chi-squared maps of one inversion."""
         fit = self.fit(mass, coefficient)
-        mapper = fit.inversion.linear_obj_list[0]
-        points = np.asarray(mapper.source_plane_mesh_grid)
-        source = rasterise(points, np.asarray(fit.inversion.reconstruction), source_shape, source_extent, mass.centre)
+        points, values = self.source_mesh(mass, coefficient, fit)
+        source = rasterise(points, values, source_shape, source_extent, mass.centre)
         return Products(
             log_evidence=float(fit.log_evidence),
             coefficient=float(coefficient),
