@@ -84,8 +84,9 @@ def score(out, catalogue, json_path):
         found["lens_centre_x"],
     )
     accepted = found["final_action"] == "accept"
+    limit = hlconfig.load(ROOT / "config" / "config.yaml")["model_lenses"]["positions"]["max_spread"]
     columns = ["centre_source", "start_centre_error", "centre_error", "theta_ratio", "q_error", "phi_error"]
-    columns += ["verdict", "final_action", "fits", "seconds", "right"]
+    columns += ["verdict", "final_action", "fits", "seconds", "right", "position_spread", "joint_light"]
     with pd.option_context("display.width", 200, "display.precision", 3):
         print(found[columns])
     summary = {
@@ -94,6 +95,8 @@ def score(out, catalogue, json_path):
         "centre_error_median": float(found["centre_error"].median()),
         "accepted": int(accepted.sum()),
         "accepted_right": int((accepted & found["right"]).sum()),
+        # an accepted lens whose images do not meet in the source plane: a split source
+        "accepted_split": int((accepted & (found["position_spread"] > limit)).sum()),
         "right": int(found["right"].sum()),
         "fits_per_lens": float(found["fits"].mean()),
         "seconds_per_lens_median": float(found["seconds"].median()),

@@ -400,6 +400,9 @@ def catalogue_row(name, result, seconds, position_angle=None):
             row[f"{n}_lower"], row[f"{n}_upper"] = final.row[f"lower_{n}"], final.row[f"upper_{n}"]
             row[f"{n}_sigma"] = final.row[f"sigma_{n}"]
         row["verdict"] = hybrid.ABBREVIATIONS[CLASSES[int(final.row["verdict"])]]
+        # how far apart the arcs' brightest peak and its counterpart trace back (/ theta_E; NaN: not checked)
+        row["position_spread"] = final.row.get("position_spread", np.nan)
+        row["joint_light"] = final.row.get("joint_light", 0.0)  # the final fit had the lens light in
         row.update({f"p_{c}": final.row[f"p_{c}"] for c in CLASSES})
         if position_angle is not None:
             row["position_angle"] = position_angle(row["angle"])
