@@ -50,7 +50,7 @@ else:
         cutout, spec, lens_light.LightSettings.from_config(p.settings["model_lenses"]["lens_light_model"])
     )
     for note in prepared.notes:
-        account.say("lens light", note)
+        account.say("prepare", note)
     account.say("centre", cutouts.centre_text(prepared, spec))
     light = prepared.light if prepared.light is not None and prepared.light.found else None  # subtracted
     networks = guarded.load_networks(

@@ -335,6 +335,8 @@ def joint_round(problem, records, classify, settings, store, log):
 
 def mask_text(annulus):
     """The mask on one line: pixels, annulus radii and centre, flags."""
+    if not annulus.mask.any():
+        return f"mask: none; {MaskFlag(annulus.flags).describe()}"
     text = (
         f'mask: {int(annulus.mask.sum())} pixels, annulus {annulus.inner_radius:.2f}-{annulus.outer_radius:.2f}" '
         f'about ({annulus.centre[0]:+.3f}, {annulus.centre[1]:+.3f})"'
