@@ -310,8 +310,11 @@ def joint_round(problem, records, classify, settings, store, log):
     refine = hybrid.Action(hybrid.REFINE, JOINT_REASON)
     priors = hybrid.priors_for(refine, problem.blind_priors, accepted.medians, settings.hybrid)
     search = modelling.SearchSettings.from_config(asdict(settings.search), settings.prescan.search)
-    log.info("round %d priors (with the lens light): %s", number, priors.text())
     try:
+        # the regularisation held at its evidence maximum for the accepted mass, as the prescanned first fit's
+        coefficient, _ = problem.masked.best_coefficient(Mass.from_parameters(accepted.medians))
+        priors = priors.replace(coefficient=modelling.Prior.fixed(coefficient))
+        log.info("round %d priors (with the lens light): %s", number, priors.text())
         row, products = hybrid.fit_round(problem, priors, search, number)
     except Exception:
         log.exception("round %d: joint fit failed; the accepted round stays final", number)

@@ -254,10 +254,7 @@ class FitResult:
         """The SIE of the max-likelihood (or median) model, as an `inversion.Mass`."""
         from hybridlens.reconstruction.inversion import Mass
 
-        values = getattr(self, which)
-        return Mass(
-            values["einstein_radius"], values["axis_ratio"], values["angle"], (values["centre_y"], values["centre_x"])
-        )
+        return Mass.from_parameters(getattr(self, which))
 
 
 def sie_model(priors, n_mesh_points, slope=None, lens_light=None):

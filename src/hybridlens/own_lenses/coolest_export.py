@@ -109,13 +109,7 @@ class ModelledLens:
         return self.final is not None and self.final.get("joint_light", 0.0) == 1.0
 
     def median_mass(self):
-        f = self.final
-        return Mass(
-            f["median_einstein_radius"],
-            f["median_axis_ratio"],
-            f["median_angle"],
-            (f["median_centre_y"], f["median_centre_x"]),
-        )
+        return Mass.from_parameters(self.final, "median_")
 
 
 def source_mesh(lens, inversion_settings):

@@ -51,6 +51,12 @@ class Mass:
             (float(get("lens_centre_y")), float(get("lens_centre_x"))),
         )
 
+    @classmethod
+    def from_parameters(cls, values, prefix=""):
+        """The SIE in a fit's parameters: `values[prefix + name]` for theta_E, q, phi, centre_y, centre_x."""
+        get = lambda name: float(values[f"{prefix}{name}"])
+        return cls(get("einstein_radius"), get("axis_ratio"), get("angle"), (get("centre_y"), get("centre_x")))
+
     def with_einstein_radius(self, value):
         return Mass(float(value), self.axis_ratio, self.angle, self.centre)
 
