@@ -12,14 +12,7 @@ from hybridlens.own_lenses import coolest_export
 from hybridlens.reconstruction import inversion, masking
 from hybridlens.simulation import simulate
 from hybridlens.simulation.survey import NoiseModel
-
-INVERSION = {
-    "over_sample": 4,
-    "overlay_shape": [24, 24],
-    "positive_only": False,
-    "log10_coefficient_range": [-4.0, 2.0],
-    "log10_coefficient_tolerance": 0.1,
-}
+from inversion_helpers import INVERSION
 
 
 def fitted_row(mass, coefficient, products):

@@ -5,6 +5,7 @@ import pytest
 
 from hybridlens import config as hlconfig
 from hybridlens.own_lenses import lens_light
+from inversion_helpers import INVERSION
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +54,6 @@ def test_a_cutout_without_lens_light_is_left_as_it_is(default_config, renderer):
     cutout = survey_cutouts.survey_cutout(np.random.default_rng(102), settings, renderer, "double", with_light=False)
     light = lens_light.fit_lens_light(cutout.image, cutout.noise_map, renderer.psf, renderer.survey.pixel_scale)
     assert not light.found and not light.image.any() and "no lens light" in light.notes[0]
-
-
-INVERSION = {
-    "over_sample": 4,
-    "overlay_shape": [24, 24],
-    "positive_only": False,
-    "log10_coefficient_range": [-4.0, 2.0],
-    "log10_coefficient_tolerance": 0.1,
-}
 
 
 def test_the_light_rendered_from_its_shapes_is_the_fitted_image(default_config, renderer):

@@ -7,14 +7,8 @@ from hybridlens.fitting import modelling, prescan
 from hybridlens.reconstruction import inversion, masking
 from hybridlens.simulation import simulate
 from hybridlens.simulation.survey import NoiseModel
+from inversion_helpers import INVERSION
 
-INVERSION = {
-    "over_sample": 4,
-    "overlay_shape": [24, 24],
-    "positive_only": False,
-    "log10_coefficient_range": [-4.0, 2.0],
-    "log10_coefficient_tolerance": 0.1,
-}
 SETTINGS = prescan.PrescanSettings(
     draws=64,
     draw_sigma=2.0,
