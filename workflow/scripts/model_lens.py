@@ -72,6 +72,7 @@ else:
         known=cutouts.known_prediction(spec),
         mask_centre=prepared.mask_centre,
         light=light,
+        centre_uncertain=prepared.centre_uncertain,
     )
     shutil.rmtree(p.scratch, ignore_errors=True)
 row = guarded.catalogue_row(spec.name, result, time.perf_counter() - start, cutout and cutout.position_angle)

@@ -141,14 +141,19 @@ def first_priors(prediction, bounds, blind, centre, settings):
     return built.sie.replace(einstein_radius=theta), 0
 
 
-def first_prescan(masked, prediction, centre, bounds, settings, seed):
-    """The prescan from the BNN's model (a `prescan.Prescan`), or None where the BNN is not trusted."""
+def first_prescan(masked, prediction, centre, bounds, settings, seed, centre_uncertain=False):
+    """The prescan from the BNN's model (a `prescan.Prescan`), or None where the BNN is not trusted.
+
+    `centre_uncertain`: the start centre may be pixels off (a stamp centre): the climb's
+    first centre step is a pixel, not a fiftieth of an arcsecond.
+    """
     if not bounds[0] <= prediction.einstein_radius <= bounds[1]:
         return None
     start = Mass(prediction.einstein_radius, prediction.axis_ratio, prediction.angle, tuple(centre))
     sigmas = (prediction.einstein_radius_sigma, prediction.axis_ratio_sigma, prediction.angle_sigma)
     q_range = settings.modelling_priors["axis_ratio_range"]
-    return prescan.scan(masked, start, sigmas, bounds, q_range, settings.prescan, seed)
+    step = masked.pixel_scale if centre_uncertain else 0.02
+    return prescan.scan(masked, start, sigmas, bounds, q_range, settings.prescan, seed, centre_step=step)
 
 
 def network_agrees(einstein_radius, prediction, n_sigma):
@@ -158,11 +163,20 @@ def network_agrees(einstein_radius, prediction, n_sigma):
     return abs(einstein_radius - prediction.einstein_radius) <= n_sigma * prediction.einstein_radius_sigma
 
 
-def first_fit(problem, prediction, centre, priors, flags, settings, known, log):
-    """Round 0: the prescan (when on and the BNN trusted), then the fit; its `RoundRecord`."""
+def first_fit(problem, prediction, centre, priors, flags, settings, known, log, centre_uncertain=False):
+    """Round 0: the prescan (when on and the BNN trusted), then the fit; its `RoundRecord`.
+
+    `centre_uncertain`: the centre prior's middle is a guess good to a few pixels (the stamp
+    centre). The prescan's climb moves a centre little (a pixelised source absorbs much of
+    a centre error), so the fit keeps the full `centre_half_width` window instead of the
+    prescan's narrow one: on survey-style doubles without lens light the narrow window
+    held fits 0.14-0.18" off a lens 0.12-0.27" from the stamp centre.
+    """
     scanned, search = None, settings.search
     if settings.use_prescan and not flags:
-        scanned = first_prescan(problem.masked, prediction, centre, problem.bounds, settings, problem.seed)
+        scanned = first_prescan(
+            problem.masked, prediction, centre, problem.bounds, settings, problem.seed, centre_uncertain
+        )
         log.info(
             'prescan: optimum theta_E %.3f", q %.2f, phi %.0f deg, centre (%+.3f, %+.3f)" '
             "after %d inversions in %.0f s",
@@ -173,7 +187,8 @@ def first_fit(problem, prediction, centre, priors, flags, settings, known, log):
             scanned.evaluations,
             scanned.seconds,
         )
-        priors = settings.prescan.narrowed(scanned, priors)
+        wide = settings.modelling_priors["centre_half_width"] if centre_uncertain else None
+        priors = settings.prescan.narrowed(scanned, priors, centre_half_width=wide)
         search = modelling.SearchSettings.from_config(asdict(search), settings.prescan.search)
     log.info("round 0 priors: %s", priors.text())
     row, products = hybrid.fit_round(problem, priors, search, 0)
@@ -231,6 +246,7 @@ def model_lens(
     known=None,
     mask_centre=None,
     light=None,
+    centre_uncertain=False,
 ):
     """Mask -> BNN -> fit with its Gaussian priors -> classifier -> M21's reruns; never raises for a bad lens.
 
@@ -241,6 +257,7 @@ def model_lens(
     `mask_centre`: the annulus' middle; None: the arcs' centroid (M21).
     `light`: the lens galaxy's fitted light (`own_lenses.lens_light.LensLight`), already
     subtracted from `image`; with `settings.joint_light` an accepted lens gets `joint_round`.
+    `centre_uncertain`: `centre` is known to a few pixels only (the stamp's): see `first_fit`.
     """
     annulus = masking.fit_annulus(image, pixel_scale, **settings.masking, centre=mask_centre)
     log.info("%s", mask_text(annulus))
@@ -263,7 +280,7 @@ def model_lens(
     first = None
     if not store.load():
         try:
-            first = first_fit(problem, prediction, centre, priors, flags, settings, known, log)
+            first = first_fit(problem, prediction, centre, priors, flags, settings, known, log, centre_uncertain)
         except Exception as error:  # this lens is flagged; the others go on
             log.exception("first fit failed")
             store.save([hybrid.failed_round(0, priors, error)])

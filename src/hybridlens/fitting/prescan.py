@@ -24,7 +24,7 @@ scan costs a few hundred of the calls the sampler no longer spends exploring.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import minimize
@@ -55,10 +55,17 @@ class PrescanSettings:
             dict(settings["search"]),
         )
 
-    def narrowed(self, prescan, outer):
-        """The prescanned fit's priors about `prescan`'s optimum, `outer` (the BNN's) where it still holds."""
+    def narrowed(self, prescan, outer, centre_half_width=None):
+        """The prescanned fit's priors about `prescan`'s optimum, `outer` (the BNN's) where it still holds.
+
+        `centre_half_width` ("): the centre's window where the start centre is uncertain
+        by more than the climb resolves (a stamp centre); None: `half_widths`'.
+        """
         build = {"gaussian": gaussians_about, "windows": priors_about}[self.priors]
-        return build(prescan, outer, self)
+        settings = self
+        if centre_half_width is not None:
+            settings = replace(self, half_widths={**self.half_widths, "centre": float(centre_half_width)})
+        return build(prescan, outer, settings)
 
 
 @dataclass
@@ -99,10 +106,11 @@ class _Counted:
         return self.masked.log_evidence(mass, coefficient)
 
 
-def scan(masked, start, sigmas, bounds, axis_ratio_range, settings, seed=0):
+def scan(masked, start, sigmas, bounds, axis_ratio_range, settings, seed=0, centre_step=0.02):
     """Steps 1 and 2 from `start` (a `Mass`) with 1-sigma `sigmas` (theta_E, q, phi): a `Prescan`.
 
-    `bounds`: the allowed theta_E range; `axis_ratio_range`: q's (the fit's prior range).
+    `bounds`: the allowed theta_E range; `axis_ratio_range`: q's (the fit's prior range);
+    `centre_step` ("): the simplex's first step in the centre, about the start centre's error.
     """
     from scipy.stats import norm, qmc
 
@@ -122,7 +130,7 @@ def scan(masked, start, sigmas, bounds, axis_ratio_range, settings, seed=0):
     )
     values = np.array([evidence(Mass(*map(float, draw), start.centre), coefficient) for draw in draws])
     best = draws[int(np.argmax(values))] if np.isfinite(values).any() else draws[0]
-    scales = np.array([0.01 * best[0], 0.03, 5.0, 0.02, 0.02])  # simplex steps: theta_E, q, phi, y, x
+    scales = np.array([0.01 * best[0], 0.03, 5.0, centre_step, centre_step])  # simplex steps: theta_E, q, phi, y, x
 
     def unpack(vector):
         theta_e, q, phi, y, x = vector * scales

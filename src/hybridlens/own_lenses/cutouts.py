@@ -399,6 +399,11 @@ class Prepared:
     light: object  # a lens_light.LensLight, or None
     notes: list
 
+    @property
+    def centre_uncertain(self):
+        """A stamp centre is the lens's only to a few pixels; light and given centres to a fraction of one."""
+        return self.centre_source == "stamp"
+
 
 def prepare(cutout, spec, light_settings):
     """The lens light fitted and subtracted (`lens_light: model`), the centre chosen by `spec.centre`.
