@@ -47,6 +47,17 @@ def test_a_sersic_lens_under_its_arcs_is_found_at_its_centre_and_leaves_noise(de
     assert abs(left[bright].mean()) < 0.3 and 0.8 < left[bright].std() < 1.3
 
 
+def test_a_faint_extended_galaxy_outshone_by_its_arcs_is_not_taken_for_one_on_an_arc(default_config, renderer):
+    """Mag 20.9, R_eff 2.8", theta_E 3.1": unbounded, the MGE sat on an arc 0.77" from the lens at S/N 30."""
+    from hybridlens.simulation import survey_cutouts
+
+    settings = default_config["simulate_training"]
+    cutout = survey_cutouts.survey_cutout(np.random.default_rng(106), settings, renderer, "double")
+    assert cutout.truth["lens_light"] and cutout.truth["lens_light_effective_radius"] > 2.0
+    light = lens_light.fit_lens_light(cutout.image, cutout.noise_map, renderer.psf, renderer.survey.pixel_scale)
+    assert not light.found and not light.image.any() and "edge of its search" in light.notes[0]
+
+
 def test_a_cutout_without_lens_light_is_left_as_it_is(default_config, renderer):
     from hybridlens.simulation import survey_cutouts
 

@@ -106,3 +106,15 @@ def test_a_fit_with_the_centre_and_coefficient_held_samples_the_rest_and_reports
     result = modelling.fit_sie(masked, held.narrowed(found, outer), search, "held", 1)
     assert result.median["centre_y"] == truth.centre[0] and result.median["coefficient"] == 1.0
     assert abs(result.median["einstein_radius"] / truth.einstein_radius - 1) < 0.05
+
+
+def test_an_uncertain_start_centre_keeps_the_outer_window_about_the_stamp():
+    """A stamp centre 0.25" off the lens: the climb barely moves it, so the window must still reach the lens."""
+    outer = modelling.uniform_priors((0.0, 0.0), (0.5, 2.0), PRIORS)
+    found = prescan.Prescan(inversion.Mass(1.4, 0.75, 178.0, (0.04, -0.02)), 0.5, 0.0, None, None, 1, 0.0)
+    narrow = SETTINGS.narrowed(found, outer)
+    wide = SETTINGS.narrowed(found, outer, centre_half_width=PRIORS["centre_half_width"])
+    lens_y, lens_x = -0.18, 0.17
+    assert not narrow.centre_y.low <= lens_y <= narrow.centre_y.high  # the old window excluded it
+    assert wide.centre_y.low <= lens_y <= wide.centre_y.high and wide.centre_x.low <= lens_x <= wide.centre_x.high
+    assert wide.centre_y.high <= outer.centre_y.high and wide.einstein_radius == narrow.einstein_radius
