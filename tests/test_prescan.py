@@ -52,6 +52,24 @@ def test_a_start_off_by_about_a_sigma_everywhere_climbs_to_the_true_mode(lens):
     assert result.evaluations < SETTINGS.draws + SETTINGS.max_evaluations + 40  # + the two coefficient searches
 
 
+def test_a_stamp_centre_pixels_off_is_found_by_the_centre_grid(lens):
+    """A start 0.25" off the lens, the network's shape about right: the grid puts the climb on the lens."""
+    masked, truth, annulus = lens
+    start = inversion.Mass(
+        1.03 * truth.einstein_radius,
+        min(truth.axis_ratio + 0.05, 0.99),
+        truth.angle - 8.0,
+        (truth.centre[0] + 0.2, truth.centre[1] - 0.15),
+    )
+    sigmas = (0.04 * truth.einstein_radius, 0.08, 12.0)
+    bounds = (annulus.inner_radius, annulus.outer_radius)
+    search = prescan.CentreSearch(half_width=0.3, step=0.05, window=0.2)
+    assert len(search.offsets()) == 169 and not search.offsets()[0].any()
+    result = prescan.scan(masked, start, sigmas, bounds, (0.25, 0.999), SETTINGS, seed=0, centre_search=search)
+    assert np.hypot(*np.subtract(result.mass.centre, truth.centre)) < 0.05
+    assert result.mass.einstein_radius == pytest.approx(truth.einstein_radius, rel=0.02)
+
+
 def test_windows_hold_the_optimum_inside_the_outer_priors_and_wrap_the_angle():
     outer = modelling.uniform_priors((0.0, 0.0), (0.5, 2.0), PRIORS)
     found = prescan.Prescan(inversion.Mass(1.95, 0.97, 175.0, (0.28, 0.0)), 0.5, 0.0, None, None, 1, 0.0)

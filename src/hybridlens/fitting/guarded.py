@@ -51,6 +51,7 @@ class GuardSettings:
     agree_sigma: float = None  # model_lenses.accept_within_sigma
     positions: object = None  # model_lenses.positions: a reconstruction.positions.PositionSettings (None: off)
     joint_light: bool = False  # model_lenses.joint_light
+    stamp_centre: prescan.CentreSearch = None  # model_lenses.stamp_centre
 
     @classmethod
     def from_config(cls, config):
@@ -72,6 +73,7 @@ class GuardSettings:
             agree_sigma=own["accept_within_sigma"],
             positions=positions.PositionSettings.from_config(own.get("positions")),
             joint_light=bool(own.get("joint_light", False)),
+            stamp_centre=prescan.CentreSearch.from_config(own.get("stamp_centre")),
         )
 
 
@@ -144,16 +146,16 @@ def first_priors(prediction, bounds, blind, centre, settings):
 def first_prescan(masked, prediction, centre, bounds, settings, seed, centre_uncertain=False):
     """The prescan from the BNN's model (a `prescan.Prescan`), or None where the BNN is not trusted.
 
-    `centre_uncertain`: the start centre may be pixels off (a stamp centre): the climb's
-    first centre step is a pixel, not a fiftieth of an arcsecond.
+    `centre_uncertain`: the start centre may be pixels off (a stamp centre): it is scanned
+    on `settings.stamp_centre`'s grid first.
     """
     if not bounds[0] <= prediction.einstein_radius <= bounds[1]:
         return None
     start = Mass(prediction.einstein_radius, prediction.axis_ratio, prediction.angle, tuple(centre))
     sigmas = (prediction.einstein_radius_sigma, prediction.axis_ratio_sigma, prediction.angle_sigma)
     q_range = settings.modelling_priors["axis_ratio_range"]
-    step = masked.pixel_scale if centre_uncertain else 0.02
-    return prescan.scan(masked, start, sigmas, bounds, q_range, settings.prescan, seed, centre_step=step)
+    search = settings.stamp_centre if centre_uncertain else None
+    return prescan.scan(masked, start, sigmas, bounds, q_range, settings.prescan, seed, centre_search=search)
 
 
 def network_agrees(einstein_radius, prediction, n_sigma):
@@ -167,12 +169,13 @@ def first_fit(problem, prediction, centre, priors, flags, settings, known, log, 
     """Round 0: the prescan (when on and the BNN trusted), then the fit; its `RoundRecord`.
 
     `centre_uncertain`: the centre prior's middle is a guess good to a few pixels (the stamp
-    centre). The prescan's climb moves a centre little (a pixelised source absorbs much of
-    a centre error), so the fit keeps the full `centre_half_width` window instead of the
-    prescan's narrow one: on survey-style doubles without lens light the narrow window
-    held fits 0.14-0.18" off a lens 0.12-0.27" from the stamp centre.
+    centre): the prescan scans the centre on a grid (`prescan.CentreSearch`) and the fit's
+    centre window about its optimum is `stamp_centre.window`. On survey-style doubles
+    without lens light, the prescan's ±0.1" window about a climb that barely moved held
+    fits 0.14-0.18" off; the whole ±0.5" prior let the sampler wander to the box's corners.
     """
     scanned, search = None, settings.search
+    centre_uncertain = centre_uncertain and settings.stamp_centre is not None
     if settings.use_prescan and not flags:
         scanned = first_prescan(
             problem.masked, prediction, centre, problem.bounds, settings, problem.seed, centre_uncertain
@@ -187,7 +190,7 @@ def first_fit(problem, prediction, centre, priors, flags, settings, known, log, 
             scanned.evaluations,
             scanned.seconds,
         )
-        wide = settings.modelling_priors["centre_half_width"] if centre_uncertain else None
+        wide = settings.stamp_centre.window if centre_uncertain else None
         priors = settings.prescan.narrowed(scanned, priors, centre_half_width=wide)
         search = modelling.SearchSettings.from_config(asdict(search), settings.prescan.search)
     log.info("round 0 priors: %s", priors.text())

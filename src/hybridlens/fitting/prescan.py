@@ -68,6 +68,39 @@ class PrescanSettings:
         return build(prescan, outer, settings)
 
 
+@dataclass(frozen=True)
+class CentreSearch:
+    """A start centre good to a few pixels only (a stamp's): `model_lenses.stamp_centre`.
+
+    The climb moves a centre little (a pixelised source absorbs much of a centre error),
+    and a sampler given a wide centre window on a small or bright lens wanders to far
+    modes. So the centre is first scanned on a grid at the network's (theta_E, q, phi),
+    and the fit's window is `window` about the prescan's optimum.
+    """
+
+    half_width: float  # arcsec: the grid's reach about the start centre ...
+    step: float  # ... in steps of this
+    window: float  # arcsec: the first fit's centre half-width about the prescan's optimum
+
+    @classmethod
+    def from_config(cls, settings):
+        return None if settings is None else cls(*(float(settings[k]) for k in ("half_width", "step", "window")))
+
+    def offsets(self):
+        """The grid's (dy, dx) offsets, nearest the start first (ties of the evidence keep the start)."""
+        n = int(round(self.half_width / self.step))
+        axis = self.step * np.arange(-n, n + 1)
+        grid = np.array([(dy, dx) for dy in axis for dx in axis])
+        return grid[np.argsort(np.hypot(grid[:, 0], grid[:, 1]), kind="stable")]
+
+
+def best_centre(start, coefficient, search, evidence):
+    """The grid centre (`search.offsets` about `start`'s) of highest evidence at `start`'s theta_E, q, phi."""
+    centres = [(start.centre[0] + dy, start.centre[1] + dx) for dy, dx in search.offsets()]
+    values = [evidence(Mass(start.einstein_radius, start.axis_ratio, start.angle, c), coefficient) for c in centres]
+    return tuple(float(v) for v in centres[int(np.argmax(values))])
+
+
 @dataclass
 class Prescan:
     """The optimum the scan reached and what it cost."""
@@ -106,11 +139,12 @@ class _Counted:
         return self.masked.log_evidence(mass, coefficient)
 
 
-def scan(masked, start, sigmas, bounds, axis_ratio_range, settings, seed=0, centre_step=0.02):
+def scan(masked, start, sigmas, bounds, axis_ratio_range, settings, seed=0, centre_search=None):
     """Steps 1 and 2 from `start` (a `Mass`) with 1-sigma `sigmas` (theta_E, q, phi): a `Prescan`.
 
     `bounds`: the allowed theta_E range; `axis_ratio_range`: q's (the fit's prior range);
-    `centre_step` ("): the simplex's first step in the centre, about the start centre's error.
+    `centre_search`: a `CentreSearch` where `start`'s centre is known to pixels only: the
+    centre is scanned on its grid first and the climb steps its grid step in the centre.
     """
     from scipy.stats import norm, qmc
 
@@ -118,6 +152,16 @@ def scan(masked, start, sigmas, bounds, axis_ratio_range, settings, seed=0, cent
     evidence = _Counted(masked)
     q_low, q_high = axis_ratio_range
     coefficient, _ = masked.best_coefficient(start, evidence)
+    centre_step = 0.02
+    if centre_search is not None:
+        start = Mass(
+            start.einstein_radius,
+            start.axis_ratio,
+            start.angle,
+            best_centre(start, coefficient, centre_search, evidence),
+        )
+        coefficient, _ = masked.best_coefficient(start, evidence)
+        centre_step = centre_search.step
     cut = norm.cdf(-settings.draw_sigma)
     unit = qmc.Sobol(3, seed=seed).random(settings.draws)
     offsets = norm.ppf(cut + (1.0 - 2.0 * cut) * unit) * np.asarray(sigmas, float)
