@@ -244,3 +244,38 @@ def test_a_survey_cutout_gets_a_centre_prior_holding_the_lens_and_an_annulus_hol
         prepared.image, survey.pixel_scale, **default_config["masking"], centre=prepared.mask_centre
     )
     assert made.lensed[annulus.mask].sum() >= 0.95 * made.lensed.sum()
+
+
+@pytest.mark.parametrize("seed, kind", [(102, "double"), (10, "quad")])
+def test_a_stamp_centre_pixels_off_the_lens_gets_a_first_fit_window_holding_it(tmp_path, default_config, seed, kind):
+    """No lens light: the prescan's centre grid, from a network-like start at the stamp centre, must reach the lens."""
+    from hybridlens import config as hlconfig
+    from hybridlens.fitting import modelling, prescan
+    from hybridlens.reconstruction import inversion
+    from hybridlens.simulation import simulate, survey_cutouts
+    from hybridlens.simulation.survey import Survey
+    from inversion_helpers import INVERSION
+
+    survey = Survey.from_settings(hlconfig.survey_settings(default_config, "simulate_training"))
+    renderer = simulate.Renderer(survey, default_config["simulate_training"]["over_sample"])
+    made = survey_cutouts.survey_cutout(
+        np.random.default_rng(seed), default_config["simulate_training"], renderer, kind, with_light=False
+    )
+    truth = made.truth
+    assert np.hypot(truth["lens_centre_y"], truth["lens_centre_x"]) > 0.1  # pixels off the stamp centre
+    annulus = masking.fit_annulus(made.image, survey.pixel_scale, **default_config["masking"], centre=(0.0, 0.0))
+    masked = inversion.MaskedLens(made.image, made.noise_map, annulus.mask, renderer.psf, survey.pixel_scale, INVERSION)
+    start = inversion.Mass(
+        1.03 * truth["einstein_radius"], min(truth["axis_ratio"] + 0.05, 0.99), truth["angle"] - 8.0, (0.0, 0.0)
+    )
+    settings = prescan.PrescanSettings.from_config(default_config["modelling"]["prescan"])
+    search = prescan.CentreSearch.from_config(default_config["model_lenses"]["stamp_centre"])
+    bounds = (annulus.inner_radius, annulus.outer_radius)
+    sigmas = (0.04 * truth["einstein_radius"], 0.08, 12.0)
+    found = prescan.scan(masked, start, sigmas, bounds, (0.25, 0.999), settings, centre_search=search)
+    outer = modelling.uniform_priors(
+        (0.0, 0.0), bounds, {**default_config["modelling"]["priors"], "centre_half_width": 0.5}
+    )
+    window = settings.narrowed(found, outer, centre_half_width=search.window)
+    assert window.centre_y.low <= truth["lens_centre_y"] <= window.centre_y.high
+    assert window.centre_x.low <= truth["lens_centre_x"] <= window.centre_x.high
