@@ -7,14 +7,9 @@ import pytest
 from hybridlens.reconstruction import inversion, masking, trainingset
 from hybridlens.simulation import simulate
 from hybridlens.simulation.survey import NoiseModel
+from inversion_helpers import INVERSION
 
-SETTINGS = {
-    "over_sample": 4,
-    "overlay_shape": [24, 24],
-    "positive_only": False,
-    "log10_coefficient_range": [-4.0, 2.0],
-    "log10_coefficient_tolerance": 0.05,
-}
+SETTINGS = {**INVERSION, "log10_coefficient_tolerance": 0.05}  # a finer coefficient search than the shared one
 
 
 @pytest.fixture(scope="module")

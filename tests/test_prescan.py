@@ -34,16 +34,25 @@ def lens(default_config, euclid):
     return masked, inversion.Mass.from_truth(sim.params), annulus
 
 
+def off_truth(truth, theta_factor, dq, dphi, dcentre):
+    """A network-like start: the true SIE moved in every parameter."""
+    return inversion.Mass(
+        theta_factor * truth.einstein_radius,
+        min(truth.axis_ratio + dq, 0.99),
+        truth.angle + dphi,
+        (truth.centre[0] + dcentre[0], truth.centre[1] + dcentre[1]),
+    )
+
+
+def network_sigmas(truth):
+    """A network's typical 1-sigma in theta_E, q, phi."""
+    return (0.04 * truth.einstein_radius, 0.08, 12.0)
+
+
 def test_a_start_off_by_about_a_sigma_everywhere_climbs_to_the_true_mode(lens):
     masked, truth, annulus = lens
-    start = inversion.Mass(
-        1.04 * truth.einstein_radius,
-        min(truth.axis_ratio + 0.07, 0.99),
-        truth.angle - 10.0,
-        (truth.centre[0] + 0.05, truth.centre[1] - 0.05),
-    )
-    sigmas = (0.04 * truth.einstein_radius, 0.08, 12.0)
-    bounds = (annulus.inner_radius, annulus.outer_radius)
+    start = off_truth(truth, 1.04, 0.07, -10.0, (0.05, -0.05))
+    sigmas, bounds = network_sigmas(truth), (annulus.inner_radius, annulus.outer_radius)
     result = prescan.scan(masked, start, sigmas, bounds, (0.25, 0.999), SETTINGS, seed=0)
     _, start_evidence = masked.best_coefficient(start)
     assert result.log_evidence > start_evidence
@@ -55,14 +64,8 @@ def test_a_start_off_by_about_a_sigma_everywhere_climbs_to_the_true_mode(lens):
 def test_a_stamp_centre_pixels_off_is_found_by_the_centre_grid(lens):
     """A start 0.25" off the lens, the network's shape about right: the grid puts the climb on the lens."""
     masked, truth, annulus = lens
-    start = inversion.Mass(
-        1.03 * truth.einstein_radius,
-        min(truth.axis_ratio + 0.05, 0.99),
-        truth.angle - 8.0,
-        (truth.centre[0] + 0.2, truth.centre[1] - 0.15),
-    )
-    sigmas = (0.04 * truth.einstein_radius, 0.08, 12.0)
-    bounds = (annulus.inner_radius, annulus.outer_radius)
+    start = off_truth(truth, 1.03, 0.05, -8.0, (0.2, -0.15))
+    sigmas, bounds = network_sigmas(truth), (annulus.inner_radius, annulus.outer_radius)
     search = prescan.CentreSearch(half_width=0.3, step=0.05, window=0.2)
     assert len(search.offsets()) == 169 and not search.offsets()[0].any()
     result = prescan.scan(masked, start, sigmas, bounds, (0.25, 0.999), SETTINGS, seed=0, centre_search=search)
