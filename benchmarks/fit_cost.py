@@ -68,6 +68,9 @@ LEVERS = {
     "default_centre_held": ("prescan", None, {"centre": 0.0}),
     "default_update40": ("prescan", {"n_live": 20, "n_update": 40}, {}),
     "default_1net_update40": ("prescan", {"n_live": 20, "n_networks": 1, "n_update": 40}, {}),
+    "default_0net": ("prescan", {"n_live": 20, "n_networks": 0}, {}),
+    "default_0net_nlive40": ("prescan", {"n_live": 40, "n_networks": 0}, {}),
+    "default_0net_neff100": ("prescan", {"n_live": 20, "n_networks": 0, "n_eff": 100}, {}),
     "default_adaptive": ("prescan", None, {}, {"over_sample_faint": 2, "over_sample_faint_snr": 1.0}),
     "default_nlive15_adaptive": ("prescan", {"n_live": 15}, {}, {"over_sample_faint": 2, "over_sample_faint_snr": 1.0}),
 }

@@ -53,6 +53,8 @@ def test_bad_lens_is_flagged_and_the_rest_of_the_shard_goes_on(default_config, e
         scan_rtol=0.01,
         source_shape=[40, 40],
         source_extent=1.0,
+        wrong_theta="best",
+        relax_evaluations=0,
         inversion={**default_config["inversion"], "overlay_shape": [16, 16]},
     )
     out = trainingset.build_shard(
@@ -102,3 +104,31 @@ def test_fit_errors_are_robust_to_a_near_round_lens_with_a_meaningless_angle():
     assert errors["centre"] == pytest.approx(0.02, rel=0.15)
     assert 6.0 < errors["angle"] < 15.0  # |error| of a N(0, 10): its robust scale, not the 90-degree outliers'
     assert trainingset.perturbation_errors(None) is None
+
+
+def test_relaxing_a_shape_off_the_truth_climbs_back_to_it_at_the_true_einstein_radius(default_config, euclid):
+    """At the right theta_E the evidence's maximum in (q, phi, centre) is the truth's: a fit's shape."""
+    renderer = simulate.Renderer(euclid, 4)
+    rng = simulate.image_rng(2, "slacs", 3)  # q 0.82: phi means something
+    sim = simulate.slacs_image(rng, default_config["simulate_slacs"], renderer, euclid)
+    annulus = masking.fit_annulus(sim.image, euclid.pixel_scale)
+    truth = inversion.Mass.from_truth(sim.params)
+    lens = inversion.MaskedLens(
+        sim.image, sim.noise_map, annulus.mask, renderer.psf, euclid.pixel_scale, default_config["inversion"]
+    )
+    coefficient, _ = lens.best_coefficient(truth)
+    start = inversion.Mass(
+        truth.einstein_radius, truth.axis_ratio - 0.12, truth.angle + 12.0, (truth.centre[0] + 0.05, truth.centre[1])
+    )
+    relaxed = trainingset.relaxed(lens, start, coefficient, 80)
+    assert relaxed.einstein_radius == truth.einstein_radius
+    assert abs(relaxed.axis_ratio - truth.axis_ratio) < 0.05
+    assert abs(relaxed.centre[0] - truth.centre[0]) < 0.03
+
+
+def test_a_drawn_window_lies_in_its_class_range_and_spreads_over_it():
+    rng = np.random.default_rng(5)
+    windows = np.array([trainingset.drawn_window((0.1, 0.9), rng, 0.1) for _ in range(400)])
+    assert (windows[:, 0] >= 0.1).all() and (windows[:, 1] <= 0.9).all() and (windows[:, 0] < windows[:, 1]).all()
+    centres = windows.mean(axis=1)
+    assert centres.min() < 0.2 and centres.max() > 0.8  # not pinned to the range's edge as the best-evidence row is

@@ -94,12 +94,66 @@ def perturbed(truth, errors, rng, axis_ratio_range=(0.25, 0.999)):
     )
 
 
+def drawn_window(window, rng, fraction):
+    """A +-`fraction` window about a theta_E drawn uniformly in `window` (clipped to it).
+
+    M21's U and O rows are each class's highest evidence, which over a whole class
+    range sits at its edge (0.1 or 3 x theta_E) whenever the relations are too
+    uncertain to narrow it; real wrong fits stop anywhere in the range, at the
+    evidence's best nearby. So a wrong class's row is the best theta_E near a drawn one.
+    """
+    centre = rng.uniform(*window)
+    return max(window[0], centre * (1.0 - fraction)), min(window[1], centre * (1.0 + fraction))
+
+
+def relaxed(masked_lens, mass, coefficient, max_evaluations, axis_ratio_range=(0.25, 0.999)):
+    """`mass` with q, phi and the centre climbed to the evidence's nearby maximum at its theta_E.
+
+    A sampler that ends on a wrong theta_E has fitted everything else to it: the
+    source and residual it hands the classifier are those of the best model at that
+    theta_E, not of the truth's shape moved to it (M21's pairs). A Nelder-Mead
+    simplex from `mass` over (q, phi, y, x), the coefficient held, at most
+    `max_evaluations` inversions.
+    """
+    from scipy.optimize import minimize
+
+    scales = np.array([0.03, 5.0, 0.02, 0.02])  # first simplex steps: q, phi (deg), centre (")
+
+    def unpack(vector):
+        q, phi, y, x = vector * scales
+        return inversion.Mass(mass.einstein_radius, float(q), float(phi % 180.0), (float(y), float(x)))
+
+    def cost(vector):
+        if not axis_ratio_range[0] <= vector[0] * scales[0] <= axis_ratio_range[1]:
+            return np.inf
+        return -masked_lens.log_evidence(unpack(vector), coefficient)
+
+    x0 = np.array([mass.axis_ratio, mass.angle, *mass.centre]) / scales
+    climbed = minimize(
+        cost,
+        x0,
+        method="Nelder-Mead",
+        options={"initial_simplex": np.vstack([x0, x0 + np.eye(4)]), "maxfev": int(max_evaluations), "fatol": 0.5},
+    )
+    return unpack(climbed.x) if np.isfinite(climbed.fun) and climbed.fun <= cost(x0) else mass
+
+
 def lens_pairs(masked_lens, truth, relations, settings, outer_radius, errors=None, rng=None):
-    """The three labelled `Pair`s (U, C, O) of one lens; each class's model perturbed by `errors`."""
+    """The three labelled `Pair`s (U, C, O) of one lens; each class's model perturbed by `errors`.
+
+    With `settings["wrong_theta"]` "drawn" the U and O rows are searched in a `drawn_window`
+    (M21, "best": over the whole window); with `settings["relax_evaluations"]` > 0 each
+    class's model is then `relaxed` at its theta_E.
+    """
+    relax = int(settings["relax_evaluations"])
+    drawn = settings["wrong_theta"] == "drawn"
+    rng = rng if rng is not None else np.random.default_rng(0)
     coefficient, _ = masked_lens.best_coefficient(truth)
     pairs = []
     for name in CLASSES:
         window = scan_window(name, truth.einstein_radius, relations.get(name), settings)
+        if drawn and name != "correct":
+            window = drawn_window(window, rng, settings["min_window_fraction"])
         base = perturbed(truth, errors, rng)
         theta, _ = maximise_in_window(
             lambda t: masked_lens.log_evidence(base.with_einstein_radius(t), coefficient),
@@ -108,6 +162,8 @@ def lens_pairs(masked_lens, truth, relations, settings, outer_radius, errors=Non
             settings["scan_rtol"],
         )
         mass = base.with_einstein_radius(theta)
+        if relax:
+            mass = relaxed(masked_lens, mass, coefficient, relax)
         best_coefficient, _ = masked_lens.best_coefficient(mass)
         products = masked_lens.products(
             mass, best_coefficient, tuple(settings["source_shape"]), settings["source_extent"] * outer_radius
