@@ -29,6 +29,7 @@ from hybridlens.vocabulary import CLASSES
 
 LABELS = {name: label for label, name in enumerate(CLASSES)}
 log = logging.getLogger(__name__)
+AXIS_RATIO_RANGE = (0.25, 0.999)  # the blind fits' q prior (modelling.priors.axis_ratio_range's default)
 
 
 def scan_window(name, theta_true, relation, settings):
@@ -76,7 +77,7 @@ class Pair:
         return self.mass.einstein_radius if self.mass is not None else np.nan
 
 
-def perturbed(truth, errors, rng, axis_ratio_range=(0.25, 0.999)):
+def perturbed(truth, errors, rng, axis_ratio_range=AXIS_RATIO_RANGE):
     """`truth` with q, phi and the centre displaced by N(0, errors[...]) (`calibration.fit_errors`' keys)."""
     if not errors:
         return truth
@@ -106,7 +107,7 @@ def drawn_window(window, rng, fraction):
     return max(window[0], centre * (1.0 - fraction)), min(window[1], centre * (1.0 + fraction))
 
 
-def relaxed(masked_lens, mass, coefficient, max_evaluations, axis_ratio_range=(0.25, 0.999)):
+def relaxed(masked_lens, mass, coefficient, max_evaluations, axis_ratio_range=AXIS_RATIO_RANGE):
     """`mass` with q, phi and the centre climbed to the evidence's nearby maximum at its theta_E.
 
     A sampler that ends on a wrong theta_E has fitted everything else to it: the
@@ -135,7 +136,7 @@ def relaxed(masked_lens, mass, coefficient, max_evaluations, axis_ratio_range=(0
         method="Nelder-Mead",
         options={"initial_simplex": np.vstack([x0, x0 + np.eye(4)]), "maxfev": int(max_evaluations), "fatol": 0.5},
     )
-    return unpack(climbed.x) if np.isfinite(climbed.fun) and climbed.fun <= cost(x0) else mass
+    return unpack(climbed.x) if np.isfinite(climbed.fun) else mass  # the simplex keeps its best vertex, x0 included
 
 
 def lens_pairs(masked_lens, truth, relations, settings, outer_radius, errors=None, rng=None):
