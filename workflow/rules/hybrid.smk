@@ -11,7 +11,6 @@ rule blind_fit:
         "logs/hybrid/blind-{lens}.log",
     benchmark:
         "logs/benchmarks/hybrid/blind-{lens}.tsv"
-    priority: M21_CRITICAL_PATH
     conda:
         CONDA_ENV
     threads: 1
