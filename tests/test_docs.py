@@ -8,6 +8,7 @@ import re
 import pytest
 import yaml
 
+from hybridlens import config as hlconfig
 from hybridlens import docs
 
 # --- the configuration reference ---------------------------------------------------------------
@@ -204,6 +205,55 @@ def test_stage_times_per_rule_with_wall_span(tmp_path):
     assert "10.0 min" in text and "1 benchmark file(s) match no rule" in text
 
 
+def test_critical_path_follows_what_each_job_waited_on():
+    """Two cores: a long BNN job beside M21's chain; the chain, not the longest single job, set the wall time."""
+    job = lambda rule, start, end: docs.Job(rule, f"{rule}-{start}", end - start, end - start, float(end))
+    jobs = [
+        job("simulate_slacs", 0, 10),
+        job("train_bnn", 0, 60),
+        job("calibrate_lens", 10, 40),
+        job("calibrate_lens", 40, 42.5),  # its second stratum, on the core the first one did not hold
+        job("trainingset", 43, 70),
+        job("train_classifier", 70, 100),
+        docs.Job(None, "unknown.tsv", 5.0, 5.0, 200.0),  # matches no rule: not part of the path
+    ]
+    chain = docs.critical_path(jobs)
+    assert [j.rule for j in chain] == [
+        "simulate_slacs",
+        "calibrate_lens",
+        "calibrate_lens",
+        "trainingset",
+        "train_classifier",
+    ]
+    text = docs.critical_path_markdown(chain, span=(0.0, 100.0))
+    assert "`calibrate_lens` ×2 (0.5 min) → `trainingset` (0.5 min) → `train_classifier` (0.5 min)" in text
+    assert "of the 1.7-min span" in text
+    assert docs.critical_path([]) == [] and docs.critical_path_markdown([]) == ""
+
+
+def test_paper_scale_costs_price_the_papers_sizes_at_this_runs_unit_costs(root):
+    defaults = yaml.safe_load((root / "config/config.yaml").read_text())
+    paper = hlconfig.deep_merge(defaults, yaml.safe_load((root / "config/paper.yaml").read_text()))
+    n_blind = defaults["hybrid_modelling"]["n_images"]
+    stats = [
+        {"rule": "blind_fit", "core_min": 2.0 * n_blind},  # 120 core-s per lens
+        {"rule": "simulate_training", "core_min": 20.0},
+        {"rule": "gallery_slacs", "core_min": 1.0},  # no unit: not priced
+    ]
+    rows = {row["rule"]: row for row in docs.scaled_costs(stats, defaults, paper)}
+    assert set(rows) == {"blind_fit", "simulate_training"}
+    blind = rows["blind_fit"]
+    assert blind["core_s_per_unit"] == pytest.approx(120.0) and blind["units"] == 100
+    assert blind["core_hours"] == pytest.approx(100 * 120 / 3600)
+    assert "modelling.search" in blind["differs"]  # n_live 100 at paper scale: the row is a lower bound
+    images = defaults["simulate_training"]["n_images"] * 2
+    assert rows["simulate_training"]["core_s_per_unit"] == pytest.approx(1200.0 / images)
+    assert rows["simulate_training"]["units"] == 200_000 and rows["simulate_training"]["differs"] == []
+    assert docs.scaled_costs(stats, defaults, defaults)[0]["differs"] == []
+    text = docs.scaled_costs_markdown(list(rows.values()), "`config/paper.yaml`")
+    assert "| `blind_fit` | lens | 120 | 100 | 3.3 | `modelling.search` |" in text
+
+
 def test_no_benchmarks_is_not_an_error(tmp_path):
     assert docs.collect_benchmarks(tmp_path, PATTERNS) == []
     assert docs.wall_span([]) is None
@@ -374,7 +424,7 @@ def test_a_readme_without_one_block_is_refused():
 
 def test_write_run_docs_twice_gives_the_same_readme_and_pages(root, tmp_path):
     (tmp_path / "config").mkdir()
-    for name in ("schema.yaml", "config.yaml"):
+    for name in ("schema.yaml", "config.yaml", "paper.yaml"):
         (tmp_path / "config" / name).write_text((root / "config" / name).read_text())
     (tmp_path / "README.md").write_text(README)
     write_figures(tmp_path, FIGURES)
@@ -388,6 +438,8 @@ def test_write_run_docs_twice_gives_the_same_readme_and_pages(root, tmp_path):
     assert "config/config.yaml with 1 keys changed" in readme and "commit abc1234" in readme
     numbers = (tmp_path / "docs/run-numbers.md").read_text()
     assert "| `train_bnn` | 1 | 60.0 | 60.0 | 60.0 | 1.0 | 0.8 |" in numbers
+    assert "**Critical path**" in numbers and "## At the papers' scale" in numbers
+    assert "| `train_bnn` | image-epoch |" in numbers and "`bnn.width`" in numbers
     assert f"| `seed` | `{config['seed']}` | `{defaults['seed']}` |" in numbers
     assert (tmp_path / "docs/configuration.md").read_text() == (root / "docs/configuration.md").read_text()
     second = docs.write_run_docs(tmp_path, PATTERNS, config, defaults, "abc1234", REFERENCES)

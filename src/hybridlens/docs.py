@@ -374,6 +374,175 @@ def stage_times_markdown(stats, span=None, unmatched=0):
     return "\n".join(lines + notes) + "\n"
 
 
+def critical_path(jobs, tolerance=1.0):
+    """The chain of jobs that set the run's wall time, back from the last job to end.
+
+    Each link is the latest-ending job that ended before the next one began (within
+    `tolerance` seconds): the job it waited for, an input or, on a machine whose cores
+    were all busy, the core it needed. The benchmark files give each job's end and wall
+    time, not the DAG, so this is what the run *waited on*, which is what to speed up.
+    """
+    timed = sorted(
+        (job for job in jobs if job.rule is not None and job.end is not None and math.isfinite(job.seconds)),
+        key=lambda job: job.end,
+    )
+    if not timed:
+        return []
+    chain = [timed[-1]]
+    while True:
+        start = chain[-1].end - chain[-1].seconds
+        earlier = [job for job in timed if job.end <= start + tolerance and job not in chain]
+        if not earlier:
+            return chain[::-1]
+        chain.append(earlier[-1])
+
+
+def critical_path_markdown(chain, span=None):
+    """The chain as rules in order (runs of one rule merged), its job time and the gaps between its jobs."""
+    if not chain:
+        return ""
+    runs = []
+    for job in chain:
+        if runs and runs[-1][0] == job.rule:
+            runs[-1][1].append(job)
+        else:
+            runs.append((job.rule, [job]))
+    steps = [
+        f"`{rule}`" + (f" ×{len(group)}" if len(group) > 1 else "") + f" ({sum(j.seconds for j in group) / 60:.1f} min)"
+        for rule, group in runs
+    ]
+    busy = sum(job.seconds for job in chain) / 60
+    text = (
+        "**Critical path** (back from the last job, each job the latest to end before the next began: "
+        "what the run waited on, an input or a busy core): " + " → ".join(steps) + f". Its jobs: {busy:.1f} min"
+    )
+    if span is not None:
+        text += f" of the {(span[1] - span[0]) / 60:.1f}-min span; the rest is unbenchmarked rules and scheduling"
+    return text + ".\n"
+
+
+@dataclass(frozen=True)
+class StageUnit:
+    """What a rule's cost scales with: `count(config)` units named `unit`; `settings` (dotted keys) change the
+    cost per unit, so where they differ between two configs the per-unit time does not carry over."""
+
+    unit: str
+    count: object
+    settings: tuple = ()
+
+
+def _get_key(config, dotted):
+    node = config
+    for part in dotted.split("."):
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return node
+
+
+def _training_images(config):
+    split = config["bnn"]["split"]
+    train = config["simulate_training"]["n_images"] * (1 - split["validation"] - split["test"])
+    return train * len(config["simulate_training"]["mass_models"])
+
+
+def _p21_images(config):
+    return config["p21_testsets"]["n_images"] * len(config["p21_testsets"]["sets"])
+
+
+def _blind_lenses(config):
+    return config["hybrid_modelling"]["n_images"]
+
+
+def _slacs_images(config):
+    return config["simulate_slacs"]["n_images"]
+
+
+_FIT = ("modelling.search", "inversion")
+STAGE_UNITS = {
+    "simulate_slacs": StageUnit(
+        "image", lambda c: _slacs_images(c) + _blind_lenses(c), ("simulate_slacs.over_sample",)
+    ),
+    "simulate_training": StageUnit(
+        "image", lambda c: c["simulate_training"]["n_images"] * len(c["simulate_training"]["mass_models"])
+    ),
+    "simulate_p21_testset": StageUnit("image", _p21_images, ("p21_testsets.sets", "p21_testsets.over_sample")),
+    "calibrate_lens": StageUnit(
+        "lens", lambda c: c["calibrate_relations"]["n_lenses"], ("calibrate_relations.search", "inversion")
+    ),
+    "complex_pairs": StageUnit(
+        "lens", lambda c: c["complex_sources"]["n_images"], ("complex_sources.max_calls", "inversion")
+    ),
+    "trainingset": StageUnit("lens", _slacs_images, ("trainingset", "inversion")),
+    "train_classifier": StageUnit(
+        "pair-epoch", lambda c: 3 * _slacs_images(c) * c["classifier"]["epochs"], ("classifier.filters",)
+    ),
+    "train_bnn": StageUnit(
+        "image-epoch",
+        lambda c: _training_images(c) * c["bnn"]["epochs"] * len(c["bnn"]["dropout_rates"]),
+        ("bnn.width", "bnn.binning", "bnn.batch_size", "bnn.augment"),
+    ),
+    "predict_bnn": StageUnit("image", _p21_images, ("bnn.width", "bnn.binning", "bnn.mc_passes")),
+    "blind_fit": StageUnit("lens", _blind_lenses, _FIT),
+    "hybrid_lens": StageUnit("lens", _blind_lenses, (*_FIT, "hybrid_modelling.reruns")),
+    "guarded_lens": StageUnit("lens", _blind_lenses, (*_FIT, "modelling.prescan", "model_lenses.reruns")),
+    "p21_fit": StageUnit(
+        "fit", lambda c: 3 * _p21_images(c), ("p21_testsets.sets", "p21_comparison.search", "p21_comparison.inversion")
+    ),
+}
+
+
+def scaled_costs(stats, run_config, target_config, units=None):
+    """Per rule: core-seconds per unit measured in a run, and core-hours at `target_config`'s sizes.
+
+    Each row says which of the rule's cost-setting keys differ between the two configs (a fit's
+    calls grow with n_live, a network's time with its width): there the figure is a lower bound
+    or an estimate, and the row says so rather than guessing a factor.
+    """
+    units = STAGE_UNITS if units is None else units
+    rows = []
+    for s in stats:
+        stage = units.get(s["rule"])
+        if stage is None or not stage.count(run_config):
+            continue
+        per_unit = s["core_min"] * 60 / stage.count(run_config)
+        count = stage.count(target_config)
+        differs = [key for key in stage.settings if _get_key(run_config, key) != _get_key(target_config, key)]
+        rows.append(
+            {
+                "rule": s["rule"],
+                "unit": stage.unit,
+                "core_s_per_unit": per_unit,
+                "units": count,
+                "core_hours": per_unit * count / 3600,
+                "differs": differs,
+            }
+        )
+    return rows
+
+
+def scaled_costs_markdown(rows, target_name):
+    if not rows:
+        return ""
+    lines = [
+        f"| rule | unit | core-s per unit (this run) | units at {target_name} | core-hours | settings that differ |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        differs = ", ".join(f"`{key}`" for key in row["differs"]) or "none"
+        lines.append(
+            f"| `{row['rule']}` | {row['unit']} | {row['core_s_per_unit']:.3g} | {row['units']:,.0f} "
+            f"| {row['core_hours']:,.1f} | {differs} |"
+        )
+    total = sum(row["core_hours"] for row in rows)
+    lines.append(f"| **all** | | | | {total:,.0f} | |")
+    return (
+        "\n".join(lines)
+        + "\n\nThis run's core time per unit times the units at that scale. Where a cost-setting key differs "
+        "(a search's live points, a network's width) the per-unit time does not carry over: fits at `n_live` "
+        "100 take more calls, a width-1 network ~12x the core time per image (docs/p21.md), so those rows are "
+        "lower bounds.\n"
+    )
+
+
 # --- results at a glance: a run's figure JSONs beside the papers' numbers -------------------------
 
 # M21 Table 2 (the CNN on 6,928 held-out Sérsic pairs) and section 4.1 / Fig 12 (recall on 100 pairs per class of
@@ -738,7 +907,15 @@ def readme_block(results, label):
     return f"{label}\n\n{results_markdown(results)}"
 
 
-def run_numbers_markdown(stage_table, results, config_text, about):
+def run_numbers_markdown(stage_table, results, config_text, about, paper_table=""):
+    paper = (
+        "## At the papers' scale\n\n"
+        "`config/paper.yaml`'s sizes priced at this run's measured core time per unit "
+        "(the cost model of [cost-model.md](cost-model.md), re-derived from this run's benchmark files):\n\n"
+        f"{paper_table}\n"
+        if paper_table
+        else ""
+    )
     return (
         "# Run numbers\n\n"
         f"Generated by `{DOCS_COMMAND}` from this tree's `logs/benchmarks/` and `results/figures/*.json`: {about} "
@@ -749,6 +926,7 @@ def run_numbers_markdown(stage_table, results, config_text, about):
         f"{results_markdown(results, sources=True)}\n"
         "## Time per stage\n\n"
         f"{stage_table}\n"
+        f"{paper}"
         "## Configuration\n\n"
         f"{config_text}"
     )
@@ -781,7 +959,7 @@ def write_run_docs(root, patterns, config, defaults, commit, references=None):
     """
     import yaml
 
-    from hybridlens.config import digest
+    from hybridlens.config import deep_merge, digest
 
     root = Path(root)
     jobs = collect_benchmarks(root, patterns)
@@ -791,11 +969,19 @@ def write_run_docs(root, patterns, config, defaults, commit, references=None):
     summaries = load_summaries(root / "results" / "figures")
     results = results_at_a_glance(summaries, references if references is not None else paper_references())
     run = f"benchmarked jobs {span_text(span)}" if span else "no benchmarked job"
+    paper_path = root / "config" / "paper.yaml"
+    paper_table = ""
+    if paper_path.exists() and stats:
+        paper = deep_merge(defaults, yaml.safe_load(paper_path.read_text()) or {})
+        paper_table = scaled_costs_markdown(scaled_costs(stats, config, paper), "`config/paper.yaml`")
+    stage_table = stage_times_markdown(stats, span, unmatched)
+    path_text = critical_path_markdown(critical_path(jobs), span)
     numbers = run_numbers_markdown(
-        stage_times_markdown(stats, span, unmatched),
+        stage_table + (f"\n{path_text}" if path_text else ""),
         results,
         config_markdown(config, defaults, digest(config)),
         f"{run}; generated at commit {commit}.",
+        paper_table,
     )
     written = {}
     readme = root / "README.md"
