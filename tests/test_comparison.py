@@ -172,7 +172,7 @@ def comparison_inputs():
         },
         "sie_real": {
             "blind": fits([1.65, 1.35], [0, 0], [160.0, 140.0], calls=False, q=[0.77, 0.63], phi=[104.0, 96.0]),
-            "bnn_uniform": fits([1.5, 1.5], [0, 0], 50.0, q=0.7, phi=100.0),
+            "bnn_uniform": fits([1.5, 1.5], [ComparisonFlag.CALL_CAP, 0], 50.0, q=0.7, phi=100.0),
             "bnn_gaussian": fits([1.5, 1.5], [0, 0], 25.0, q=0.7, phi=100.0),
         },
     }
@@ -207,6 +207,9 @@ def test_compare_gathers_tables_doubles_errors_and_timing_over_the_sets():
     assert result.seconds_by_method["blind"] == [100.0] * 4 + [160.0, 140.0]  # every set, in set order
 
     assert result.timing_by_set["sie_parametric"]["blind"]["fits"] == 4
+    capped = result.timing_by_set["sie_real"]["bnn_uniform"]  # a capped fit is listed by its lens, and still counts
+    assert capped["call_cap_hit_fits"] == [{"lens_index": 0}] and capped["fits"] == 2
+    assert result.timing_by_set["sie_parametric"]["bnn_uniform"]["call_cap_hit_fits"] == []
     assert np.isnan(result.timing_by_set["sie_real"]["blind"]["mean_calls"])  # its fits carry no n_calls
     timing = result.timing  # both sets together; a set without n_calls adds none
     assert timing["blind"]["fits"] == 6 and timing["blind"]["mean_seconds"] == pytest.approx(700.0 / 6)

@@ -254,6 +254,23 @@ def test_paper_scale_costs_price_the_papers_sizes_at_this_runs_unit_costs(root):
     assert "| `blind_fit` | lens | 120 | 100 | 3.3 | `modelling.search` |" in text
 
 
+def test_every_fit_at_its_call_cap_is_listed_by_figure_and_place():
+    summaries = {
+        "m21_fig4_einstein_radius": {"call_cap_hits": 1, "call_cap_hit_fits": [{"lens_index": 2, "class": "over"}]},
+        "m21_fig13_hybrid": {"call_cap_hits": 0, "call_cap_hit_fits": []},
+        "p21_fig19_timing": {"per_set": {"sie_real_los": {"blind": {"call_cap_hit_fits": [{"lens_index": 3}]}}}},
+    }
+    hits = docs.call_cap_hits(summaries)
+    assert [(stem, where) for stem, where, _ in hits] == [
+        ("m21_fig4_einstein_radius", ""),
+        ("p21_fig19_timing", "per_set.sie_real_los.blind"),
+    ]
+    text = docs.call_cap_markdown(hits)
+    assert "| `m21_fig4_einstein_radius.json` | — | lens_index 2, class over |" in text
+    assert "| `p21_fig19_timing.json` | per_set.sie_real_los.blind | lens_index 3 |" in text
+    assert "No fit" in docs.call_cap_markdown(docs.call_cap_hits({"m21_fig13_hybrid": summaries["m21_fig13_hybrid"]}))
+
+
 def test_no_benchmarks_is_not_an_error(tmp_path):
     assert docs.collect_benchmarks(tmp_path, PATTERNS) == []
     assert docs.wall_span([]) is None

@@ -345,5 +345,5 @@ def test_summary_counts_failed_fits_and_call_caps_from_the_rounds_table():
     summary = hybrid.summarise(table, reruns=1)
 
     assert summary["failed_fits"] == 1
-    assert summary["call_cap_hits"] == 1
+    assert summary["call_cap_hits"] == 1 and summary["call_cap_hit_fits"] == [{"lens_index": 1, "round": 0}]
     assert summary["final"]["accept"] == 1 and summary["final"]["flag"] == 1 and summary["final"]["refine"] == 1

@@ -585,6 +585,36 @@ def load_summaries(figures_dir):
     return out
 
 
+def call_cap_hits(summaries):
+    """[(figure, where, fits)]: every non-empty `call_cap_hit_fits` list in the figures' JSONs, in file order.
+
+    A fit that stopped at its call cap did not converge; the run's page lists each one by name.
+    """
+    out = []
+
+    def walk(node, stem, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "call_cap_hit_fits" and isinstance(value, list) and value:
+                    out.append((stem, ".".join(path), value))
+                else:
+                    walk(value, stem, (*path, str(key)))
+
+    for stem, summary in summaries.items():
+        walk(summary, stem, ())
+    return out
+
+
+def call_cap_markdown(hits):
+    if not hits:
+        return "No fit in this run's figure JSONs stopped at its call cap.\n"
+    lines = ["| figure JSON | where | fits (lens, round or class) |", "|---|---|---|"]
+    for stem, where, fits in hits:
+        listed = "; ".join(", ".join(f"{k} {v}" for k, v in fit.items()) for fit in fits)
+        lines.append(f"| `{stem}.json` | {where or '—'} | {listed} |")
+    return "\n".join(lines) + "\n"
+
+
 def _get(tree, *keys):
     for key in keys:
         if not isinstance(tree, dict) or key not in tree:
@@ -907,7 +937,7 @@ def readme_block(results, label):
     return f"{label}\n\n{results_markdown(results)}"
 
 
-def run_numbers_markdown(stage_table, results, config_text, about, paper_table=""):
+def run_numbers_markdown(stage_table, results, config_text, about, paper_table="", caps=""):
     paper = (
         "## At the papers' scale\n\n"
         "`config/paper.yaml`'s sizes priced at this run's measured core time per unit "
@@ -924,7 +954,8 @@ def run_numbers_markdown(stage_table, results, config_text, about, paper_table="
         "Ours beside the papers' reference values (which the package keeps for comparison only); the papers ran "
         "at full scale (`config/paper.yaml`).\n\n"
         f"{results_markdown(results, sources=True)}\n"
-        "## Time per stage\n\n"
+        + (f"## Fits at the call cap\n\n{caps}\n" if caps else "")
+        + "## Time per stage\n\n"
         f"{stage_table}\n"
         f"{paper}"
         "## Configuration\n\n"
@@ -982,6 +1013,7 @@ def write_run_docs(root, patterns, config, defaults, commit, references=None):
         config_markdown(config, defaults, digest(config)),
         f"{run}; generated at commit {commit}.",
         paper_table,
+        call_cap_markdown(call_cap_hits(summaries)) if summaries else "",
     )
     written = {}
     readme = root / "README.md"

@@ -298,6 +298,9 @@ def compare(sets, truths, predictions, fits):
             for method, est in estimates.items()
         }
         timing_by_set[testset] = timing(fits_by_method)
+        for method, method_fits in fits_by_method.items():  # which lenses of the set: listed, not only counted
+            hit = is_set(method_fits["flags"], ComparisonFlag.CALL_CAP)
+            timing_by_set[testset][method]["call_cap_hit_fits"] = [{"lens_index": int(k)} for k in np.flatnonzero(hit)]
     merged = {
         method: {
             key: np.concatenate([f.get(key, np.full(len(f["flags"]), np.nan)) for f in parts])

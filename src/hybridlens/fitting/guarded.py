@@ -504,6 +504,7 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
             "seconds_per_lens": describe(per_lens["seconds"].sum()),
             "calls_per_lens": describe(per_lens["n_calls"].sum()),
             "call_cap_hits": int((fitted["hit_call_cap"] > 0).sum()),
+            "call_cap_hit_fits": hybrid.call_cap_hit_fits(fitted),
             "flagged_for_inspection": (
                 int(
                     (

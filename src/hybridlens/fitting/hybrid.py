@@ -554,6 +554,12 @@ def round_names(reruns):
     return ["blind", *[f"rerun {k}" for k in range(1, reruns + 1)]]
 
 
+def call_cap_hit_fits(fitted):
+    """Which fits stopped at the call cap ({lens_index, round} each): a summary lists them, not only counts them."""
+    hit = fitted[fitted["hit_call_cap"] > 0]
+    return [{"lens_index": int(row.lens_index), "round": int(row.round)} for row in hit.itertuples()]
+
+
 def summarise(table, reruns):
     """Counts per round by CNN verdict and by the truth, the CNN's confusion matrix on these fits, errors, cost."""
     from hybridlens.analysis.evaluation import angle_error, confusion_matrix, describe, precision_recall_f1
@@ -601,6 +607,7 @@ def summarise(table, reruns):
     out["fits_per_lens"] = describe(fitted.groupby("lens_index").size())
     out["seconds_per_lens"] = describe(fitted.groupby("lens_index")["seconds"].sum())
     out["call_cap_hits"] = int((fitted["hit_call_cap"] > 0).sum())
+    out["call_cap_hit_fits"] = call_cap_hit_fits(fitted)
     out["failed_fits"] = int(is_set(table["flags"].astype(int), HybridFlag.FIT_FAILED).sum())
     first, last = out["rounds"]["blind"], out["rounds"][round_names(reruns)[-1]]
     for judge, wrong_classes in (("truth", ("under", "over", "between")), ("cnn", ("under", "over"))):
