@@ -14,9 +14,7 @@ rule train_classifier:
     priority: M21_CRITICAL_PATH
     conda:
         CONDA_ENV
-    # Snakemake lowers threads to --cores; beyond 8 the CPU side (loading, or the
-    # whole run without a GPU) gains little and starves the jobs running beside it.
-    threads: 8
+    threads: config["classifier"]["threads"]
     resources:
         gpu=1,
     params:
@@ -44,7 +42,7 @@ rule evaluate_classifier:
         "logs/benchmarks/classifier/evaluate.tsv"
     conda:
         CONDA_ENV
-    threads: 8
+    threads: config["classifier"]["threads"]
     params:
         settings=config["classifier"],
         seed=config["seed"],

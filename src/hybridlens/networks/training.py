@@ -29,7 +29,7 @@ SPLITS = ("train", "validation", "test")
 # Settings that change neither the arithmetic nor the data of training. `epochs`
 # only says where to stop (the first k epochs do not depend on it), so raising it
 # continues a finished run instead of repeating it.
-UNDIGESTED_SETTINGS = frozenset({"progress_bar", "loader_workers", "device", "epochs"})
+UNDIGESTED_SETTINGS = frozenset({"progress_bar", "loader_workers", "device", "epochs", "threads"})
 
 
 @dataclass(frozen=True, slots=True)
