@@ -114,7 +114,7 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(tmp_path
 
 
 def test_training_twice_with_the_test_config_gives_the_same_bytes(tmp_path):
-    """Two fresh runs at the test config's classifier settings on 2 threads (reductions split between them): identical weights."""
+    """Two fresh runs at the test config's classifier settings on 2 threads: identical weights."""
     from hybridlens import config
 
     settings = {
