@@ -6,7 +6,7 @@ from hybridlens import config as hlconfig
 
 
 def test_default_paper_and_test_configs_are_valid(root):
-    for extra in ([], ["paper.yaml"], ["test.yaml"]):
+    for extra in ([], ["paper.yaml"], ["test.yaml"], ["samples.yaml"]):
         cfg = hlconfig.load(root / "config" / "config.yaml", *[root / "config" / name for name in extra])
         assert cfg["simulate_slacs"]["survey"] in cfg["surveys"]
 

@@ -11,6 +11,7 @@ rule train_bnn:
         "logs/bnn/{mass_model}/train-{rate}.log",
     benchmark:
         "logs/benchmarks/bnn/{mass_model}/train-{rate}.tsv"
+    priority: BNN_CHAIN
     conda:
         CONDA_ENV
     threads: config["bnn"]["threads"]
@@ -57,7 +58,7 @@ rule evaluate_bnn:
         "logs/benchmarks/bnn/{mass_model}/evaluate.tsv"
     conda:
         CONDA_ENV
-    threads: 8
+    threads: config["bnn"]["threads"]
     params:
         settings=config["bnn"],
         seed=config["seed"],
@@ -77,9 +78,10 @@ rule predict_bnn:
         "logs/bnn/{mass_model}/predict/{dataset}/shard-{shard}.log",
     benchmark:
         "logs/benchmarks/bnn/{mass_model}/predict/{dataset}/shard-{shard}.tsv"
+    priority: BNN_CHAIN
     conda:
         CONDA_ENV
-    threads: 8
+    threads: config["bnn"]["threads"]
     params:
         settings=config["bnn"],
         seed=config["seed"],

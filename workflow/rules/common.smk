@@ -24,8 +24,12 @@ CONDA_ENV = "../../envs/hybridlens.yaml"
 SIMULATE_AND_MASK = "simulate_and_mask"
 
 # M21's chain (masks -> calibration -> training set -> classifier -> hybrid loop) is the default
-# run's longest path: its jobs go first; the BNN and the blind fits fill the gaps beside them.
+# run's longest path: its jobs go first. The BNN's chain (training images -> networks -> test-set
+# predictions) comes next: the informed P21 fits and the guarded loop wait on it, while the blind
+# fits wait on nothing and fill the gaps. A job of more threads than the free cores waits until no
+# smaller job is ready, so on a laptop every job takes one thread unless its config says more.
 M21_CRITICAL_PATH = 10
+BNN_CHAIN = 5
 
 from snakemake.io import report as report_file  # `report` opens a directive at a line's start
 

@@ -30,6 +30,7 @@ rule simulate_training:
         "logs/simulate/training_{mass_model}/shard-{shard}.log",
     benchmark:
         "logs/benchmarks/simulate/training_{mass_model}/shard-{shard}.tsv"
+    priority: BNN_CHAIN
     group:
         SIMULATE_AND_MASK
     conda:
