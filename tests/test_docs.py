@@ -225,20 +225,23 @@ def test_critical_path_follows_what_each_job_waited_on():
         "trainingset",
         "train_classifier",
     ]
-    text = docs.critical_path_markdown(chain, span=(0.0, 100.0))
-    assert "`calibrate_lens` ×2 (0.5 min) → `trainingset` (0.5 min) → `train_classifier` (0.5 min)" in text
-    assert "of the 1.7-min span" in text
-    assert docs.critical_path([]) == [] and docs.critical_path_markdown([]) == ""
+    busy = docs.concurrency(jobs)
+    assert busy == (pytest.approx(159.5 / 100), 2)  # the two cores were busy 80 % of the span
+    text = docs.critical_path_markdown(chain, span=(0.0, 100.0), busy=busy)
+    assert "`calibrate_lens` 0.5, `train_classifier` 0.5, `trainingset` 0.5, `simulate_slacs` 0.2" in text
+    assert "1.7 min of the 1.7-min span" in text and "jobs ran at once (at most 2)" in text
+    assert docs.critical_path([]) == [] and docs.critical_path_markdown([]) == "" and docs.concurrency([]) is None
 
 
 def test_paper_scale_costs_price_the_papers_sizes_at_this_runs_unit_costs(root):
     defaults = yaml.safe_load((root / "config/config.yaml").read_text())
     paper = hlconfig.deep_merge(defaults, yaml.safe_load((root / "config/paper.yaml").read_text()))
     n_blind = defaults["hybrid_modelling"]["n_images"]
+    shards = -(-defaults["simulate_training"]["n_images"] // defaults["simulate_training"]["shard_size"]) * 2
     stats = [
-        {"rule": "blind_fit", "core_min": 2.0 * n_blind},  # 120 core-s per lens
-        {"rule": "simulate_training", "core_min": 20.0},
-        {"rule": "gallery_slacs", "core_min": 1.0},  # no unit: not priced
+        {"rule": "blind_fit", "jobs": 1, "core_min": 2.0},  # a run stopped after one lens: 120 core-s per lens
+        {"rule": "simulate_training", "jobs": shards, "core_min": 20.0},
+        {"rule": "gallery_slacs", "jobs": 1, "core_min": 1.0},  # no unit: not priced
     ]
     rows = {row["rule"]: row for row in docs.scaled_costs(stats, defaults, paper)}
     assert set(rows) == {"blind_fit", "simulate_training"}

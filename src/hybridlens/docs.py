@@ -397,37 +397,60 @@ def critical_path(jobs, tolerance=1.0):
         chain.append(earlier[-1])
 
 
-def critical_path_markdown(chain, span=None):
-    """The chain as rules in order (runs of one rule merged), its job time and the gaps between its jobs."""
+def concurrency(jobs):
+    """(mean, peak) number of benchmarked jobs running at once over the run's span (None without jobs).
+
+    A mean near the cores the run had says the run was bound by its total work, and only less
+    core time shortens it; a mean well below says a chain of jobs kept cores idle.
+    """
+    timed = [job for job in jobs if job.rule is not None and job.end is not None and math.isfinite(job.seconds)]
+    span = wall_span(timed)
+    if not timed or span is None or span[1] <= span[0]:
+        return None
+    events = sorted([(job.end - job.seconds, 1) for job in timed] + [(job.end, -1) for job in timed])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return sum(job.seconds for job in timed) / (span[1] - span[0]), peak
+
+
+def critical_path_markdown(chain, span=None, busy=None):
+    """The chain's minutes per rule, largest first, and how many jobs ran at once (`concurrency`)."""
     if not chain:
         return ""
-    runs = []
+    minutes = {}
     for job in chain:
-        if runs and runs[-1][0] == job.rule:
-            runs[-1][1].append(job)
-        else:
-            runs.append((job.rule, [job]))
-    steps = [
-        f"`{rule}`" + (f" ×{len(group)}" if len(group) > 1 else "") + f" ({sum(j.seconds for j in group) / 60:.1f} min)"
-        for rule, group in runs
-    ]
-    busy = sum(job.seconds for job in chain) / 60
+        minutes[job.rule] = minutes.get(job.rule, 0.0) + job.seconds / 60
+    ranked = sorted(minutes.items(), key=lambda item: -item[1])
+    steps = ", ".join(f"`{rule}` {value:.1f}" for rule, value in ranked if value >= 0.05)
     text = (
-        "**Critical path** (back from the last job, each job the latest to end before the next began: "
-        "what the run waited on, an input or a busy core): " + " → ".join(steps) + f". Its jobs: {busy:.1f} min"
+        f"**Critical path** ({len(chain)} jobs back from the last to end, each the latest to end before the next "
+        "began: what the run waited on, an input or a busy core), minutes per rule: " + steps + "."
     )
     if span is not None:
-        text += f" of the {(span[1] - span[0]) / 60:.1f}-min span; the rest is unbenchmarked rules and scheduling"
-    return text + ".\n"
+        text += f" Its jobs fill {sum(job.seconds for job in chain) / 60:.1f} min of the {(span[1] - span[0]) / 60:.1f}-min span."
+    if busy is not None:
+        mean, peak = busy
+        text += (
+            f" On average {mean:.2f} jobs ran at once (at most {peak}): where that is the run's cores, the run is "
+            "bound by its total core time, not by one chain, and only less work shortens it."
+        )
+    return text + "\n"
 
 
 @dataclass(frozen=True)
 class StageUnit:
-    """What a rule's cost scales with: `count(config)` units named `unit`; `settings` (dotted keys) change the
-    cost per unit, so where they differ between two configs the per-unit time does not carry over."""
+    """What a rule's cost scales with: `count(config)` units named `unit` in `jobs(config)` jobs; `settings`
+    (dotted keys) change the cost per unit, so where they differ between two configs it does not carry over.
+
+    The cost per unit is a finished job's mean core time over the units one job holds, so a run that was
+    stopped part-way prices its finished jobs correctly.
+    """
 
     unit: str
     count: object
+    jobs: object
     settings: tuple = ()
 
 
@@ -438,14 +461,26 @@ def _get_key(config, dotted):
     return node
 
 
+def _shards(config, block):
+    return -(-config[block]["n_images"] // config[block]["shard_size"])
+
+
 def _training_images(config):
     split = config["bnn"]["split"]
     train = config["simulate_training"]["n_images"] * (1 - split["validation"] - split["test"])
     return train * len(config["simulate_training"]["mass_models"])
 
 
+def _bnn_jobs(config):
+    return len(config["bnn"]["dropout_rates"]) * len(config["simulate_training"]["mass_models"])
+
+
 def _p21_images(config):
     return config["p21_testsets"]["n_images"] * len(config["p21_testsets"]["sets"])
+
+
+def _p21_shards(config):
+    return _shards(config, "p21_testsets") * len(config["p21_testsets"]["sets"])
 
 
 def _blind_lenses(config):
@@ -456,36 +491,64 @@ def _slacs_images(config):
     return config["simulate_slacs"]["n_images"]
 
 
+def _training_shards(config):
+    return _shards(config, "simulate_training") * len(config["simulate_training"]["mass_models"])
+
+
 _FIT = ("modelling.search", "inversion")
 STAGE_UNITS = {
     "simulate_slacs": StageUnit(
-        "image", lambda c: _slacs_images(c) + _blind_lenses(c), ("simulate_slacs.over_sample",)
+        "image",
+        lambda c: _slacs_images(c) + _blind_lenses(c),
+        lambda c: _shards(c, "simulate_slacs") + _shards(c, "hybrid_modelling"),
+        ("simulate_slacs.over_sample",),
     ),
     "simulate_training": StageUnit(
-        "image", lambda c: c["simulate_training"]["n_images"] * len(c["simulate_training"]["mass_models"])
+        "image",
+        lambda c: c["simulate_training"]["n_images"] * len(c["simulate_training"]["mass_models"]),
+        _training_shards,
     ),
-    "simulate_p21_testset": StageUnit("image", _p21_images, ("p21_testsets.sets", "p21_testsets.over_sample")),
+    "simulate_p21_testset": StageUnit(
+        "image", _p21_images, _p21_shards, ("p21_testsets.sets", "p21_testsets.over_sample")
+    ),
     "calibrate_lens": StageUnit(
-        "lens", lambda c: c["calibrate_relations"]["n_lenses"], ("calibrate_relations.search", "inversion")
+        "lens",
+        lambda c: c["calibrate_relations"]["n_lenses"],
+        lambda c: c["calibrate_relations"]["n_lenses"],
+        ("calibrate_relations.search", "inversion"),
     ),
     "complex_pairs": StageUnit(
-        "lens", lambda c: c["complex_sources"]["n_images"], ("complex_sources.max_calls", "inversion")
+        "lens",
+        lambda c: c["complex_sources"]["n_images"],
+        lambda c: c["complex_sources"]["n_images"],
+        ("complex_sources.max_calls", "inversion"),
     ),
-    "trainingset": StageUnit("lens", _slacs_images, ("trainingset", "inversion")),
+    "trainingset": StageUnit(
+        "lens", _slacs_images, lambda c: _shards(c, "simulate_slacs"), ("trainingset", "inversion")
+    ),
     "train_classifier": StageUnit(
-        "pair-epoch", lambda c: 3 * _slacs_images(c) * c["classifier"]["epochs"], ("classifier.filters",)
+        "pair-epoch",
+        lambda c: 3 * _slacs_images(c) * c["classifier"]["epochs"],
+        lambda c: 1,
+        ("classifier.filters", "classifier.threads"),
     ),
     "train_bnn": StageUnit(
         "image-epoch",
         lambda c: _training_images(c) * c["bnn"]["epochs"] * len(c["bnn"]["dropout_rates"]),
-        ("bnn.width", "bnn.binning", "bnn.batch_size", "bnn.augment"),
+        _bnn_jobs,
+        ("bnn.width", "bnn.binning", "bnn.batch_size", "bnn.augment", "bnn.threads"),
     ),
-    "predict_bnn": StageUnit("image", _p21_images, ("bnn.width", "bnn.binning", "bnn.mc_passes")),
-    "blind_fit": StageUnit("lens", _blind_lenses, _FIT),
-    "hybrid_lens": StageUnit("lens", _blind_lenses, (*_FIT, "hybrid_modelling.reruns")),
-    "guarded_lens": StageUnit("lens", _blind_lenses, (*_FIT, "modelling.prescan", "model_lenses.reruns")),
+    "predict_bnn": StageUnit("image", _p21_images, _p21_shards, ("bnn.width", "bnn.binning", "bnn.mc_passes")),
+    "blind_fit": StageUnit("lens", _blind_lenses, _blind_lenses, _FIT),
+    "hybrid_lens": StageUnit("lens", _blind_lenses, _blind_lenses, (*_FIT, "hybrid_modelling.reruns")),
+    "guarded_lens": StageUnit(
+        "lens", _blind_lenses, _blind_lenses, (*_FIT, "modelling.prescan", "model_lenses.reruns")
+    ),
     "p21_fit": StageUnit(
-        "fit", lambda c: 3 * _p21_images(c), ("p21_testsets.sets", "p21_comparison.search", "p21_comparison.inversion")
+        "fit",
+        lambda c: 3 * _p21_images(c),
+        lambda c: 3 * _p21_shards(c),
+        ("p21_testsets.sets", "p21_comparison.search", "p21_comparison.inversion"),
     ),
 }
 
@@ -503,7 +566,7 @@ def scaled_costs(stats, run_config, target_config, units=None):
         stage = units.get(s["rule"])
         if stage is None or not stage.count(run_config):
             continue
-        per_unit = s["core_min"] * 60 / stage.count(run_config)
+        per_unit = s["core_min"] * 60 / s["jobs"] * stage.jobs(run_config) / stage.count(run_config)
         count = stage.count(target_config)
         differs = [key for key in stage.settings if _get_key(run_config, key) != _get_key(target_config, key)]
         rows.append(
@@ -1006,7 +1069,7 @@ def write_run_docs(root, patterns, config, defaults, commit, references=None):
         paper = deep_merge(defaults, yaml.safe_load(paper_path.read_text()) or {})
         paper_table = scaled_costs_markdown(scaled_costs(stats, config, paper), "`config/paper.yaml`")
     stage_table = stage_times_markdown(stats, span, unmatched)
-    path_text = critical_path_markdown(critical_path(jobs), span)
+    path_text = critical_path_markdown(critical_path(jobs), span, concurrency(jobs))
     numbers = run_numbers_markdown(
         stage_table + (f"\n{path_text}" if path_text else ""),
         results,
