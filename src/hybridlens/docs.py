@@ -462,7 +462,9 @@ def _get_key(config, dotted):
 
 
 def _shards(config, block):
-    return -(-config[block]["n_images"] // config[block]["shard_size"])
+    from hybridlens.config import n_shards
+
+    return n_shards(config[block])
 
 
 def _training_images(config):
