@@ -454,13 +454,6 @@ class StageUnit:
     settings: tuple = ()
 
 
-def _get_key(config, dotted):
-    node = config
-    for part in dotted.split("."):
-        node = node.get(part, {}) if isinstance(node, dict) else {}
-    return node
-
-
 def _shards(config, block):
     from hybridlens.config import n_shards
 
@@ -570,7 +563,9 @@ def scaled_costs(stats, run_config, target_config, units=None):
             continue
         per_unit = s["core_min"] * 60 / s["jobs"] * stage.jobs(run_config) / stage.count(run_config)
         count = stage.count(target_config)
-        differs = [key for key in stage.settings if _get_key(run_config, key) != _get_key(target_config, key)]
+        differs = [
+            key for key in stage.settings if _get(run_config, *key.split(".")) != _get(target_config, *key.split("."))
+        ]
         rows.append(
             {
                 "rule": s["rule"],
