@@ -73,6 +73,11 @@ LEVERS = {
     "default_0net_neff100": ("prescan", {"n_live": 20, "n_networks": 0, "n_eff": 100}, {}),
     "default_adaptive": ("prescan", None, {}, {"over_sample_faint": 2, "over_sample_faint_snr": 1.0}),
     "default_nlive15_adaptive": ("prescan", {"n_live": 15}, {}, {"over_sample_faint": 2, "over_sample_faint_snr": 1.0}),
+    # the bound networks' training stop (Nautilus: tol 0, i.e. while the loss falls at all)
+    "default_tol1e-4": ("prescan", {"n_live": 20, "network_tol": 1e-4}, {}),
+    "default_tol1e-3": ("prescan", {"n_live": 20, "network_tol": 1e-3}, {}),
+    "default_iter200": ("prescan", {"n_live": 20, "network_max_iter": 200}, {}),
+    "default_tol1e-4_nlive30": ("prescan", {"n_live": 30, "network_tol": 1e-4}, {}),
 }
 STREAM = "fit_cost"  # this benchmark's own lenses: never the pipeline's evaluation lenses
 
@@ -122,9 +127,28 @@ def lens(cfg, index):
     }
 
 
+def timed_network_training():
+    """Wrap Nautilus' network training so its seconds add up in the returned list's first item."""
+    import nautilus.neural
+
+    spent = [0.0]
+    train = nautilus.neural.train_network
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return train(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+
+    nautilus.neural.train_network = timed
+    return spent
+
+
 def fit(job):
     """One (lens, lever) fit in a worker: returns its row."""
     cfg, index, lever, prediction, seed = job
+    network_seconds = timed_network_training()
     data = lens(cfg, index)
     settings = guarded.GuardSettings.from_config(cfg)
     annulus, truth = data["annulus"], data["truth"]
@@ -167,6 +191,7 @@ def fit(job):
         "lever": lever,
         "seconds": seconds,
         "prescan_seconds": scanned.seconds if scanned else 0.0,
+        "network_seconds": network_seconds[0],
         "calls": calls,
         "log_evidence": result.log_evidence,
         "hit_call_cap": result.hit_call_cap,
@@ -209,9 +234,43 @@ def print_per_call(cfg, data, calls):
     )
 
 
+def stand_in_predictor(errors, seed):
+    """A BNN stand-in without a trained network: the truth moved by Gaussian errors of the given
+    1-sigma sizes (theta_E fraction, q, phi degrees), which it also reports as its sigmas."""
+    theta_frac, q_sigma, phi_sigma = errors
+
+    def predict(data):
+        from hybridlens.fitting.informed_priors import Prediction
+
+        rng = np.random.default_rng([seed, data["index"]])
+        truth = data["truth"]
+        theta = truth.einstein_radius * (1.0 + theta_frac * rng.normal())
+        return Prediction(
+            einstein_radius=theta,
+            einstein_radius_sigma=theta_frac * theta,
+            axis_ratio=float(np.clip(truth.axis_ratio + q_sigma * rng.normal(), 0.25, 0.999)),
+            axis_ratio_sigma=q_sigma,
+            angle=float((truth.angle + phi_sigma * rng.normal()) % 180.0),
+            angle_sigma=phi_sigma,
+        )
+
+    return predict
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bnn", default=str(ROOT / "results" / "bnn" / "sie" / "chosen.h5"))
+    parser.add_argument(
+        "--bnn",
+        default=str(ROOT / "results" / "bnn" / "sie" / "chosen.h5"),
+        help="a run's chosen SIE BNN, or 'stand-in': the truth moved by --stand-in-errors",
+    )
+    parser.add_argument(
+        "--stand-in-errors",
+        type=float,
+        nargs=3,
+        default=[0.04, 0.09, 14.0],
+        help="1-sigma theta_E fraction, q, phi (deg) of the stand-in (the default run's SIE BNN on its validation split)",
+    )
     parser.add_argument("--lenses", type=int, nargs="+", default=list(range(6)))
     parser.add_argument("--levers", nargs="+", default=["today", "default"], choices=list(LEVERS))
     parser.add_argument("--jobs", type=int, default=1, help="fits at a time, one core each")
@@ -226,8 +285,12 @@ def main():
     if args.calls:
         print_per_call(cfg, lenses[0], args.calls)
     settings = guarded.GuardSettings.from_config(cfg)
-    predict = guarded.bnn_predictor(args.bnn, settings.mc_passes, args.seed)
-    predictions = {data["index"]: predict(data["image"]) for data in lenses}
+    if args.bnn == "stand-in":
+        stand_in = stand_in_predictor(args.stand_in_errors, args.seed)
+        predictions = {data["index"]: stand_in(data) for data in lenses}
+    else:
+        predict = guarded.bnn_predictor(args.bnn, settings.mc_passes, args.seed)
+        predictions = {data["index"]: predict(data["image"]) for data in lenses}
     for data in lenses:
         p, t = predictions[data["index"]], data["truth"]
         print(
@@ -243,7 +306,8 @@ def main():
         for row in pool.imap_unordered(fit, jobs):
             rows.append(row)
             print(
-                f"lens {row['lens']} {row['lever']:16s} {row['seconds']:6.1f} s (prescan {row['prescan_seconds']:4.1f}) "
+                f"lens {row['lens']} {row['lever']:16s} {row['seconds']:6.1f} s (prescan {row['prescan_seconds']:4.1f}, "
+                f"networks {row['network_seconds']:5.1f}) "
                 f"{row['calls']:5d} calls  ln Z {row['log_evidence']:9.1f}  theta/true {row['theta_ratio']:.3f} "
                 f"(prescan {row['prescan_theta_ratio']:.3f}, BNN {row['bnn_theta_ratio']:.3f})  "
                 f"|dq| {row['axis_ratio_error']:.3f}{'  CALL CAP HIT' if row['hit_call_cap'] else ''}",

@@ -111,3 +111,35 @@ def test_a_slope_prior_makes_the_lens_a_power_law_with_the_same_ellipse():
     )
     grid = al.Grid2DIrregular([(0.7, 0.2), (-1.1, 0.4)])
     np.testing.assert_allclose(mass.deflections_yx_2d_from(grid=grid), sie.deflections_yx_2d_from(grid=grid), rtol=1e-4)
+
+
+def test_the_search_settings_reach_the_networks_nautilus_trains():
+    """`network_max_iter` / `network_tol` of a config's search block stop each bound network's training.
+
+    A Gaussian likelihood in 3-D, sampled by the same Nautilus class `fit_sie` builds:
+    with one epoch allowed, every network of every neural bound stops after one epoch;
+    with Nautilus' own stop they train for many.
+    """
+
+    def log_likelihood(x):
+        return -0.5 * np.sum(((x - 0.5) / 0.02) ** 2, axis=-1)
+
+    def epochs(overrides):
+        base = {"n_live": 50, "max_calls": 800, "f_live": 0.05, "n_eff": 100, "n_batch": 50}
+        search = modelling.SearchSettings.from_config(base, {"n_networks": 1, **overrides})
+        nautilus = modelling._Nautilus(network_kwargs=search.network_kwargs(), name="t", n_live=search.n_live)
+        sampler = nautilus.sampler_cls(
+            prior=lambda u: u, likelihood=log_likelihood, n_dim=3, n_live=50, vectorized=True, seed=1
+        )
+        sampler.run(n_like_max=search.max_calls, verbose=False)
+        networks = [
+            net
+            for bound in sampler.bounds[1:]
+            for neural in bound.neural_bounds
+            for net in neural.emulator.neural_networks
+        ]
+        assert networks, "no neural bound was built"
+        return [net.n_iter_ for net in networks]
+
+    assert set(epochs({"network_max_iter": 1})) == {1}
+    assert min(epochs({})) > 10

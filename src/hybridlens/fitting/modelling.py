@@ -36,6 +36,8 @@ PARAMETERS = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", 
 FITTED = ("centre_y", "centre_x", "einstein_radius", "axis_ratio", "angle", "slope", "coefficient")  # slope: PL fits
 ANGLE_PERIOD = 180.0  # an ellipse's position angle repeats every 180 degrees
 NAUTILUS_NETWORK_LAYERS = (100, 50, 20)  # Nautilus' own bound networks
+NAUTILUS_NETWORK_TOL = 0.0  # Nautilus' own: train while the loss falls at all
+NAUTILUS_NETWORK_MAX_ITER = 10000  # Nautilus' own epoch cap
 PRIOR_KIND_CODES = {"uniform": 0.0, "log_uniform": 1.0, "gaussian": 2.0, "fixed": 3.0}  # HDF5 prior_*_kind columns
 
 
@@ -205,6 +207,15 @@ class SearchSettings:
     n_networks: int = 4
     n_update: Optional[int] = None  # live-set additions per new bound; None: n_live
     network_layers: Tuple[int, ...] = NAUTILUS_NETWORK_LAYERS
+    # Each bound network trains (Adam) until its loss stops falling by `network_tol` for
+    # 10 epochs or `network_max_iter` epochs pass; Nautilus' own tol 0 trains for
+    # hundreds of epochs to shave the last digits off a bound's emulator.
+    network_tol: float = NAUTILUS_NETWORK_TOL
+    network_max_iter: int = NAUTILUS_NETWORK_MAX_ITER
+
+    def network_kwargs(self):
+        """Nautilus' `neural_network_kwargs`: the bound networks' shape and training stop."""
+        return {"hidden_layer_sizes": self.network_layers, "tol": self.network_tol, "max_iter": self.network_max_iter}
 
     @classmethod
     def from_config(cls, settings, overrides=None):
@@ -296,15 +307,15 @@ def analysis_for(masked_lens):
 
 
 class _Nautilus(af.Nautilus):
-    """PyAutoFit's Nautilus with the bound networks' layer sizes settable (PyAutoFit does not pass them)."""
+    """PyAutoFit's Nautilus with the bound networks' settings passed (PyAutoFit does not pass them)."""
 
-    def __init__(self, network_layers=NAUTILUS_NETWORK_LAYERS, **kwargs):
+    def __init__(self, network_kwargs=None, **kwargs):
         super().__init__(**kwargs)
-        self.network_layers = tuple(network_layers)
+        self.network_kwargs = dict(network_kwargs or {"hidden_layer_sizes": NAUTILUS_NETWORK_LAYERS})
 
     @property
     def sampler_cls(self):
-        return functools.partial(super().sampler_cls, neural_network_kwargs={"hidden_layer_sizes": self.network_layers})
+        return functools.partial(super().sampler_cls, neural_network_kwargs=self.network_kwargs)
 
 
 def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=None):
@@ -318,7 +329,7 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
     # same name and model left by a killed job, returning a result without samples.
     prefix = f"fit-{uuid.uuid4().hex}"
     nautilus = _Nautilus(
-        network_layers=search.network_layers,
+        network_kwargs=search.network_kwargs(),
         name=name,
         path_prefix=prefix,
         n_live=search.n_live,
