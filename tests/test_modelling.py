@@ -16,7 +16,7 @@ PRIORS = {
 
 def draws(priors, n, seed=0):
     """Model instances at `n` random points of the unit cube, and the vectors that made them."""
-    model = modelling.sie_model(priors, n_mesh_points=100)
+    model = modelling.sie_model(priors, al.mesh.Delaunay(pixels=100))
     rng = np.random.default_rng(seed)
     instances, vectors = [], []
     for unit in rng.uniform(size=(n, model.prior_count)):
@@ -96,7 +96,7 @@ def test_truncated_gaussian_axis_ratio_stays_physical():
 
 def test_a_slope_prior_makes_the_lens_a_power_law_with_the_same_ellipse():
     priors = modelling.uniform_priors((0.0, 0.0), (0.3, 2.0), PRIORS)
-    model = modelling.sie_model(priors, n_mesh_points=100, slope=modelling.Prior.uniform(1.5, 2.5))
+    model = modelling.sie_model(priors, al.mesh.Delaunay(pixels=100), slope=modelling.Prior.uniform(1.5, 2.5))
     vector = model.vector_from_unit_vector([0.5] * model.prior_count)
     mass = model.instance_from_vector(vector).galaxies.lens.mass
     assert isinstance(mass, al.mp.PowerLaw) and mass.slope == pytest.approx(2.0)

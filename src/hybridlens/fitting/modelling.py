@@ -268,8 +268,9 @@ class FitResult:
         return Mass.from_parameters(getattr(self, which))
 
 
-def sie_model(priors, n_mesh_points, slope=None, lens_light=None):
-    """PyAutoFit model: `SIE` lens with `priors`, Delaunay source with a constant regularisation.
+def sie_model(priors, mesh, slope=None, lens_light=None):
+    """PyAutoFit model: `SIE` lens with `priors`, a pixelised source (`mesh`, an autolens mesh)
+    with a constant regularisation.
 
     With a `slope` prior the lens is a `PowerLaw` with the same (q, phi) parameters; with
     `lens_light` (a fixed-shape basis of linear profiles) the lens galaxy shines too.
@@ -284,7 +285,7 @@ def sie_model(priors, n_mesh_points, slope=None, lens_light=None):
     mass.angle = priors.angle.to_autofit()
     regularization = af.Model(al.reg.Constant)
     regularization.coefficient = priors.coefficient.to_autofit()
-    pixelization = af.Model(al.Pixelization, mesh=al.mesh.Delaunay(pixels=n_mesh_points), regularization=regularization)
+    pixelization = af.Model(al.Pixelization, mesh=mesh, regularization=regularization)
     return af.Collection(
         galaxies=af.Collection(
             lens=af.Model(al.Galaxy, redshift=0.5, mass=mass, **({} if lens_light is None else {"bulge": lens_light})),
@@ -295,11 +296,12 @@ def sie_model(priors, n_mesh_points, slope=None, lens_light=None):
 
 def analysis_for(masked_lens):
     """PyAutoLens' imaging analysis of a prepared lens (numba sparse path; JAX is slower on CPU)."""
+    adapt = None
+    if masked_lens.mesh_grid is not None:  # a Delaunay mesh: its image-plane grid
+        adapt = al.AdaptImages(galaxy_name_image_plane_mesh_grid_dict={"('galaxies', 'source')": masked_lens.mesh_grid})
     return al.AnalysisImaging(
         dataset=masked_lens.dataset,
-        adapt_images=al.AdaptImages(
-            galaxy_name_image_plane_mesh_grid_dict={"('galaxies', 'source')": masked_lens.mesh_grid}
-        ),
+        adapt_images=adapt,
         settings=masked_lens.solver,
         raise_inversion_positions_likelihood_exception=False,
         use_jax=False,
@@ -324,7 +326,7 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
     Nautilus' own checkpoint (an HDF5 file rewritten as the sampler goes) is off
     by default: a killed job reruns its lens, and the write costs time per batch.
     """
-    model = sie_model(priors, len(masked_lens.mesh_grid), slope, masked_lens.lens_light)
+    model = sie_model(priors, masked_lens.mesh(), slope, masked_lens.lens_light)
     # A fresh folder per fit: PyAutoFit would otherwise "resume" a finished fit of the
     # same name and model left by a killed job, returning a result without samples.
     prefix = f"fit-{uuid.uuid4().hex}"

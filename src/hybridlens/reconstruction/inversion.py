@@ -26,6 +26,18 @@ from scipy.optimize import minimize_scalar
 from hybridlens.simulation import lenses
 
 REDSHIFTS = (0.5, 1.0)
+# Source meshes (config `inversion.mesh`). delaunay: M21's magnification-adapted mesh, an
+# image-plane Overlay grid traced to the source plane; its triangulation changes topology as
+# the mass moves, so ln Z jumps by tens within 0.1 % of theta_E. rectangular: a source-plane
+# rectangle whose pixels follow the traced grid's density (also magnification-adapted) with
+# bilinear interpolation, so ln Z moves smoothly with the mass. Its pixels where no data map
+# float with the regularisation, so a rasterised source is not flux-true: a benchmark lever
+# (benchmarks/fit_cost.py), not a config choice (docs/m21.md).
+MESHES = {
+    "delaunay": lambda lens: al.mesh.Delaunay(pixels=len(lens.mesh_grid)),
+    "rectangular": lambda lens: al.mesh.RectangularBilinearAdaptDensity(shape=lens.mesh_shape),
+}
+DEFAULT_MESH = "delaunay"
 # The lens galaxy's light is fitted on the annulus only, where its profile is smooth on a pixel's
 # scale (its core is masked): one sample per pixel; 4x4 doubled an inversion's cost.
 LENS_LIGHT_OVER_SAMPLE = 1
@@ -95,7 +107,16 @@ class MaskedLens:
         self.mask = np.asarray(mask, dtype=bool)
         self.dataset = dataset.apply_mask(mask2d).apply_sparse_operator_cpu()
         shape = tuple(settings["overlay_shape"])
-        self.mesh_grid = al.image_mesh.Overlay(shape=shape).image_plane_mesh_grid_from(mask=mask2d)
+        self.mesh_kind = settings.get("mesh", DEFAULT_MESH)
+        if self.mesh_kind not in MESHES:
+            raise ValueError(f"inversion.mesh: {self.mesh_kind!r} is none of {sorted(MESHES)}")
+        # delaunay: an image-plane overlay traced to the source plane; rectangular: no image-plane grid
+        self.mesh_grid = (
+            al.image_mesh.Overlay(shape=shape).image_plane_mesh_grid_from(mask=mask2d)
+            if self.mesh_kind == "delaunay"
+            else None
+        )
+        self.mesh_shape = shape
         self.solver = al.Settings(use_positive_only_solver=settings["positive_only"])
 
     @classmethod
@@ -106,16 +127,24 @@ class MaskedLens:
         survey = Survey.from_settings(lens["survey"])
         return cls(lens["image"], lens["noise_map"], lens["mask"], survey.psf_kernel(), survey.pixel_scale, settings)
 
+    def mesh(self):
+        """The source mesh PyAutoLens inverts on (`MESHES`)."""
+        return MESHES[self.mesh_kind](self)
+
+    @property
+    def n_source_pixels(self):
+        return len(self.mesh_grid) if self.mesh_grid is not None else int(np.prod(self.mesh_shape))
+
     def fit(self, mass, coefficient):
         """PyAutoLens fit of the SIE `mass` with a pixelised source."""
         profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
-        pixelization = al.Pixelization(
-            mesh=al.mesh.Delaunay(pixels=len(self.mesh_grid)), regularization=al.reg.Constant(coefficient=coefficient)
-        )
+        pixelization = al.Pixelization(mesh=self.mesh(), regularization=al.reg.Constant(coefficient=coefficient))
         source = al.Galaxy(redshift=REDSHIFTS[1], pixelization=pixelization)
         light = {} if self.lens_light is None else {"bulge": self.lens_light}
         tracer = al.Tracer(galaxies=[al.Galaxy(redshift=REDSHIFTS[0], mass=profile, **light), source])
-        adapt = al.AdaptImages(galaxy_image_plane_mesh_grid_dict={source: self.mesh_grid})
+        adapt = None
+        if self.mesh_grid is not None:
+            adapt = al.AdaptImages(galaxy_image_plane_mesh_grid_dict={source: self.mesh_grid})
         return al.FitImaging(dataset=self.dataset, tracer=tracer, adapt_images=adapt, settings=self.solver)
 
     def log_evidence(self, mass, coefficient):
