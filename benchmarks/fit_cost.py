@@ -21,6 +21,8 @@ not the BNN, is measured), and every lever fits it:
 - `default_adaptive`, `default_nlive15_adaptive`: the default (or 15 live points) with the
   pixelisation's sub-pixels 4x4 only where the data exceeds 1 sigma, 2x2 elsewhere;
 - `default_centre_held`: the centre held at the prescan's optimum;
+- `rectangular`, `blind_rectangular[_nlive20]`: the default (or M21's blind fit) on a
+  source-plane rectangle whose pixels follow the traced grid's density (smooth ln Z);
 - `default_tol1e-4`, `_tol1e-3`, `_iter200`: the bound networks' training stopped
   earlier (`modelling.search.network_tol`, `network_max_iter`; Nautilus: 0, 10,000).
 

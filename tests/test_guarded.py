@@ -126,6 +126,7 @@ def test_the_evaluation_counts_unphysical_final_solutions_against_the_truth():
     assert summary["m21_loop"]["fits_per_lens"]["mean"] == pytest.approx(7 / 3)
     assert summary["bnn_gaussian"]["fits_per_lens"]["mean"] == 1.0
     assert summary["guarded"]["seconds_per_lens"]["mean"] == pytest.approx(25 / 3)
+    assert summary["m21_loop"]["first_fit_seconds"]["n"] == 3 and summary["guarded"]["first_fit_seconds"]["median"] == 5
 
 
 def test_the_network_agrees_only_within_the_guards_sigma():

@@ -502,6 +502,8 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
             "absolute_error_angle": describe(np.abs(angle_error(state["median_angle"], state["truth_angle"]))),
             "fits_per_lens": describe(per_lens.size()),
             "seconds_per_lens": describe(per_lens["seconds"].sum()),
+            # a lens's first fit (its blind fit in M21's loop, the prescanned one in the guarded loop)
+            "first_fit_seconds": describe(fitted.loc[fitted["round"] == 0, "seconds"]),
             "calls_per_lens": describe(per_lens["n_calls"].sum()),
             "call_cap_hits": int((fitted["hit_call_cap"] > 0).sum()),
             "call_cap_hit_fits": hybrid.call_cap_hit_fits(fitted),
