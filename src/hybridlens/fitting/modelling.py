@@ -208,8 +208,8 @@ class SearchSettings:
     n_update: Optional[int] = None  # live-set additions per new bound; None: n_live
     network_layers: Tuple[int, ...] = NAUTILUS_NETWORK_LAYERS
     # Each bound network trains (Adam) until its loss stops falling by `network_tol` for
-    # 10 epochs or `network_max_iter` epochs pass; Nautilus' own tol 0 trains for
-    # hundreds of epochs to shave the last digits off a bound's emulator.
+    # 10 epochs or `network_max_iter` epochs pass; Nautilus' own tol 0 trains while the
+    # loss falls at all (~30 s of a 200-280 s prescanned fit, docs/m21.md).
     network_tol: float = NAUTILUS_NETWORK_TOL
     network_max_iter: int = NAUTILUS_NETWORK_MAX_ITER
 
