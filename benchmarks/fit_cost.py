@@ -245,9 +245,10 @@ def print_per_call(cfg, data, calls):
     )
 
 
-def stand_in_predictor(errors, seed):
+def stand_in_predictor(errors, seed, q_range):
     """A BNN stand-in without a trained network: the truth moved by Gaussian errors of the given
-    1-sigma sizes (theta_E fraction, q, phi degrees), which it also reports as its sigmas."""
+    1-sigma sizes (theta_E fraction, q, phi degrees), which it also reports as its sigmas; q kept
+    inside the fits' `q_range`."""
     theta_frac, q_sigma, phi_sigma = errors
 
     def predict(data):
@@ -259,7 +260,7 @@ def stand_in_predictor(errors, seed):
         return Prediction(
             einstein_radius=theta,
             einstein_radius_sigma=theta_frac * theta,
-            axis_ratio=float(np.clip(truth.axis_ratio + q_sigma * rng.normal(), 0.25, 0.999)),
+            axis_ratio=float(np.clip(truth.axis_ratio + q_sigma * rng.normal(), *q_range)),
             axis_ratio_sigma=q_sigma,
             angle=float((truth.angle + phi_sigma * rng.normal()) % 180.0),
             angle_sigma=phi_sigma,
@@ -297,7 +298,7 @@ def main():
         print_per_call(cfg, lenses[0], args.calls)
     settings = guarded.GuardSettings.from_config(cfg)
     if args.bnn == "stand-in":
-        stand_in = stand_in_predictor(args.stand_in_errors, args.seed)
+        stand_in = stand_in_predictor(args.stand_in_errors, args.seed, settings.modelling_priors["axis_ratio_range"])
         predictions = {data["index"]: stand_in(data) for data in lenses}
     else:
         predict = guarded.bnn_predictor(args.bnn, settings.mc_passes, args.seed)
