@@ -132,3 +132,30 @@ def test_a_drawn_window_lies_in_its_class_range_and_spreads_over_it():
     assert (windows[:, 0] >= 0.1).all() and (windows[:, 1] <= 0.9).all() and (windows[:, 0] < windows[:, 1]).all()
     centres = windows.mean(axis=1)
     assert centres.min() < 0.2 and centres.max() > 0.8  # not pinned to the range's edge as the best-evidence row is
+
+
+def test_a_searched_wrong_row_fits_its_einstein_radius_better_than_the_true_shape(default_config, euclid):
+    """Over the blind priors, an under-magnified theta_E is fitted better by another shape than by the
+    truth's: the models real wrong fits end on, which M21's truth-shape rows are not."""
+    renderer = simulate.Renderer(euclid, 4)
+    sim = simulate.slacs_image(simulate.image_rng(2, "slacs", 3), default_config["simulate_slacs"], renderer, euclid)
+    annulus = masking.fit_annulus(sim.image, euclid.pixel_scale)
+    truth = inversion.Mass.from_truth(sim.params)
+    lens = inversion.MaskedLens(
+        sim.image,
+        sim.noise_map,
+        annulus.mask,
+        renderer.psf,
+        euclid.pixel_scale,
+        {**default_config["inversion"], "overlay_shape": [20, 20]},
+    )
+    coefficient, _ = lens.best_coefficient(truth)
+    window = (0.4 * truth.einstein_radius, 0.8 * truth.einstein_radius)
+    _, at_true_shape = trainingset.maximise_in_window(
+        lambda t: lens.log_evidence(truth.with_einstein_radius(t), coefficient), window, 5, 0.005
+    )
+    search = trainingset.WrongSearch(draws=16, max_evaluations=40, centre_half_width=0.3)
+    first = trainingset.searched(lens, truth, window, coefficient, search, np.random.default_rng(4))
+    again = trainingset.searched(lens, truth, window, coefficient, search, np.random.default_rng(4))
+    assert first == again  # seeded: the same row from the same stream
+    assert lens.log_evidence(first, coefficient) > at_true_shape + 10.0

@@ -139,15 +139,72 @@ def relaxed(masked_lens, mass, coefficient, max_evaluations, axis_ratio_range=AX
     return unpack(climbed.x) if np.isfinite(climbed.fun) else mass  # the simplex keeps its best vertex, x0 included
 
 
+@dataclass(frozen=True)
+class WrongSearch:
+    """The config's `trainingset.wrong_search`: how a `searched` U / O row is found."""
+
+    draws: int  # uniform Sobol draws of (theta_E, q, phi, centre) (a power of 2)
+    max_evaluations: int  # of the Nelder-Mead climb from the best draw
+    centre_half_width: float  # arcsec about the true centre (the blind fits' centre prior)
+
+    @classmethod
+    def from_config(cls, settings):
+        return cls(int(settings["draws"]), int(settings["max_evaluations"]), float(settings["centre_half_width"]))
+
+
+def searched(masked_lens, truth, window, coefficient, search, rng, axis_ratio_range=AXIS_RATIO_RANGE):
+    """The highest evidence with theta_E in `window` and q, phi and the centre free: a wrong fit's model.
+
+    A blind fit that ends wrong has not kept the true shape (M21's rows) nor one near
+    it (`relaxed`): it sits where the evidence peaks for its theta_E over the whole
+    prior, at q 0.3-0.5 for lenses of true q 0.6-0.9. So, as a sampler's first live
+    points do, uniform Sobol draws over the blind priors (theta_E in the class window,
+    q in `axis_ratio_range`, phi in [0, 180), centre +-`search.centre_half_width`
+    about the truth's), the coefficient held at `coefficient`; then a Nelder-Mead
+    climb in all five from the best draw, theta_E kept inside the window.
+    """
+    from scipy.optimize import minimize
+    from scipy.stats import qmc
+
+    half = search.centre_half_width
+    low = np.array([window[0], axis_ratio_range[0], 0.0, truth.centre[0] - half, truth.centre[1] - half])
+    high = np.array([window[1], axis_ratio_range[1], 180.0, truth.centre[0] + half, truth.centre[1] + half])
+    draws = qmc.scale(qmc.Sobol(5, seed=rng).random(search.draws), low, high)
+
+    def mass(vector):
+        theta, q, phi, y, x = map(float, vector)
+        return inversion.Mass(theta, q, phi % 180.0, (y, x))
+
+    bounded = [0, 1, 3, 4]  # phi is read modulo 180 degrees
+
+    def cost(vector):
+        if not ((low <= vector) & (vector <= high))[bounded].all():
+            return np.inf
+        return -masked_lens.log_evidence(mass(vector), coefficient)
+
+    values = np.array([cost(draw) for draw in draws])
+    best = draws[int(np.argmin(values))]
+    steps = np.array([0.05 * (high[0] - low[0]), 0.05, 10.0, 0.05, 0.05])  # first simplex: theta_E, q, phi, y, x
+    climbed = minimize(
+        cost,
+        best,
+        method="Nelder-Mead",
+        options={"initial_simplex": np.vstack([best, best + np.diag(steps)]), "maxfev": search.max_evaluations},
+    )
+    return mass(climbed.x if climbed.fun <= values.min() else best)
+
+
 def lens_pairs(masked_lens, truth, relations, settings, outer_radius, errors=None, rng=None):
     """The three labelled `Pair`s (U, C, O) of one lens; each class's model perturbed by `errors`.
 
     With `settings["wrong_theta"]` "drawn" the U and O rows are searched in a `drawn_window`
-    (M21, "best": over the whole window); with `settings["relax_evaluations"]` > 0 each
+    (M21, "best": over the whole window), with "searched" they are `searched` over the blind
+    priors in the class window; with `settings["relax_evaluations"]` > 0 each
     class's model is then `relaxed` at its theta_E.
     """
     relax = int(settings["relax_evaluations"])
     drawn = settings["wrong_theta"] == "drawn"
+    search = WrongSearch.from_config(settings["wrong_search"]) if settings["wrong_theta"] == "searched" else None
     rng = rng if rng is not None else np.random.default_rng(0)
     coefficient, _ = masked_lens.best_coefficient(truth)
     pairs = []
@@ -156,13 +213,16 @@ def lens_pairs(masked_lens, truth, relations, settings, outer_radius, errors=Non
         if drawn and name != "correct":
             window = drawn_window(window, rng, settings["min_window_fraction"])
         base = perturbed(truth, errors, rng)
-        theta, _ = maximise_in_window(
-            lambda t: masked_lens.log_evidence(base.with_einstein_radius(t), coefficient),
-            window,
-            settings["scan_points"],
-            settings["scan_rtol"],
-        )
-        mass = base.with_einstein_radius(theta)
+        if search is not None and name != "correct":
+            mass = searched(masked_lens, truth, window, coefficient, search, rng)
+        else:
+            theta, _ = maximise_in_window(
+                lambda t: masked_lens.log_evidence(base.with_einstein_radius(t), coefficient),
+                window,
+                settings["scan_points"],
+                settings["scan_rtol"],
+            )
+            mass = base.with_einstein_radius(theta)
         if relax:
             mass = relaxed(masked_lens, mass, coefficient, relax)
         best_coefficient, _ = masked_lens.best_coefficient(mass)
