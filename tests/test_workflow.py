@@ -350,7 +350,7 @@ def test_killed_run_resumes_to_identical_results(root, finished, tmp_path):
     uninterrupted run (the target, not the whole DAG, keeps the suite's time down)."""
     workdir = copy_workflow(root, tmp_path / "killed")
     process = subprocess.Popen(
-        [*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml", RESUMED_TARGET],
+        [*SNAKEMAKE, "--cores", "2", RESUMED_TARGET, "--configfile", "config/test.yaml"],
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -368,7 +368,7 @@ def test_killed_run_resumes_to_identical_results(root, finished, tmp_path):
     done = {path: path.stat().st_mtime_ns for path in written if not marked_incomplete(workdir, path)}
     assert done
     snakemake(workdir, "--unlock")
-    snakemake(workdir, "--configfile", "config/test.yaml", "--rerun-incomplete", RESUMED_TARGET)
+    snakemake(workdir, RESUMED_TARGET, "--rerun-incomplete", "--configfile", "config/test.yaml")
     assert {path: path.stat().st_mtime_ns for path in done} == done  # finished shards were not recomputed
     for path in sorted((workdir / "results").rglob("*.h5")):
         assert_provenance(path)
