@@ -144,3 +144,59 @@ def test_an_unknown_mesh_is_refused_by_its_key(lens, euclid):
         inversion.MaskedLens(
             sim.image, sim.noise_map, annulus.mask, renderer.psf, euclid.pixel_scale, {**SETTINGS, "mesh": "voronoi"}
         )
+
+
+BRIGHTNESS = {"pixels": None, "weight_power": 1.0, "weight_floor": 0.1, "smooth_pixels": 1.0}
+
+
+@pytest.fixture(scope="module")
+def brightness(lens, euclid):
+    """The same lens on a Delaunay mesh whose image-plane points follow the data's brightness."""
+    sim, annulus, _, truth, _, renderer = lens
+    noise_map = np.sqrt(NoiseModel(True, True, False, False).variance(euclid, sim.model_image))
+    settings = {**SETTINGS, "image_mesh": "brightness", "brightness_mesh": BRIGHTNESS}
+    args = (sim.model_image, noise_map, annulus.mask, renderer.psf, euclid.pixel_scale, settings)
+    return inversion.MaskedLens(*args), args
+
+
+def test_brightness_mesh_puts_its_points_on_the_arcs(lens, brightness):
+    """As many points as the overlay, but a larger share of them on the bright pixels."""
+    sim, annulus, overlay, *_ = lens
+    masked, _ = brightness
+    assert len(masked.mesh_grid) == len(overlay.mesh_grid)
+    bright = (sim.model_image > 0.2 * sim.model_image[annulus.mask].max()) & annulus.mask
+
+    def share_on_bright(grid):
+        pixel = np.asarray(grid.array if hasattr(grid, "array") else grid)
+        centre = (np.array(annulus.mask.shape) - 1) / 2.0
+        rows = np.rint(centre[0] - pixel[:, 0] / 0.1).astype(int)
+        cols = np.rint(centre[1] + pixel[:, 1] / 0.1).astype(int)
+        return bright[rows, cols].mean()
+
+    assert share_on_bright(masked.mesh_grid) > 1.5 * share_on_bright(overlay.mesh_grid)
+
+
+def test_brightness_mesh_resolves_the_true_source_better_at_the_same_size(lens, brightness):
+    """At the true SIE, the same number of source pixels placed on the arcs fits the arcs better."""
+    _, annulus, overlay, truth, coefficient, _ = lens
+    masked, _ = brightness
+    chi2 = lambda m: float(m.fit(truth, m.best_coefficient(truth)[0]).chi_squared) / int(annulus.mask.sum())
+    assert chi2(masked) < chi2(overlay)
+    assert masked.best_coefficient(truth)[1] > overlay.best_coefficient(truth)[1]
+
+
+def test_brightness_mesh_is_the_same_for_the_same_data_and_follows_the_source_image(lens, brightness):
+    masked, args = brightness
+    again = inversion.MaskedLens(*args)
+    np.testing.assert_array_equal(np.asarray(again.mesh_grid), np.asarray(masked.mesh_grid))
+    # a joint lens-light fit's mesh follows the lensed source, not the light in the image
+    glow = np.exp(-np.hypot(*np.indices(args[0].shape) - 49.5) ** 2 / 200.0) * args[0].max() * 10
+    lit = inversion.MaskedLens(args[0] + glow, *args[1:], source_image=args[0])
+    np.testing.assert_array_equal(np.asarray(lit.mesh_grid), np.asarray(masked.mesh_grid))
+
+
+def test_an_unknown_image_mesh_is_refused_by_its_key(lens, euclid):
+    sim, annulus, _, _, _, renderer = lens
+    settings = {**SETTINGS, "image_mesh": "hilbert", "brightness_mesh": BRIGHTNESS}
+    with pytest.raises(ValueError, match="inversion.image_mesh"):
+        inversion.MaskedLens(sim.image, sim.noise_map, annulus.mask, renderer.psf, euclid.pixel_scale, settings)

@@ -297,6 +297,7 @@ def model_lens(
             pixel_scale,
             settings.inversion,
             lens_light=linear_gaussians(light.shapes()),
+            source_image=image,
         )
         records = joint_round(replace(problem, masked=lit), records, networks.classify, settings, store, log)
     reason = records[-1].reason

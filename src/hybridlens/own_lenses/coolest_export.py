@@ -118,11 +118,13 @@ def source_mesh(lens, inversion_settings):
     from hybridlens.own_lenses.lens_light import light_image, linear_gaussians
     from hybridlens.reconstruction.inversion import MaskedLens
 
-    image, light = lens.image, None
+    image, light, source_image = lens.image, None, lens.image
     if lens.joint:  # the image with the light in, the light's amplitudes solved with the source
         image = lens.image + lens.lens_light
         light = linear_gaussians(lens.light_shapes)
-    masked = MaskedLens(image, lens.noise_map, lens.mask, lens.psf_kernel, lens.pixel_scale, inversion_settings, light)
+    masked = MaskedLens(
+        image, lens.noise_map, lens.mask, lens.psf_kernel, lens.pixel_scale, inversion_settings, light, source_image
+    )
     mass, coefficient = lens.median_mass(), lens.final["ml_coefficient"]
     fit = masked.fit(mass, coefficient)
     points, values = masked.source_mesh(mass, coefficient, fit)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import autolens as al
 import numpy as np
 from scipy.interpolate import LinearNDInterpolator
+from scipy.ndimage import gaussian_filter
 from scipy.optimize import minimize_scalar
 
 from hybridlens.simulation import lenses
@@ -89,9 +90,11 @@ class Products:
 class MaskedLens:
     """One masked lens image, ready for repeated inversions."""
 
-    def __init__(self, image, noise_map, mask, psf_kernel, pixel_scale, settings, lens_light=None):
+    def __init__(self, image, noise_map, mask, psf_kernel, pixel_scale, settings, lens_light=None, source_image=None):
         """`lens_light`: PyAutoLens linear light profiles of the lens galaxy (fixed shapes, amplitudes
-        solved with the source pixels in one linear inversion); None: the image holds no lens light."""
+        solved with the source pixels in one linear inversion); None: the image holds no lens light.
+        `source_image`: the lensed source alone (the image less its lens light), which a brightness
+        mesh follows; None: the image."""
         self.lens_light = None if not lens_light else al.lp_basis.Basis(profile_list=list(lens_light))
         self.pixel_scale = float(pixel_scale)
         self.settings = settings
@@ -110,9 +113,9 @@ class MaskedLens:
         self.mesh_kind = settings.get("mesh", DEFAULT_MESH)
         if self.mesh_kind not in MESHES:
             raise ValueError(f"inversion.mesh: {self.mesh_kind!r} is none of {sorted(MESHES)}")
-        # delaunay: an image-plane overlay traced to the source plane; rectangular: no image-plane grid
+        # delaunay: an image-plane grid traced to the source plane; rectangular: no image-plane grid
         self.mesh_grid = (
-            al.image_mesh.Overlay(shape=shape).image_plane_mesh_grid_from(mask=mask2d)
+            image_plane_mesh_grid(image if source_image is None else source_image, mask2d, settings)
             if self.mesh_kind == "delaunay"
             else None
         )
@@ -200,6 +203,44 @@ class MaskedLens:
             chi_squared=float(fit.chi_squared),
             source_extent=float(source_extent),
         )
+
+
+def image_plane_mesh_grid(image, mask2d, settings):
+    """The image-plane points traced to the source plane as the Delaunay mesh's vertices.
+
+    overlay (M21): a uniform `overlay_shape` grid, so source pixels follow the
+    magnification alone; a bright compact source then gets as few pixels as the
+    empty sky beside it, and a demagnified model can out-score the truth.
+    brightness: as many points (or `brightness_mesh.pixels`), placed by
+    PyAutoLens' weighted KMeans on the smoothed data, denser where the arcs are
+    bright (SLaM's adapt-image meshes, with the data standing in for a model
+    image: it needs no earlier fit, and every model of the lens shares the mesh).
+    """
+    overlay = al.image_mesh.Overlay(shape=tuple(settings["overlay_shape"])).image_plane_mesh_grid_from(mask=mask2d)
+    kind = settings.get("image_mesh", "overlay")
+    if kind == "overlay":
+        return overlay
+    if kind != "brightness":
+        raise ValueError(f"inversion.image_mesh: {kind!r} is none of ['brightness', 'overlay']")
+    spec = settings["brightness_mesh"]
+    weights = brightness_weights(image, ~np.asarray(mask2d, dtype=bool), spec["smooth_pixels"])
+    pixels = int(spec["pixels"] or len(overlay))
+    # KMeans exits the interpreter when asked for more centres than pixels
+    pixels = min(pixels, len(weights) - 1)
+    mesh = al.image_mesh.KMeans(pixels=pixels, weight_floor=spec["weight_floor"], weight_power=spec["weight_power"])
+    return mesh.image_plane_mesh_grid_from(mask=mask2d, adapt_data=weights)
+
+
+def brightness_weights(image, unmasked, smooth_pixels):
+    """Smoothed, non-negative data on the unmasked pixels (slim order): the mesh's adapt image.
+
+    Smoothed over the unmasked pixels only (normalised convolution), so the mask's
+    edge is not darkened by the zeros beyond it.
+    """
+    data = np.where(unmasked, np.asarray(image, dtype=float), 0.0)
+    if smooth_pixels > 0:
+        data = gaussian_filter(data, smooth_pixels) / np.maximum(gaussian_filter(unmasked * 1.0, smooth_pixels), 1e-12)
+    return np.clip(data[unmasked], 0.0, None)
 
 
 def over_sample_sizes(image, noise_map, settings, pixel_scale):
