@@ -23,8 +23,9 @@ not the BNN, is measured), and every lever fits it:
 - `default_centre_held`: the centre held at the prescan's optimum;
 - `rectangular`, `blind_rectangular[_nlive20]`: the default (or M21's blind fit) on a
   source-plane rectangle whose pixels follow the traced grid's density (smooth ln Z);
-- `brightness`, `blind_brightness`: the default (or M21's blind fit) with the Delaunay mesh's
-  image-plane points placed by the data's brightness (`inversion.image_mesh: brightness`);
+- `brightness`, `blind_brightness`, `brightness24`: the default (or M21's blind fit) with the
+  Delaunay mesh's image-plane points placed by the data's brightness (`inversion.image_mesh:
+  brightness`), as many as the overlay (or a 24 x 24 overlay) gives;
 - `default_tol1e-4`, `_tol1e-3`, `_iter200`: the bound networks' training stopped
   earlier (`modelling.search.network_tol`, `network_max_iter`; Nautilus: 0, 10,000).
 
@@ -89,6 +90,7 @@ LEVERS = {
     # image-plane mesh points placed by the data's brightness (inversion.image_mesh), as many as the overlay's
     "brightness": ("prescan", None, {}, {"image_mesh": "brightness"}),
     "blind_brightness": ("blind", {}, {}, {"image_mesh": "brightness"}),
+    "brightness24": ("prescan", None, {}, {"image_mesh": "brightness", "overlay_shape": [24, 24]}),
     # the bound networks' training stop (Nautilus: tol 0, i.e. while the loss falls at all)
     "default_tol1e-4": ("prescan", {"n_live": 20, "network_tol": 1e-4}, {}),
     "default_tol1e-3": ("prescan", {"n_live": 20, "network_tol": 1e-3}, {}),
