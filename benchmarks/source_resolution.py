@@ -56,9 +56,9 @@ def masked_lens(data, settings):
 def wrong_margin(masked, truth, log_z_truth, search, seed):
     """(window, ln Z of the best wrong model minus the truth's, its theta_E / theta_true, q)."""
     rows = []
+    coefficient, _ = masked.best_coefficient(truth)  # held during each window's search
     for name, (low, high) in WRONG_WINDOWS.items():
         window = (low * truth.einstein_radius, high * truth.einstein_radius)
-        coefficient, _ = masked.best_coefficient(truth)
         rng = np.random.default_rng(seed)
         model = trainingset.searched(masked, truth, window, coefficient, search, rng)
         _, log_z = masked.best_coefficient(model)

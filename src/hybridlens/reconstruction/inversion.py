@@ -216,15 +216,17 @@ def image_plane_mesh_grid(image, mask2d, settings):
     bright (SLaM's adapt-image meshes, with the data standing in for a model
     image: it needs no earlier fit, and every model of the lens shares the mesh).
     """
-    overlay = al.image_mesh.Overlay(shape=tuple(settings["overlay_shape"])).image_plane_mesh_grid_from(mask=mask2d)
+    overlay = lambda: al.image_mesh.Overlay(shape=tuple(settings["overlay_shape"])).image_plane_mesh_grid_from(
+        mask=mask2d
+    )
     kind = settings.get("image_mesh", "overlay")
     if kind == "overlay":
-        return overlay
+        return overlay()
     if kind != "brightness":
         raise ValueError(f"inversion.image_mesh: {kind!r} is none of ['brightness', 'overlay']")
     spec = settings["brightness_mesh"]
     weights = brightness_weights(image, ~np.asarray(mask2d, dtype=bool), spec["smooth_pixels"])
-    pixels = int(spec["pixels"] or len(overlay))
+    pixels = int(spec["pixels"] or len(overlay()))
     # KMeans exits the interpreter when asked for more centres than pixels
     pixels = min(pixels, len(weights) - 1)
     mesh = al.image_mesh.KMeans(pixels=pixels, weight_floor=spec["weight_floor"], weight_power=spec["weight_power"])
