@@ -27,7 +27,10 @@ not the BNN, is measured), and every lever fits it:
   Delaunay mesh's image-plane points placed by the data's brightness (`inversion.image_mesh:
   brightness`), as many as the overlay (or a 24 x 24 overlay) gives;
 - `default_tol1e-4`, `_tol1e-3`, `_iter200`: the bound networks' training stopped
-  earlier (`modelling.search.network_tol`, `network_max_iter`; Nautilus: 0, 10,000).
+  earlier (`modelling.search.network_tol`, `network_max_iter`; Nautilus: 0, 10,000);
+- `blind_cut`, `today_cut`, `default_cut`: `blind`, `today` or `default` with the position
+  cut (`modelling.PositionCut`, `model_lenses.positions`): a model tracing the arcs' peaks
+  more than `max_spread` theta_E apart gets a penalty and no inversion.
 
 Printed per fit: seconds (prescan included, and the bound networks' training),
 likelihood calls (prescan's inversions included), ln Z, theta_E / theta_true, |q - q_true|, whether the call cap was hit;
@@ -56,7 +59,7 @@ import numpy as np
 
 from hybridlens import config as hlconfig
 from hybridlens.fitting import guarded, informed_priors, modelling, prescan
-from hybridlens.reconstruction import inversion, masking
+from hybridlens.reconstruction import inversion, masking, positions
 from hybridlens.simulation import simulate
 from hybridlens.simulation.survey import Survey
 
@@ -96,7 +99,12 @@ LEVERS = {
     "default_tol1e-3": ("prescan", {"n_live": 20, "network_tol": 1e-3}, {}),
     "default_iter200": ("prescan", {"n_live": 20, "network_max_iter": 200}, {}),
     "default_tol1e-4_nlive30": ("prescan", {"n_live": 30, "network_tol": 1e-4}, {}),
+    # models whose arcs' peaks do not meet in the source plane skip the inversion (modelling.PositionCut)
+    "blind_cut": ("blind", {}, {}),
+    "today_cut": ("bnn", {}, {}),
+    "default_cut": ("prescan", None, {}),
 }
+CUT_LEVERS = {"blind_cut", "today_cut", "default_cut"}
 STREAM = "fit_cost"  # this benchmark's own lenses: never the pipeline's evaluation lenses
 
 
@@ -197,8 +205,14 @@ def fit(job):
         priors = bnn_priors if scanned is None else prescan_settings.narrowed(scanned, bnn_priors)
     scratch = Path(tempfile.mkdtemp(prefix="fit_cost_"))
     modelling.configure(scratch)
+    cut = None
+    if lever in CUT_LEVERS:
+        peaks = positions.arc_peaks(
+            data["image"], data["noise_map"], annulus.mask, data["pixel_scale"], settings.positions
+        )
+        cut = modelling.PositionCut.from_settings(peaks, settings.positions)
     try:
-        result = modelling.fit_sie(masked, priors, search, lever, seed)
+        result = modelling.fit_sie(masked, priors, search, lever, seed, cut=cut)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     seconds = result.seconds + (scanned.seconds if scanned else 0.0)
@@ -211,6 +225,7 @@ def fit(job):
         "prescan_seconds": scanned.seconds if scanned else 0.0,
         "network_seconds": network_seconds[0],
         "calls": calls,
+        "cut_calls": result.cut_calls,
         "log_evidence": result.log_evidence,
         "hit_call_cap": result.hit_call_cap,
         "theta_ratio": best["einstein_radius"] / truth.einstein_radius,
@@ -327,7 +342,7 @@ def main():
             print(
                 f"lens {row['lens']} {row['lever']:16s} {row['seconds']:6.1f} s (prescan {row['prescan_seconds']:4.1f}, "
                 f"networks {row['network_seconds']:5.1f}) "
-                f"{row['calls']:5d} calls  ln Z {row['log_evidence']:9.1f}  theta/true {row['theta_ratio']:.3f} "
+                f"{row['calls']:5d} calls ({row['cut_calls']} cut)  ln Z {row['log_evidence']:9.1f}  theta/true {row['theta_ratio']:.3f} "
                 f"(prescan {row['prescan_theta_ratio']:.3f}, BNN {row['bnn_theta_ratio']:.3f})  "
                 f"|dq| {row['axis_ratio_error']:.3f}{'  CALL CAP HIT' if row['hit_call_cap'] else ''}",
                 flush=True,

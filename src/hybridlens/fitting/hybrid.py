@@ -314,8 +314,13 @@ def lens_problem(lens, inversion_settings, modelling_settings, trainingset_setti
 
 
 def fit_round(problem, priors, search, number):
-    """One non-linear fit and its products: the HDF5 row (priors, fit, tolerance) and the `Products`."""
-    result = modelling.fit_sie(problem.masked, priors, search, f"round-{number}", problem.seed + number)
+    """One non-linear fit and its products: the HDF5 row (priors, fit, tolerance) and the `Products`.
+
+    With `problem.positions.cut` the fit skips models whose arcs' peaks do not meet."""
+    cut = None
+    if problem.positions is not None and problem.positions.cut:
+        cut = modelling.PositionCut.from_settings(problem.peaks, problem.positions)
+    result = modelling.fit_sie(problem.masked, priors, search, f"round-{number}", problem.seed + number, cut=cut)
     products = problem.masked.products(
         result.mass(), result.max_likelihood["coefficient"], problem.source_shape, problem.source_extent
     )

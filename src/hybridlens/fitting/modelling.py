@@ -28,6 +28,7 @@ import numpy as np
 
 from hybridlens import runlog
 from hybridlens.config import CONFIG_DIR
+from hybridlens.reconstruction import positions
 
 runlog.quiet_known_warnings()
 
@@ -38,6 +39,11 @@ ANGLE_PERIOD = 180.0  # an ellipse's position angle repeats every 180 degrees
 NAUTILUS_NETWORK_LAYERS = (100, 50, 20)  # Nautilus' own bound networks
 NAUTILUS_NETWORK_TOL = 0.0  # Nautilus' own: train while the loss falls at all
 NAUTILUS_NETWORK_MAX_ITER = 10000  # Nautilus' own epoch cap
+# A model whose arc peaks do not meet (`PositionCut`): its log likelihood, far below any
+# inversion's (|ln L| < 1e6 on these data), falling with the spread so the sampler is led
+# towards models whose images meet
+CUT_LOG_LIKELIHOOD = -1.0e8
+CUT_SLOPE = 1.0e6  # per theta_E of spread beyond the cut
 PRIOR_KIND_CODES = {"uniform": 0.0, "log_uniform": 1.0, "gaussian": 2.0, "fixed": 3.0}  # HDF5 prior_*_kind columns
 
 
@@ -240,6 +246,7 @@ class FitResult:
     n_calls: int
     seconds: float
     hit_call_cap: bool
+    cut_calls: int = 0  # calls a `PositionCut` answered without an inversion
 
     def row(self):
         """Flat columns: ml_*, median_*, lower_*, upper_*, sigma_* (half the 68 % interval) and the scalars."""
@@ -258,6 +265,7 @@ class FitResult:
             n_calls=float(self.n_calls),
             seconds=self.seconds,
             hit_call_cap=float(self.hit_call_cap),
+            cut_calls=float(self.cut_calls),
         )
         return out
 
@@ -294,18 +302,64 @@ def sie_model(priors, mesh, slope=None, lens_light=None):
     )
 
 
-def analysis_for(masked_lens):
-    """PyAutoLens' imaging analysis of a prepared lens (numba sparse path; JAX is slower on CPU)."""
+def analysis_for(masked_lens, cut=None):
+    """PyAutoLens' imaging analysis of a prepared lens (numba sparse path; JAX is slower on CPU).
+
+    With a `PositionCut`, models whose images do not meet skip the inversion."""
     adapt = None
     if masked_lens.mesh_grid is not None:  # a Delaunay mesh: its image-plane grid
         adapt = al.AdaptImages(galaxy_name_image_plane_mesh_grid_dict={"('galaxies', 'source')": masked_lens.mesh_grid})
-    return al.AnalysisImaging(
+    kind = al.AnalysisImaging if cut is None else functools.partial(_CutAnalysis, cut)
+    return kind(
         dataset=masked_lens.dataset,
         adapt_images=adapt,
         settings=masked_lens.solver,
         raise_inversion_positions_likelihood_exception=False,
         use_jax=False,
     )
+
+
+@dataclass(frozen=True)
+class PositionCut:
+    """The arcs' peaks a model must trace back to one source position (`reconstruction.positions`).
+
+    A model that traces the brightest peak more than `max_spread` theta_E from every
+    other peak splits the source into copies, M21's unphysical solutions: it gets
+    `CUT_LOG_LIKELIHOOD` less a slope in the spread and no inversion, so the sampler
+    spends a few deflections (~0.2 ms), not an inversion (~40 ms), on that part of the
+    prior, and never ends there. PyAutoLens' `PositionsLH` adds a penalty to the
+    inverted likelihood instead, paying the inversion on every call.
+    """
+
+    peaks: np.ndarray  # (n, 2) arcsec (y, x), `positions.arc_peaks`
+    max_spread: float  # theta_E
+
+    @classmethod
+    def from_settings(cls, peaks, settings):
+        """A cut from a lens's peaks and `positions.PositionSettings`; None when off or fewer than two peaks."""
+        if settings is None or peaks is None or len(peaks) < 2:
+            return None
+        return cls(np.asarray(peaks, float), float(settings.max_spread))
+
+    def excess(self, mass):
+        """Spread / theta_E beyond the cut through a PyAutoLens mass profile (<= 0: the images meet)."""
+        return positions.spread_through(mass, self.peaks) / float(mass.einstein_radius) - self.max_spread
+
+
+class _CutAnalysis(al.AnalysisImaging):
+    """`AnalysisImaging` whose models failing a `PositionCut` skip the inversion; counts them."""
+
+    def __init__(self, cut, **kwargs):
+        super().__init__(**kwargs)
+        self.cut = cut
+        self.cut_calls = 0
+
+    def log_likelihood_function(self, instance, shared=None):
+        excess = self.cut.excess(instance.galaxies.lens.mass)
+        if excess > 0.0:
+            self.cut_calls += 1
+            return CUT_LOG_LIKELIHOOD - CUT_SLOPE * excess
+        return super().log_likelihood_function(instance, shared)
 
 
 class _Nautilus(af.Nautilus):
@@ -320,11 +374,12 @@ class _Nautilus(af.Nautilus):
         return functools.partial(super().sampler_cls, neural_network_kwargs=self.network_kwargs)
 
 
-def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=None):
+def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=None, cut=None):
     """Run Nautilus on one lens to convergence (a power law when `slope` has a prior); returns a `FitResult`.
 
     Nautilus' own checkpoint (an HDF5 file rewritten as the sampler goes) is off
     by default: a killed job reruns its lens, and the write costs time per batch.
+    `cut`: a `PositionCut` (None: every model is inverted).
     """
     model = sie_model(priors, masked_lens.mesh(), slope, masked_lens.lens_light)
     # A fresh folder per fit: PyAutoFit would otherwise "resume" a finished fit of the
@@ -350,7 +405,8 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
     )
     start = time.perf_counter()
     try:
-        result = nautilus.fit(model=model, analysis=analysis_for(masked_lens))
+        analysis = analysis_for(masked_lens, cut)
+        result = nautilus.fit(model=model, analysis=analysis)
     finally:
         shutil.rmtree(Path(af.conf.instance.output_path) / prefix, ignore_errors=True)
     seconds = time.perf_counter() - start
@@ -374,6 +430,7 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
         n_calls=n_calls,
         seconds=float(seconds),
         hit_call_cap=n_calls >= search.max_calls,
+        cut_calls=getattr(analysis, "cut_calls", 0),
     )
 
 

@@ -20,12 +20,15 @@ from hybridlens.simulation import lenses
 
 @dataclass(frozen=True)
 class PositionSettings:
-    """`hybrid_modelling.positions`."""
+    """`model_lenses.positions` (the guarded loop's, on own lenses and M21's blind lenses alike)."""
 
     min_snr: float = 5.0  # a peak's smoothed value over the noise
     min_separation: float = 0.3  # arcsec between kept peaks (about two PSF FWHM)
     max_peaks: int = 4
     max_spread: float = 0.3  # traced spread / theta_E above which the source is split
+    cut: bool = (
+        True  # the fits skip split models (no inversion, fitting.modelling.PositionCut); False: judged after a fit
+    )
 
     @classmethod
     def from_config(cls, settings):
@@ -55,11 +58,18 @@ def traced_spread(mass, positions):
     The brightest image's counterpart, not all peaks: a clumpy source's other clumps
     trace to other source positions through the right model too.
     """
+    if len(positions) < 2:
+        return 0.0
+    profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
+    return spread_through(profile, positions)
+
+
+def spread_through(profile, positions):
+    """`traced_spread` through a PyAutoLens mass profile (a fit's model instance): a few deflections, ~0.2 ms."""
     import autolens as al
 
     if len(positions) < 2:
         return 0.0
-    profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
     grid = al.Grid2DIrregular(values=[tuple(p) for p in positions])
     source = np.asarray(positions) - np.asarray(profile.deflections_yx_2d_from(grid=grid))
     return float(np.hypot(*(source[1:] - source[0]).T).min())
