@@ -40,8 +40,8 @@ NAUTILUS_NETWORK_LAYERS = (100, 50, 20)  # Nautilus' own bound networks
 NAUTILUS_NETWORK_TOL = 0.0  # Nautilus' own: train while the loss falls at all
 NAUTILUS_NETWORK_MAX_ITER = 10000  # Nautilus' own epoch cap
 # A model whose arc peaks do not meet (`PositionCut`): its log likelihood, far below any
-# inversion's (|ln L| < 1e6 on these data), falling with the spread so the sampler is led
-# towards models whose images meet
+# inversion's (|ln L| ~1e3-1e4 on survey stamps), falling with the spread so the sampler
+# is led towards models whose images meet
 CUT_LOG_LIKELIHOOD = -1.0e8
 CUT_SLOPE = 1.0e6  # per theta_E of spread beyond the cut
 PRIOR_KIND_CODES = {"uniform": 0.0, "log_uniform": 1.0, "gaussian": 2.0, "fixed": 3.0}  # HDF5 prior_*_kind columns

@@ -26,9 +26,8 @@ class PositionSettings:
     min_separation: float = 0.3  # arcsec between kept peaks (about two PSF FWHM)
     max_peaks: int = 4
     max_spread: float = 0.3  # traced spread / theta_E above which the source is split
-    cut: bool = (
-        True  # the fits skip split models (no inversion, fitting.modelling.PositionCut); False: judged after a fit
-    )
+    # the fits skip split models (no inversion, fitting.modelling.PositionCut); False: judged after a fit only
+    cut: bool = True
 
     @classmethod
     def from_config(cls, settings):
