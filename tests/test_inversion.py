@@ -200,3 +200,36 @@ def test_an_unknown_image_mesh_is_refused_by_its_key(lens, euclid):
     settings = {**SETTINGS, "image_mesh": "hilbert", "brightness_mesh": BRIGHTNESS}
     with pytest.raises(ValueError, match="inversion.image_mesh"):
         inversion.MaskedLens(sim.image, sim.noise_map, annulus.mask, renderer.psf, euclid.pixel_scale, settings)
+
+
+def test_evidence_equals_a_stock_autolens_fit_of_the_same_model(lens, euclid):
+    """The shortcuts (sparse operator, no split points, lp grid 1x1) change the cost, not ln Z."""
+    sim, annulus, masked, truth, coefficient, renderer = lens
+    noise_map = np.sqrt(NoiseModel(True, True, False, False).variance(euclid, sim.model_image))
+    mask2d = al.Mask2D(mask=~annulus.mask, pixel_scales=euclid.pixel_scale)
+    dataset = al.Imaging(
+        data=al.Array2D.no_mask(sim.model_image, pixel_scales=euclid.pixel_scale),
+        noise_map=al.Array2D.no_mask(noise_map, pixel_scales=euclid.pixel_scale),
+        psf=al.Convolver(kernel=al.Array2D.no_mask(renderer.psf, pixel_scales=euclid.pixel_scale)),
+        over_sample_size_lp=SETTINGS["over_sample"],
+        over_sample_size_pixelization=SETTINGS["over_sample"],
+    ).apply_mask(mask2d)
+    for ratio in (0.9, 1.0, 1.1):
+        mass = truth.with_einstein_radius(ratio * truth.einstein_radius)
+        profile = al.mp.Isothermal(
+            centre=mass.centre,
+            einstein_radius=mass.einstein_radius,
+            ell_comps=al.convert.ell_comps_from(axis_ratio=mass.axis_ratio, angle=mass.angle),
+        )
+        pixelization = al.Pixelization(
+            mesh=al.mesh.Delaunay(pixels=len(masked.mesh_grid)), regularization=al.reg.Constant(coefficient=coefficient)
+        )
+        source = al.Galaxy(redshift=inversion.REDSHIFTS[1], pixelization=pixelization)
+        tracer = al.Tracer(galaxies=[al.Galaxy(redshift=inversion.REDSHIFTS[0], mass=profile), source])
+        stock = al.FitImaging(
+            dataset=dataset,
+            tracer=tracer,
+            adapt_images=al.AdaptImages(galaxy_image_plane_mesh_grid_dict={source: masked.mesh_grid}),
+            settings=al.Settings(use_positive_only_solver=SETTINGS["positive_only"]),
+        )
+        assert masked.log_evidence(mass, coefficient) == pytest.approx(float(stock.log_evidence), rel=1e-8)
