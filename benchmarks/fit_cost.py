@@ -103,9 +103,28 @@ LEVERS = {
     "blind_cut": ("blind", {}, {}),
     "today_cut": ("bnn", {}, {}),
     "default_cut": ("prescan", None, {}),
+    # the recentred Gaussians' widths scaled (the prescan's optimum is good to far less than the BNN's sigma)
+    "default_sigma0.5": ("prescan", None, {"sigma_scale": 0.5}),
+    "default_sigma0.25": ("prescan", None, {"sigma_scale": 0.25}),
+    "default_sigma0.25_centre0.05": ("prescan", None, {"sigma_scale": 0.25, "centre": 0.05}),
+    # Nautilus' exploration stopped with more of the evidence still in the live set
+    "default_flive0.2": ("prescan", {"n_live": 20, "f_live": 0.2}, {}),
+    "default_flive0.5": ("prescan", {"n_live": 20, "f_live": 0.5}, {}),
 }
 CUT_LEVERS = {"blind_cut", "today_cut", "default_cut"}
 STREAM = "fit_cost"  # this benchmark's own lenses: never the pipeline's evaluation lenses
+
+
+def scaled_gaussians(priors, scale):
+    """`priors` with every Gaussian's sigma times `scale` (its mean and cut kept)."""
+    if scale == 1.0:
+        return priors
+    scaled = {
+        name: replace(prior, sigma=prior.sigma * scale)
+        for name in modelling.PARAMETERS
+        if (prior := getattr(priors, name)).kind == "gaussian"
+    }
+    return priors.replace(**scaled)
 
 
 def per_call_ms(function, calls):
@@ -193,7 +212,11 @@ def fit(job):
     overrides = settings.prescan.search if search_overrides is None else search_overrides
     search = replace(settings.search, **overrides)
     mode = prescan_overrides.get("priors", settings.prescan.priors)
-    widths = {**settings.prescan.half_widths, **{k: v for k, v in prescan_overrides.items() if k != "priors"}}
+    sigma_scale = prescan_overrides.get("sigma_scale", 1.0)
+    widths = {
+        **settings.prescan.half_widths,
+        **{k: v for k, v in prescan_overrides.items() if k not in ("priors", "sigma_scale")},
+    }
     prescan_settings = replace(settings.prescan, priors=mode, half_widths=widths)
     scanned = None
     if kind == "blind":
@@ -203,6 +226,7 @@ def fit(job):
     else:
         scanned = guarded.first_prescan(masked, prediction, truth.centre, bounds, settings, seed)
         priors = bnn_priors if scanned is None else prescan_settings.narrowed(scanned, bnn_priors)
+        priors = scaled_gaussians(priors, sigma_scale)
     scratch = Path(tempfile.mkdtemp(prefix="fit_cost_"))
     modelling.configure(scratch)
     cut = None
