@@ -28,7 +28,7 @@ import numpy as np
 
 from hybridlens import runlog
 from hybridlens.config import CONFIG_DIR
-from hybridlens.reconstruction import positions
+from hybridlens.reconstruction import delaunay, positions
 
 runlog.quiet_known_warnings()
 
@@ -291,7 +291,7 @@ def sie_model(priors, mesh, slope=None, lens_light=None):
     mass.einstein_radius = priors.einstein_radius.to_autofit()
     mass.axis_ratio = priors.axis_ratio.to_autofit()
     mass.angle = priors.angle.to_autofit()
-    regularization = af.Model(al.reg.Constant)
+    regularization = af.Model(delaunay.Constant)
     regularization.coefficient = priors.coefficient.to_autofit()
     pixelization = af.Model(al.Pixelization, mesh=mesh, regularization=regularization)
     return af.Collection(

@@ -24,24 +24,10 @@ from scipy.interpolate import LinearNDInterpolator
 from scipy.ndimage import gaussian_filter
 from scipy.optimize import minimize_scalar
 
+from hybridlens.reconstruction import delaunay
 from hybridlens.simulation import lenses
 
 REDSHIFTS = (0.5, 1.0)
-
-
-class ConstantDelaunay(al.mesh.Delaunay):
-    """PyAutoLens' Delaunay mesh without the split points that only gradient regularisations read.
-
-    Constant regularisation needs the triangulation's neighbours alone, yet the
-    stock mesh also places and locates four cross points per vertex on every
-    inversion. Skipping them is PyAutoArray's own path for its Matern
-    regularisation; the evidence is unchanged (to rounding) and an inversion ~8 %
-    cheaper (docs/m21.md).
-    """
-
-    @property
-    def skip_areas(self):
-        return True
 
 
 # Source meshes (the inversion settings' `mesh`, delaunay unless a benchmark sets it). delaunay: M21's magnification-adapted mesh, an
@@ -52,7 +38,7 @@ class ConstantDelaunay(al.mesh.Delaunay):
 # float with the regularisation, so a rasterised source is not flux-true: a benchmark lever
 # (benchmarks/fit_cost.py), not a config choice (docs/m21.md).
 MESHES = {
-    "delaunay": lambda lens: ConstantDelaunay(pixels=len(lens.mesh_grid)),
+    "delaunay": lambda lens: delaunay.ConstantDelaunay(pixels=len(lens.mesh_grid)),
     "rectangular": lambda lens: al.mesh.RectangularBilinearAdaptDensity(shape=lens.mesh_shape),
 }
 DEFAULT_MESH = "delaunay"
@@ -160,7 +146,7 @@ class MaskedLens:
     def fit(self, mass, coefficient):
         """PyAutoLens fit of the SIE `mass` with a pixelised source."""
         profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
-        pixelization = al.Pixelization(mesh=self.mesh(), regularization=al.reg.Constant(coefficient=coefficient))
+        pixelization = al.Pixelization(mesh=self.mesh(), regularization=delaunay.Constant(coefficient=coefficient))
         source = al.Galaxy(redshift=REDSHIFTS[1], pixelization=pixelization)
         light = {} if self.lens_light is None else {"bulge": self.lens_light}
         tracer = al.Tracer(galaxies=[al.Galaxy(redshift=REDSHIFTS[0], mass=profile, **light), source])

@@ -1,0 +1,51 @@
+"""The faster Delaunay pieces against PyAutoArray's own: same triangles, weights, neighbours, matrix."""
+
+import numpy as np
+import pytest
+from autoarray.inversion.mesh.interpolator.delaunay import pixel_weights_delaunay_from, scipy_delaunay_matern
+from autoarray.inversion.mesh.mesh_geometry.delaunay import MeshGeometryDelaunay
+from autoarray.inversion.regularization.constant import constant_regularization_matrix_from
+from scipy.spatial import Delaunay as Triangulation
+
+import autolens as al
+from hybridlens.reconstruction import delaunay
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    """A traced-overlay-like mesh (clustered points) and sub-pixels, some beyond its hull."""
+    rng = np.random.default_rng(3)
+    radius = np.sqrt(rng.uniform(0.0, 1.0, 400)) ** 2
+    angle = rng.uniform(0.0, 2.0 * np.pi, 400)
+    points = np.column_stack([radius * np.sin(angle), 0.7 * radius * np.cos(angle)])
+    queries = rng.uniform(-1.1, 1.1, (5000, 2))
+    return points, queries
+
+
+def test_triangles_and_weights_equal_pyautoarray(mesh):
+    points, queries = mesh
+    _, _, mappings, _ = scipy_delaunay_matern(points, queries)
+    weights = pixel_weights_delaunay_from(queries, points, mappings.astype(int))
+    located = delaunay.locate(Triangulation(points), queries)
+    outside = mappings[:, 1] == -1
+    assert 100 < outside.sum() < len(queries) - 100  # both cases are exercised
+    np.testing.assert_array_equal(located.mappings, mappings)
+    np.testing.assert_allclose(located.weights, weights, rtol=0, atol=1e-12)
+    assert np.allclose(located.weights.sum(axis=1), 1.0)
+
+
+def test_neighbours_equal_pyautoarray(mesh):
+    points, _ = mesh
+    grid = al.Grid2DIrregular(values=points)
+    stock = MeshGeometryDelaunay(mesh=al.mesh.Delaunay(pixels=len(points)), mesh_grid=grid, data_grid=None).neighbors
+    ours = delaunay.neighbours(Triangulation(points))
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(stock))
+    np.testing.assert_array_equal(ours.sizes, stock.sizes)
+
+
+def test_regularisation_matrix_equals_pyautoarray(mesh):
+    table = delaunay.neighbours(Triangulation(mesh[0]))
+    stock = constant_regularization_matrix_from(2.7, np.asarray(table), table.sizes)
+    ours = delaunay.constant_regularization_matrix(2.7, np.asarray(table), table.sizes)
+    np.testing.assert_array_equal(ours, stock)
+    np.testing.assert_allclose(ours.sum(axis=1), 1e-8, rtol=0, atol=1e-12)  # a graph Laplacian: rows sum to the jitter
