@@ -28,8 +28,6 @@ from hybridlens.reconstruction import delaunay
 from hybridlens.simulation import lenses
 
 REDSHIFTS = (0.5, 1.0)
-
-
 # Source meshes (the inversion settings' `mesh`, delaunay unless a benchmark sets it). delaunay: M21's magnification-adapted mesh, an
 # image-plane Overlay grid traced to the source plane; its triangulation changes topology as
 # the mass moves, so ln Z jumps by tens within 0.1 % of theta_E. rectangular: a source-plane
