@@ -233,3 +233,19 @@ def test_evidence_equals_a_stock_autolens_fit_of_the_same_model(lens, euclid):
             settings=al.Settings(use_positive_only_solver=SETTINGS["positive_only"]),
         )
         assert masked.log_evidence(mass, coefficient) == pytest.approx(float(stock.log_evidence), rel=1e-8)
+
+
+def test_evidence_with_adaptive_sub_pixels_equals_pyautolens_fit(lens, euclid):
+    """Sub-pixels 4x4 on the arcs, 2x2 elsewhere (`over_sample_faint`): the shortcut's ln Z is the
+    stock `FitImaging`'s of the same dataset."""
+    sim, annulus, _, truth, coefficient, renderer = lens
+    noise_map = np.sqrt(NoiseModel(True, True, False, False).variance(euclid, sim.model_image))
+    settings = {**SETTINGS, "over_sample_faint": 2, "over_sample_faint_snr": 1.0}
+    masked = inversion.MaskedLens(sim.model_image, noise_map, annulus.mask, renderer.psf, euclid.pixel_scale, settings)
+    sizes = np.asarray(masked.dataset.grids.pixelization.over_sampler.sub_size)
+    assert {2, 4} <= set(sizes.tolist())
+    for ratio in (0.95, 1.0):
+        mass = truth.with_einstein_radius(ratio * truth.einstein_radius)
+        assert masked.log_evidence(mass, coefficient) == pytest.approx(
+            float(masked.fit(mass, coefficient).log_evidence), rel=1e-9
+        )

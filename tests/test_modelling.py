@@ -1,5 +1,6 @@
 """The (q, phi) SIE model, its priors and the posterior summaries of a fit."""
 
+import autofit as af
 import autolens as al
 import numpy as np
 import pytest
@@ -197,3 +198,35 @@ def test_a_blind_fit_with_the_position_cut_ends_where_the_images_meet(cut_lens, 
     best = instance_at(masked, result.mass(), result.max_likelihood["coefficient"]).galaxies.lens.mass
     assert cut.excess(best) < 0.0
     assert result.mass().einstein_radius == pytest.approx(truth.einstein_radius, rel=0.05)
+
+
+def test_the_fits_likelihood_is_pyautolens_own_for_an_sie_and_a_power_law(cut_lens):
+    """The sampler's likelihood (`delaunay.Evidence` behind `analysis_for`) equals PyAutoLens'
+    `AnalysisImaging` on the same instance, a P21 power law and extreme models included."""
+    masked, truth, _, _ = cut_lens
+    assert masked.evidence is not None
+    ours = modelling.analysis_for(masked)
+    stock = al.AnalysisImaging(
+        dataset=masked.dataset,
+        adapt_images=al.AdaptImages(
+            galaxy_name_image_plane_mesh_grid_dict={"('galaxies', 'source')": masked.mesh_grid}
+        ),
+        settings=masked.solver,
+        raise_inversion_positions_likelihood_exception=False,
+        use_jax=False,
+    )
+    priors = modelling.uniform_priors(truth.centre, (0.1, 5.0), PRIORS)
+    values = [*truth.centre, 0.93 * truth.einstein_radius, truth.axis_ratio, truth.angle]
+    for slope, extra in ((None, []), (modelling.Prior.uniform(1.5, 2.5), [2.2])):
+        model = modelling.sie_model(priors, masked.mesh(), slope=slope)
+        instance = model.instance_from_vector([*values, *extra, 0.8])
+        assert ours.log_likelihood_function(instance) == pytest.approx(
+            stock.log_likelihood_function(instance), rel=1e-9
+        )
+    # a vanishing coefficient, and a lens far off the mask (every traced point relocated to the border)
+    model = modelling.sie_model(priors, masked.mesh())
+    for vector in ([*values, 1e-30], [30.0, 30.0, *values[2:], 1.0]):
+        instance = model.instance_from_vector(vector, ignore_assertions=True)
+        assert ours.log_likelihood_function(instance) == pytest.approx(
+            stock.log_likelihood_function(instance), rel=1e-9
+        )

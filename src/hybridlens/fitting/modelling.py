@@ -25,6 +25,7 @@ from typing import Optional, Tuple
 import autofit as af
 import autolens as al
 import numpy as np
+from autolens.analysis.exceptions import raise_fit_exception
 
 from hybridlens import runlog
 from hybridlens.config import CONFIG_DIR
@@ -309,8 +310,9 @@ def analysis_for(masked_lens, cut=None):
     adapt = None
     if masked_lens.mesh_grid is not None:  # a Delaunay mesh: its image-plane grid
         adapt = al.AdaptImages(galaxy_name_image_plane_mesh_grid_dict={"('galaxies', 'source')": masked_lens.mesh_grid})
-    kind = al.AnalysisImaging if cut is None else functools.partial(_CutAnalysis, cut)
+    kind = _Analysis if cut is None else functools.partial(_CutAnalysis, cut)
     return kind(
+        evidence=masked_lens.evidence,
         dataset=masked_lens.dataset,
         adapt_images=adapt,
         settings=masked_lens.solver,
@@ -346,7 +348,25 @@ class PositionCut:
         return positions.spread_through(mass, self.peaks) / float(mass.einstein_radius) - self.max_spread
 
 
-class _CutAnalysis(al.AnalysisImaging):
+class _Analysis(al.AnalysisImaging):
+    """`AnalysisImaging` whose likelihood is the lens's `delaunay.Evidence` where it has one: the
+    same value as PyAutoLens' fit, without its per-call objects."""
+
+    def __init__(self, evidence=None, **kwargs):
+        super().__init__(**kwargs)
+        self.evidence = evidence
+
+    def log_likelihood_function(self, instance, shared=None):
+        if self.evidence is None:
+            return super().log_likelihood_function(instance, shared)
+        try:
+            coefficient = instance.galaxies.source.pixelization.regularization.coefficient
+            return self.evidence(instance.galaxies.lens.mass, coefficient)
+        except Exception as error:  # as PyAutoLens' analysis: the sampler resamples a failed model
+            raise_fit_exception(error)
+
+
+class _CutAnalysis(_Analysis):
     """`AnalysisImaging` whose models failing a `PositionCut` skip the inversion; counts them."""
 
     def __init__(self, cut, **kwargs):

@@ -124,6 +124,9 @@ class MaskedLens:
         )
         self.mesh_shape = shape
         self.solver = al.Settings(use_positive_only_solver=settings["positive_only"])
+        # the evidence without PyAutoLens' per-call objects, where its shortcut holds (delaunay.Evidence)
+        fast = self.mesh_kind == "delaunay" and self.lens_light is None and not settings["positive_only"]
+        self.evidence = delaunay.Evidence(self.dataset, self.mesh_grid) if fast else None
 
     @classmethod
     def from_lens(cls, lens, settings):
@@ -156,7 +159,11 @@ class MaskedLens:
     def log_evidence(self, mass, coefficient):
         """Log evidence, or -inf where the inversion is singular (e.g. a degenerate mesh)."""
         try:
-            value = float(self.fit(mass, coefficient).log_evidence)
+            if self.evidence is not None:
+                profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
+                value = float(self.evidence(profile, coefficient))
+            else:
+                value = float(self.fit(mass, coefficient).log_evidence)
         except (np.linalg.LinAlgError, ValueError, al.exc.InversionException):
             return -np.inf
         return value if np.isfinite(value) else -np.inf
