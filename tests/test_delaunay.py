@@ -49,3 +49,15 @@ def test_regularisation_matrix_equals_pyautoarray(mesh):
     ours = delaunay.constant_regularization_matrix(2.7, np.asarray(table), table.sizes)
     np.testing.assert_array_equal(ours, stock)
     np.testing.assert_allclose(ours.sum(axis=1), 1e-8, rtol=0, atol=1e-12)  # a graph Laplacian: rows sum to the jitter
+
+
+def test_sparse_regularisation_and_its_log_det_equal_pyautoarray(mesh):
+    triangulation = Triangulation(mesh[0])
+    table = delaunay.neighbours(triangulation)
+    dense = constant_regularization_matrix_from(2.7, np.asarray(table), table.sizes)
+    sparse = delaunay.sparse_constant_regularization_matrix(2.7, triangulation)
+    np.testing.assert_array_equal(sparse.toarray(), dense)
+    expected = 2.0 * np.sum(np.log(np.diag(np.linalg.cholesky(dense))))
+    assert delaunay.sparse_log_det(sparse) == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(np.linalg.LinAlgError):  # not positive-definite: numpy's Cholesky error
+        delaunay.sparse_log_det(-sparse)

@@ -18,7 +18,8 @@ import autolens as al
 import numba
 import numpy as np
 import scipy.linalg
-from autoarray.inversion.inversion import inversion_util
+import scipy.sparse
+import scipy.sparse.linalg
 from autoarray.inversion.inversion.imaging_numba import inversion_imaging_numba_util as imaging_numba_util
 from autoarray.inversion.linear_obj.neighbors import Neighbors
 from autoarray.inversion.mappers import mapper_numba_util
@@ -123,6 +124,39 @@ def constant_regularization_matrix(coefficient, neighbours_table, sizes):
     rows, slots = np.nonzero(neighbours_table >= 0)
     matrix[rows, neighbours_table[rows, slots]] -= weight
     return matrix
+
+
+def sparse_constant_regularization_matrix(coefficient, triangulation):
+    """`constant_regularization_matrix` of the triangulation's neighbours as a canonical CSC matrix."""
+    weight = coefficient * coefficient
+    indptr, indices = triangulation.vertex_neighbor_vertices
+    pixels = len(indptr) - 1
+    sizes = np.diff(indptr)
+    diagonal = np.arange(pixels)
+    matrix = scipy.sparse.csc_matrix(
+        (
+            np.concatenate([np.full(len(indices), -weight), 1e-8 + weight * sizes]),
+            (np.concatenate([np.repeat(diagonal, sizes), diagonal]), np.concatenate([indices, diagonal])),
+        ),
+        shape=(pixels, pixels),
+    )
+    matrix.sum_duplicates()  # canonical: sorted indices, as PyAutoArray's scan of the dense matrix gives
+    return matrix
+
+
+def sparse_log_det(matrix):
+    """log det of a sparse symmetric positive-definite matrix: PyAutoArray's SuperLU route
+    (`inversion_util.log_det_sparse_spd_from`) without scanning a dense copy for its non-zeros."""
+    try:
+        lu = scipy.sparse.linalg.splu(
+            matrix, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+        )
+    except RuntimeError as error:  # exactly singular
+        raise np.linalg.LinAlgError(str(error)) from error
+    pivots = lu.U.diagonal()
+    if np.any(pivots <= 0.0):
+        raise np.linalg.LinAlgError("matrix is not positive definite")
+    return float(np.sum(np.log(pivots)))
 
 
 class _Geometry(MeshGeometryDelaunay):
@@ -271,13 +305,12 @@ class Evidence:
         data_vector = imaging_numba_util.data_vector_via_psf_weighted_data_from(
             psf_weighted_data=self._psf_weighted_data, pix_pixels=pixels, **unique
         )
-        table = neighbours(triangulation)
-        regularization = constant_regularization_matrix(coefficient, np.asarray(table), table.sizes)
-        factor = scipy.linalg.cho_factor(curvature + regularization, lower=True, overwrite_a=True, check_finite=False)
+        regularization = sparse_constant_regularization_matrix(coefficient, triangulation)
+        entries = regularization.tocoo()
+        curvature[entries.row, entries.col] += entries.data  # F + H in place; each (row, column) once
+        factor = scipy.linalg.cho_factor(curvature, lower=True, overwrite_a=True, check_finite=False)
         reconstruction = scipy.linalg.cho_solve(factor, data_vector, check_finite=False)
-        log_det_regularization = inversion_util.log_det_sparse_spd_from(regularization)
-        if log_det_regularization is None:  # too small or dense for the sparse route: PyAutoArray's dense one
-            log_det_regularization = 2.0 * np.sum(np.log(np.diag(np.linalg.cholesky(regularization))))
+        log_det_regularization = sparse_log_det(regularization)
         mapped = imaging_numba_util.mapped_reconstructed_data_via_image_to_pix_unique_from(
             reconstruction=reconstruction, **unique
         )
@@ -285,7 +318,7 @@ class Evidence:
         chi_squared = float(np.sum(((self._data - np.asarray(model.array)) / self._noise) ** 2))
         return -0.5 * (
             chi_squared
-            + float(reconstruction @ regularization @ reconstruction)
+            + float(reconstruction @ (regularization @ reconstruction))
             + 2.0 * np.sum(np.log(np.diag(factor[0])))
             - log_det_regularization
             + self._noise_normalization
