@@ -250,10 +250,12 @@ class Evidence:
     def __init__(self, dataset, image_mesh_grid):
         grid = dataset.grids.pixelization
         self._sub_size = np.asarray(grid.over_sampler.sub_size).astype(int)
-        self._sub_grid = al.Grid2DIrregular(np.asarray(grid.over_sampled.array))
-        # the relocation's ellipse follows the traced border pixels' centres (BorderRelocator)
-        self._border_grid = al.Grid2DIrregular(np.asarray(grid.array)[dataset.grids.border_relocator.border_slim])
-        self._mesh_grid = image_mesh_grid
+        # one grid traced per call: the sub-pixels, the border pixels' centres (whose traced ellipse
+        # bounds the relocation, as in BorderRelocator) and the mesh's image-plane points
+        sub = np.asarray(grid.over_sampled.array)
+        border = np.asarray(grid.array)[dataset.grids.border_relocator.border_slim]
+        self._grid = al.Grid2DIrregular(np.concatenate([sub, border, np.asarray(image_mesh_grid.array)]))
+        self._ends = np.cumsum([len(sub), len(border)])
         self._mask = dataset.mask
         self._psf = dataset.psf
         self._operator = dataset.sparse_operator
@@ -267,16 +269,14 @@ class Evidence:
             native_index_for_slim_index=dataset.data.mask.derive_indexes.native_for_slim,
         )
 
-    @staticmethod
-    def _traced(mass, grid):
-        return grid.array - np.asarray(mass.deflections_yx_2d_from(grid=grid).array)
-
     def __call__(self, mass, coefficient):
         """ln Z of the source reconstructed through `mass` (any PyAutoLens mass profile); raises where
         PyAutoLens' fit would (e.g. `np.linalg.LinAlgError` on a matrix that is not positive-definite)."""
-        origin, a, b, phi = ellipse_params_via_border_pca_from(self._traced(mass, self._border_grid))
-        sub = relocated_grid_via_ellipse_border_from(self._traced(mass, self._sub_grid), origin, a, b, phi)
-        vertices = relocated_grid_via_ellipse_border_from(self._traced(mass, self._mesh_grid), origin, a, b, phi)
+        traced = self._grid.array - np.asarray(mass.deflections_yx_2d_from(grid=self._grid).array)
+        sub, border, vertices = np.split(traced, self._ends)
+        origin, a, b, phi = ellipse_params_via_border_pca_from(border)
+        sub = relocated_grid_via_ellipse_border_from(sub, origin, a, b, phi)
+        vertices = relocated_grid_via_ellipse_border_from(vertices, origin, a, b, phi)
         triangulation = Triangulation(vertices)
         located = locate(triangulation, sub)
         mappings = located.mappings.astype(int)
