@@ -144,9 +144,14 @@ class MaskedLens:
     def n_source_pixels(self):
         return len(self.mesh_grid) if self.mesh_grid is not None else int(np.prod(self.mesh_shape))
 
+    @staticmethod
+    def profile(mass):
+        """The PyAutoLens SIE of `mass`."""
+        return lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
+
     def fit(self, mass, coefficient):
         """PyAutoLens fit of the SIE `mass` with a pixelised source."""
-        profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
+        profile = self.profile(mass)
         pixelization = al.Pixelization(mesh=self.mesh(), regularization=delaunay.Constant(coefficient=coefficient))
         source = al.Galaxy(redshift=REDSHIFTS[1], pixelization=pixelization)
         light = {} if self.lens_light is None else {"bulge": self.lens_light}
@@ -160,8 +165,7 @@ class MaskedLens:
         """Log evidence, or -inf where the inversion is singular (e.g. a degenerate mesh)."""
         try:
             if self.evidence is not None:
-                profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
-                value = float(self.evidence(profile, coefficient))
+                value = float(self.evidence(self.profile(mass), coefficient))
             else:
                 value = float(self.fit(mass, coefficient).log_evidence)
         except (np.linalg.LinAlgError, ValueError, al.exc.InversionException):
