@@ -61,3 +61,44 @@ def test_sparse_regularisation_and_its_log_det_equal_pyautoarray(mesh):
     assert delaunay.sparse_log_det(sparse) == pytest.approx(expected, rel=1e-10)
     with pytest.raises(np.linalg.LinAlgError):  # not positive-definite: numpy's Cholesky error
         delaunay.sparse_log_det(-sparse)
+
+
+def test_curvature_upper_triangle_is_pyautoarrays_bit_for_bit():
+    """The reused-matrix kernel sums PyAutoArray's products in its order: F is the same to the last bit,
+    whatever the matrix held before (a failed call leaves a factor there)."""
+    from autoarray.inversion.inversion.imaging_numba import inversion_imaging_numba_util as kernels
+
+    rng = np.random.default_rng(5)
+    mask = al.Mask2D.circular_annular(shape_native=(30, 30), pixel_scales=0.1, inner_radius=0.4, outer_radius=1.3)
+    noise = al.Array2D.no_mask(rng.uniform(0.5, 2.0, (30, 30)), pixel_scales=0.1)
+    y, x = np.mgrid[-3:4, -3:4]
+    kernel = np.exp(-(x**2 + y**2) / 2.0)
+    psf = al.Convolver(kernel=al.Array2D.no_mask(kernel / kernel.sum(), pixel_scales=0.1))
+    dataset = al.Imaging(data=noise, noise_map=noise, psf=psf).apply_mask(mask).apply_sparse_operator_cpu()
+    operator = dataset.sparse_operator
+    pixels, data_pixels = 90, mask.pixels_in_mask
+    lengths = rng.integers(0, 9, data_pixels)  # some data pixels map to nothing
+    to_pix = np.zeros((data_pixels, 12), dtype=np.int64)
+    weights = np.zeros((data_pixels, 12))
+    for row, length in enumerate(lengths):
+        to_pix[row, :length] = rng.choice(pixels, length, replace=False)
+        weights[row, :length] = rng.dirichlet(np.ones(length)) if length else []
+    expected = kernels.curvature_matrix_via_sparse_operator_from(
+        psf_precision_operator=operator.psf_precision_operator_sparse,
+        psf_precision_indexes=operator.indexes,
+        psf_precision_lengths=operator.lengths,
+        data_to_pix_unique=to_pix,
+        data_weights=weights,
+        pix_lengths=lengths,
+        pix_pixels=pixels,
+    )
+    matrix = rng.normal(size=(pixels, pixels))
+    arguments = (
+        operator.psf_precision_operator_sparse,
+        operator.indexes.astype(np.int64),
+        operator.lengths.astype(np.int64),
+    )
+    delaunay.curvature_upper_into(matrix, *arguments, to_pix, weights, lengths)
+    upper = np.triu_indices(pixels)
+    np.testing.assert_array_equal(matrix[upper], expected[upper])
+    assert np.count_nonzero(expected) > pixels  # the test covers off-diagonal coupling, not a diagonal matrix
