@@ -30,6 +30,7 @@ def test_triangles_and_weights_equal_pyautoarray(mesh):
     outside = mappings[:, 1] == -1
     assert 100 < outside.sum() < len(queries) - 100  # both cases are exercised
     np.testing.assert_array_equal(located.mappings, mappings)
+    np.testing.assert_array_equal(located.sizes, np.where(outside, 1, 3))
     np.testing.assert_allclose(located.weights, weights, rtol=0, atol=1e-12)
     assert np.allclose(located.weights.sum(axis=1), 1.0)
 
@@ -102,3 +103,20 @@ def test_curvature_upper_triangle_is_pyautoarrays_bit_for_bit():
     upper = np.triu_indices(pixels)
     np.testing.assert_array_equal(matrix[upper], expected[upper])
     assert np.count_nonzero(expected) > pixels  # the test covers off-diagonal coupling, not a diagonal matrix
+
+
+def test_blurring_matrix_is_the_convolvers_masked_convolution_for_an_asymmetric_psf():
+    """A lopsided 7x5 kernel: a flipped or transposed kernel, or a centre off by one, would not match."""
+    mask = al.Mask2D.circular_annular(shape_native=(24, 26), pixel_scales=0.1, inner_radius=0.3, outer_radius=1.1)
+    rng = np.random.default_rng(0)
+    kernel = rng.uniform(0.0, 1.0, (7, 5))
+    kernel[0, :] = 0.0  # zeros are skipped
+    kernel /= kernel.sum()
+    psf = al.Convolver(kernel=al.Array2D.no_mask(kernel, pixel_scales=0.1))
+    image = rng.normal(size=mask.pixels_in_mask)
+    with pytest.warns(UserWarning):  # PyAutoArray warns that no blurring image is given
+        expected = psf.convolved_image_from(image=al.Array2D(values=image, mask=mask), blurring_image=None)
+    blurred = delaunay.blurring_matrix(mask, kernel) @ image
+    np.testing.assert_allclose(blurred, np.asarray(expected.array), rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="even PSF"):
+        delaunay.blurring_matrix(mask, np.ones((4, 5)))
