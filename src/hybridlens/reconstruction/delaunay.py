@@ -385,13 +385,16 @@ def blurring_matrix(mask, kernel):
 class Evidence:
     """A masked lens's log evidence through a mass profile, on this mesh with constant regularisation.
 
-    PyAutoArray's own kernels (border relocation, sparse-operator curvature and data
-    vector, the mapped and blurred reconstruction) in the order `FitImaging` runs them,
-    without building a tracer, grids, a mapper and an inversion object per call: a
-    sampler calls it thousands of times per lens, and that bookkeeping is ~15 % of a call.
+    PyAutoArray's own kernels (border relocation, unique mappings, data vector, the
+    mapped reconstruction) in the order `FitImaging` runs them, without building a
+    tracer, grids, a mapper and an inversion object per call: a sampler calls it
+    thousands of times per lens. Where PyAutoArray's step does work a sampler pays for
+    on every call, an equal replacement stands in: the curvature kernel into a reused
+    matrix, the triangles by a walk, H's log det banded, the PSF as a sparse matrix.
     The value equals `FitImaging.log_evidence` of the same model (tests/test_inversion.py):
-    only what stays fixed across calls is computed once (the PSF-weighted data, the noise
-    normalisation, the grids). Positive-negative solve, border relocation on, no lens light.
+    only what stays fixed across calls is computed once (the PSF-weighted data and its
+    blurring matrix, the noise normalisation, the grids). Positive-negative solve, border
+    relocation on, no lens light, a PSF convolved at the data's resolution.
     """
 
     def __init__(self, dataset, image_mesh_grid):
@@ -403,6 +406,8 @@ class Evidence:
         border = np.asarray(grid.array)[dataset.grids.border_relocator.border_slim]
         self._grid = al.Grid2DIrregular(np.concatenate([sub, border, np.asarray(image_mesh_grid.array)]))
         self._ends = np.cumsum([len(sub), len(border)])
+        if getattr(dataset.psf, "convolve_over_sample_size", 1) != 1:
+            raise ValueError("this PSF convolves over-sampled images; the evidence blurs at the data's resolution")
         self._blur = blurring_matrix(dataset.mask, dataset.psf.kernel.native.array)
         operator = dataset.sparse_operator
         self._operator = (
