@@ -19,7 +19,7 @@ benchmark lens). So before sampling:
    (`priors_about`), as PyAutoLens' SLaM pipelines pass one stage's result on
    as the next stage's priors.
 
-Every step is a plain inversion (`MaskedLens.log_evidence`, ~25–50 ms), so the
+Every step is a plain inversion (`MaskedLens.log_evidence`, ~14–26 ms at the default resolution), so the
 scan costs a few hundred of the calls the sampler no longer spends exploring.
 """
 
