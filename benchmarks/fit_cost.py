@@ -28,6 +28,8 @@ not the BNN, is measured), and every lever fits it:
   brightness`), as many as the overlay (or a 24 x 24 overlay) gives;
 - `default_tol1e-4`, `_tol1e-3`, `_iter200`: the bound networks' training stopped
   earlier (`modelling.search.network_tol`, `network_max_iter`; Nautilus: 0, 10,000);
+- `default_sklearn_networks`: the default with the bound networks trained by sklearn
+  itself (`modelling.search.network_trainer`), the reference for `fitting.bound_networks`;
 - `blind_cut`, `today_cut`, `default_cut`: `blind`, `today` or `default` with the position
   cut (`modelling.PositionCut`, `model_lenses.positions`): a model tracing the arcs' peaks
   more than `max_spread` theta_E apart gets a penalty and no inversion.
@@ -76,6 +78,7 @@ LEVERS = {
     "gauss_fixed_nlive20": ("prescan", {"n_live": 20}, {}),
     "gauss_fixed_nlive15": ("prescan", {"n_live": 15}, {}),
     "gauss_fixed_nlive20_neff100": ("prescan", {"n_live": 20, "n_eff": 100}, {}),
+    "default_sklearn_networks": ("prescan", {"n_live": 20, "network_trainer": "sklearn"}, {}),
     "default_1net": ("prescan", {"n_live": 20, "n_networks": 1}, {}),
     "default_2net": ("prescan", {"n_live": 20, "n_networks": 2}, {}),
     "default_centre_held": ("prescan", None, {"centre": 0.0}),
@@ -173,20 +176,25 @@ def lens(cfg, index):
 
 
 def timed_network_training():
-    """Wrap Nautilus' network training so its seconds add up in the returned list's first item."""
+    """Wrap the bound networks' training (Nautilus' own and ours) so its seconds add up in the returned list's first item."""
     import nautilus.neural
 
+    from hybridlens.fitting import bound_networks
+
     spent = [0.0]
-    train = nautilus.neural.train_network
 
-    def timed(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return train(*args, **kwargs)
-        finally:
-            spent[0] += time.perf_counter() - start
+    def timer(train):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return train(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
 
-    nautilus.neural.train_network = timed
+        return timed
+
+    nautilus.neural.train_network = timer(nautilus.neural.train_network)
+    bound_networks.train_network = timer(bound_networks.train_network)
     return spent
 
 

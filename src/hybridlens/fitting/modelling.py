@@ -29,6 +29,7 @@ from autolens.analysis.exceptions import raise_fit_exception
 
 from hybridlens import runlog
 from hybridlens.config import CONFIG_DIR
+from hybridlens.fitting import bound_networks
 from hybridlens.reconstruction import delaunay, positions
 
 runlog.quiet_known_warnings()
@@ -219,6 +220,9 @@ class SearchSettings:
     # loss falls at all (~30 s of a 200-280 s prescanned fit, docs/m21.md).
     network_tol: float = NAUTILUS_NETWORK_TOL
     network_max_iter: int = NAUTILUS_NETWORK_MAX_ITER
+    # "hybridlens": sklearn's networks, bit for bit, trained at about half the cost
+    # (fitting.bound_networks); "sklearn": sklearn's own fit, the reference
+    network_trainer: str = "hybridlens"
 
     def network_kwargs(self):
         """Nautilus' `neural_network_kwargs`: the bound networks' shape and training stop."""
@@ -383,7 +387,14 @@ class _CutAnalysis(_Analysis):
 
 
 class _Nautilus(af.Nautilus):
-    """PyAutoFit's Nautilus with the bound networks' settings passed (PyAutoFit does not pass them)."""
+    """PyAutoFit's Nautilus with the bound networks' settings passed (PyAutoFit does not pass them).
+
+    No visualisation after the fit: every PyAutoLens figure is off (config/autolens), yet
+    PyAutoFit's visualiser still rebuilds the best fit through a stock `FitImaging` and
+    its plotters, 3-5 s of a one-minute fit; hybridlens draws its figures from HDF5.
+    """
+
+    _visualize_fit = False
 
     def __init__(self, network_kwargs=None, **kwargs):
         super().__init__(**kwargs)
@@ -426,7 +437,8 @@ def fit_sie(masked_lens, priors, search, name, seed, checkpoint=False, slope=Non
     start = time.perf_counter()
     try:
         analysis = analysis_for(masked_lens, cut)
-        result = nautilus.fit(model=model, analysis=analysis)
+        with bound_networks.lean_training(search.network_trainer == "hybridlens"):
+            result = nautilus.fit(model=model, analysis=analysis)
     finally:
         shutil.rmtree(Path(af.conf.instance.output_path) / prefix, ignore_errors=True)
     seconds = time.perf_counter() - start
