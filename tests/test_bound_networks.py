@@ -37,6 +37,16 @@ def test_lean_training_is_sklearns_bit_for_bit(n, d, state):
     np.testing.assert_array_equal(lean.predict(probe), stock.predict(probe))
 
 
+def test_a_single_hidden_layer_given_as_an_int_trains_as_sklearn_does():
+    x, y = shell(60, 4, 6)
+    kwargs = {**NAUTILUS_KWARGS, "hidden_layer_sizes": 32}
+    lean = bound_networks.train_network(x, y, kwargs, 2)
+    stock = MLPRegressor(random_state=2, **kwargs).fit(x, y)
+    assert [c.shape for c in lean.coefs_] == [(4, 32), (32, 1)]
+    for a, b in zip(lean.coefs_ + lean.intercepts_, stock.coefs_ + stock.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_an_epoch_cap_stops_and_warns_as_sklearn_does():
     x, y = shell(80, 4, 1)
     kwargs = {**NAUTILUS_KWARGS, "max_iter": 7}

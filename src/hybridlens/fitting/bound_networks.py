@@ -8,7 +8,8 @@ every shuffle) costs as much as the arithmetic. `train_network` runs the same
 algorithm with sklearn's own initialisation and random stream, the same matrix products
 and the same Adam arithmetic element for element, into arrays allocated once, so the
 trained network is sklearn's bit for bit (tests/test_bound_networks.py) and a seeded fit
-takes the same samples. Settings outside what it reproduces go to sklearn's own `fit`.
+takes the same samples. Settings outside what it reproduces, and an sklearn other than the
+one it was checked against (envs/requirements.lock), go to sklearn's own `fit`.
 
 `lean_training()` points Nautilus at it for the span of a fit.
 """
@@ -18,6 +19,7 @@ import warnings
 
 import nautilus.neural
 import numpy as np
+import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 from sklearn.utils import check_random_state
@@ -34,12 +36,15 @@ REPRODUCED = {
     "warm_start": False,
 }
 SKLEARN_BATCH = 200  # sklearn's batch_size "auto": min(200, n_samples)
+SKLEARN_CHECKED = "1.8."  # the sklearn whose `_fit_stochastic` the loop follows (envs/requirements.lock)
 
 
 def reproduced(network):
-    """Whether `network`'s settings are ones the lean loop trains exactly as sklearn does."""
+    """Whether `network`'s settings are ones the lean loop trains exactly as this sklearn does."""
     params = network.get_params()
-    return all(params[key] == value for key, value in REPRODUCED.items())
+    return sklearn.__version__.startswith(SKLEARN_CHECKED) and all(
+        params[key] == value for key, value in REPRODUCED.items()
+    )
 
 
 def train_network(x, y, neural_network_kwargs, random_state):
@@ -53,7 +58,7 @@ def train_network(x, y, neural_network_kwargs, random_state):
     x = np.ascontiguousarray(x)
     y = y.astype(np.float64).reshape(-1, 1)
     network.n_features_in_ = x.shape[1]
-    units = [x.shape[1], *network.hidden_layer_sizes, 1]
+    units = [x.shape[1], *np.atleast_1d(network.hidden_layer_sizes).tolist(), 1]
     network._random_state = check_random_state(random_state)
     network._initialize(y, units, x.dtype)  # sklearn's Glorot draws, in its order
     _adam(network, x, y, units)
