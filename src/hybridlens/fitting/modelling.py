@@ -390,8 +390,8 @@ class _Nautilus(af.Nautilus):
     """PyAutoFit's Nautilus with the bound networks' settings passed (PyAutoFit does not pass them).
 
     No visualisation after the fit: every PyAutoLens figure is off (config/autolens), yet
-    PyAutoFit's visualiser still rebuilds the best fit through a stock `FitImaging` and
-    its plotters, 3-5 s of a one-minute fit; hybridlens draws its figures from HDF5.
+    PyAutoFit's post-fit visualisation step still ran for ~3 s of a 45 s fit (docs/m21.md);
+    hybridlens draws its figures from HDF5.
     """
 
     _visualize_fit = False
