@@ -62,3 +62,35 @@ def test_a_clumpy_sources_other_clumps_do_not_split_the_right_model():
     assert len(peaks) >= 3
     assert not positions.traced(TRUTH, peaks).split
     assert positions.traced(TRUTH.with_einstein_radius(0.85), peaks).split
+
+
+def test_the_loops_judge_overrules_a_fooled_classifier_on_split_fits_only(lensed):
+    """M21's fits judged after the fact: a classifier calling every fit correct is right on 1 of 4; the
+    judge traces the arcs through each fit's max-likelihood SIE and gets the split ones' direction,
+    and leaves a lens whose arcs gave fewer than two peaks to the classifier."""
+    import pandas as pd
+
+    from hybridlens.fitting import hybrid
+
+    ranges = {"under": [0.1, 0.9], "correct": [0.95, 1.05], "over": [1.1, 3.0]}
+    thetas = {(0, 0): 0.8, (0, 1): 1.6, (0, 2): TRUTH.einstein_radius, (1, 0): 0.5}
+    rows = []
+    for (lens, number), theta in thetas.items():
+        klass = hybrid.TRUTH_CLASSES.index(hybrid.truth_class(theta, TRUTH.einstein_radius, ranges))
+        rows.append(
+            {"lens_index": lens, "round": number, "verdict": 1.0, "truth_class": klass, "action": 0, "flags": 0.0}
+            | {"hit_call_cap": 0, "seconds": 60.0, "n_calls": 1000.0, "axis_ratio_off": 0.0}
+            | {f"{kind}_einstein_radius": theta for kind in ("median", "ml")}
+            | {"truth_einstein_radius": TRUTH.einstein_radius, "truth_axis_ratio": TRUTH.axis_ratio}
+            | {"truth_angle": TRUTH.angle, "median_axis_ratio": TRUTH.axis_ratio, "median_angle": TRUTH.angle}
+            | {"ml_axis_ratio": TRUTH.axis_ratio, "ml_angle": TRUTH.angle}
+            | {"ml_centre_y": TRUTH.centre[0], "ml_centre_x": TRUTH.centre[1]}
+        )
+    table = pd.DataFrame(rows)
+    table = table.assign(**hybrid.traced_columns(table, {0: lensed, 1: lensed[:1]}, positions.PositionSettings()))
+
+    assert table["position_split"].tolist()[:3] == [1.0, 1.0, 0.0] and np.isnan(table["position_split"][3])
+    summary = hybrid.summarise(table, reruns=2)
+    assert summary["classifier_on_fits"]["confusion_counts"] == [[0, 2, 0], [0, 1, 0], [0, 1, 0]]
+    assert summary["judge_on_fits"]["confusion_counts"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert summary["judge_on_fits"]["n_traced"] == 3 and summary["judge_on_fits"]["n_split"] == 2

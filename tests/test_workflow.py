@@ -121,6 +121,9 @@ def test_hybrid_loop_records_every_round_and_follows_its_actions(finished):
         assert set(rows["truth_class"]) <= {0, 1, 2, 3}
     fitted = summary["classifier_on_fits"]["n_fits"] + summary["classifier_on_fits"]["n_between_classes"]
     assert fitted == summary["call_cap_hits"] == summary["fits_per_lens"]["mean"] * 2
+    # the guarded loop's judge, run after the fact on the same fits through each lens's arc peaks
+    judge = summary["judge_on_fits"]
+    assert judge["n_fits"] == summary["classifier_on_fits"]["n_fits"] and 0 <= judge["n_split"] <= judge["n_traced"]
 
 
 def test_guarded_loop_is_judged_beside_m21s_loop_on_the_blind_lenses(finished):

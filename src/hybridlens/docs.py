@@ -746,9 +746,12 @@ def _m21_rows(summaries, ref):
     def reduction(s):
         return f"{_pct(s.get('reduction_of_unphysical_by_cnn'))} ({_pct(s.get('reduction_of_unphysical_by_truth'))})"
 
-    def on_fits(s):
-        fits = s["classifier_on_fits"]
-        return f"{_num(fits.get('accuracy'), 2)} (n = {fits.get('n_fits', '?')} fits)"
+    def on_fits(key):
+        def ours(s):
+            fits = s[key]
+            return f"{_num(fits.get('accuracy'), 2)} (n = {fits.get('n_fits', '?')} fits)"
+
+        return ours
 
     hybrid = ref["m21_hybrid"]
     after = hybrid["cnn_counts"]["rerun 3"]
@@ -808,7 +811,14 @@ def _m21_rows(summaries, ref):
             "m21_fig13_hybrid",
             "Classifier accuracy on the loop's real fits",
             "not reported",
-            on_fits,
+            on_fits("classifier_on_fits"),
+        ),
+        _row(
+            summaries,
+            "m21_fig13_hybrid",
+            "Guarded loop's judge (traced arcs, else classifier) on the same fits",
+            "not in either paper",
+            on_fits("judge_on_fits"),
         ),
     ]
 

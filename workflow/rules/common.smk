@@ -123,6 +123,12 @@ def hybrid_lenses():
     return expand("results/hybrid/lens-{lens:05d}.h5", lens=range(n))
 
 
+def hybrid_lens_shards(stage_dir):
+    """Per blind lens, in lens order, the shard of results/<stage_dir>/blind holding it."""
+    n = config["hybrid_modelling"]["n_images"]
+    return [shard_of(stage_dir, "blind", lens) for lens in range(n)]
+
+
 def complex_pairs():
     n = config["complex_sources"]["n_images"]
     return expand("results/complex/pairs/lens-{lens:05d}.h5", lens=range(n))

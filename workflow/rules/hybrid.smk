@@ -59,7 +59,9 @@ rule hybrid_lens:
 
 rule hybrid_summary:
     input:
-        hybrid_lenses(),
+        lenses=hybrid_lenses(),
+        sims=hybrid_lens_shards("simulate"),
+        masks=hybrid_lens_shards("mask"),
     output:
         summary="results/hybrid/summary.h5",
         figure=figure_files("m21_fig13_hybrid", "Hybrid modelling"),
@@ -69,6 +71,7 @@ rule hybrid_summary:
         CONDA_ENV
     params:
         settings=config["hybrid_modelling"],
+        positions=config["model_lenses"]["positions"],
         seed=config["seed"],
         formats=config["figures"]["format"],
     script:

@@ -519,11 +519,27 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
                 else 0
             ),
         }
+        if approach != "bnn_gaussian" and "position_split" in fitted:  # fits that ran the position check
+            out[approach].update(judged_on_fits(fitted, class_ratio_ranges))
     base = out.get("m21_loop", {}).get("unphysical")
     for approach in out:
         mine = out[approach]["unphysical"]
         out[approach]["unphysical_change_vs_m21_loop"] = (mine - base) / base if base else float("nan")
     return out
+
+
+def judged_on_fits(fitted, class_ratio_ranges):
+    """The classifier and the loop's judge (`hybrid.judge_verdicts`) on every fit, by the truth's class."""
+    classes = [
+        hybrid.TRUTH_CLASSES.index(hybrid.truth_class(theta, truth, class_ratio_ranges))
+        for theta, truth in zip(fitted["median_einstein_radius"], fitted["truth_einstein_radius"])
+    ]
+    labelled = fitted.assign(truth_class=classes)
+    labelled = labelled[labelled["truth_class"] < 3]
+    return {
+        "classifier_on_fits": hybrid.verdicts_on_fits(labelled, labelled["verdict"]),
+        "judge_on_fits": hybrid.verdicts_on_fits(labelled, hybrid.judge_verdicts(labelled)),
+    }
 
 
 # --- HDF5 --------------------------------------------------------------------------------------------

@@ -536,6 +536,60 @@ def truth_columns(records, truth, class_ratio_ranges, max_axis_ratio_error):
     return {**columns, "truth_class": klass, "axis_ratio_off": q_off}
 
 
+# --- the loop's judge on any fit: the arcs' geometry where it decides, the classifier elsewhere ------
+
+
+def lens_peaks(lens, settings):
+    """The arcs' brightest peaks of a lens from `io.read_lens`, inside its annulus (`positions.arc_peaks`)."""
+    mask = np.asarray(lens["mask"], bool)
+    return positions.arc_peaks(lens["image"], lens["noise_map"], mask, lens["survey"]["pixel_scale"], settings)
+
+
+def traced_columns(table, peaks_by_lens, settings):
+    """position_spread / split / verdict of every fit in `table` through its lens's arc peaks.
+
+    The check `next_action` acts on in the guarded loop, run after the fact on fits that
+    did not use it (M21's loop): each fit's max-likelihood SIE traces `peaks_by_lens[lens]`
+    back. NaN where fewer than two peaks were found or the fit has no model.
+    """
+    from hybridlens.reconstruction.inversion import Mass
+
+    columns = {name: np.full(len(table), np.nan) for name in ("position_spread", "position_split", "position_verdict")}
+    for i, row in enumerate(table.to_dict("records")):
+        peaks = peaks_by_lens.get(int(row["lens_index"]))
+        if peaks is None or len(peaks) < 2 or not np.isfinite(row.get("ml_einstein_radius", np.nan)):
+            continue
+        for name, value in positions.traced(Mass.from_parameters(row, "ml_"), peaks, settings).row().items():
+            columns[name][i] = value
+    return columns
+
+
+def judge_verdicts(table):
+    """The verdict the guarded loop's rules act on, per fit: the traced arcs' direction where the
+    images split (`next_action` overrules the classifier there), the classifier's verdict elsewhere."""
+    verdict = np.asarray(table["verdict"], float)
+    if "position_split" not in table:
+        return verdict
+    return np.where(np.asarray(table["position_split"]) == 1.0, np.asarray(table["position_verdict"], float), verdict)
+
+
+def verdicts_on_fits(labelled, verdicts):
+    """Accuracy, confusion matrix (rows: truth under / correct / over) and scores of `verdicts` on labelled fits."""
+    from hybridlens.analysis.evaluation import confusion_matrix, precision_recall_f1
+
+    counts = confusion_matrix(labelled["truth_class"], verdicts, 3)
+    scores = precision_recall_f1(counts)
+    right = np.asarray(labelled["truth_class"]) == np.asarray(verdicts)
+    q_ok = np.asarray(labelled["axis_ratio_off"] == 0) if "axis_ratio_off" in labelled else np.ones(len(right), bool)
+    return {
+        "n_fits": int(len(labelled)),
+        "accuracy": float(np.trace(counts) / counts.sum()) if counts.sum() else float("nan"),
+        "accuracy_q_within_tolerance": float(right[q_ok].mean()) if q_ok.any() else float("nan"),
+        "confusion_counts": counts.tolist(),
+        **{key: dict(zip(CLASSES, np.asarray(v, float).tolist())) for key, v in scores.items()},
+    }
+
+
 # --- the sample: per round, by the CNN and by the truth ----------------------------------------
 
 # M21 section 4.2 (100 lenses), for comparison only: CNN verdict counts after each round.
@@ -566,8 +620,9 @@ def call_cap_hit_fits(fitted):
 
 
 def summarise(table, reruns):
-    """Counts per round by CNN verdict and by the truth, the CNN's confusion matrix on these fits, errors, cost."""
-    from hybridlens.analysis.evaluation import angle_error, confusion_matrix, describe, precision_recall_f1
+    """Counts per round by CNN verdict and by the truth, the CNN's (and, with `traced_columns`, the
+    guarded loop's judge's) confusion matrix on these fits, errors, cost."""
+    from hybridlens.analysis.evaluation import angle_error, describe
 
     if "verdict" not in table:
         table = table.assign(verdict=np.nan)
@@ -590,19 +645,16 @@ def summarise(table, reruns):
         }
     # The classifier judged on real fits: truth classes under/correct/over only ("between" has no label).
     labelled = fitted[fitted["truth_class"] < 3]
-    counts = confusion_matrix(labelled["truth_class"], labelled["verdict"], 3)
-    scores = precision_recall_f1(counts)
-    q_ok = labelled["axis_ratio_off"] == 0
     out["classifier_on_fits"] = {
-        "n_fits": int(len(labelled)),
+        **verdicts_on_fits(labelled, labelled["verdict"]),
         "n_between_classes": int((fitted["truth_class"] == 3).sum()),
-        "accuracy": float(np.trace(counts) / counts.sum()) if counts.sum() else float("nan"),
-        "accuracy_q_within_tolerance": (
-            float((labelled["truth_class"] == labelled["verdict"])[q_ok].mean()) if q_ok.any() else float("nan")
-        ),
-        "confusion_counts": counts.tolist(),
-        **{key: dict(zip(CLASSES, np.asarray(v, float).tolist())) for key, v in scores.items()},
     }
+    if "position_split" in labelled:  # the guarded loop's judge on the same fits (traced_columns)
+        out["judge_on_fits"] = {
+            **verdicts_on_fits(labelled, judge_verdicts(labelled)),
+            "n_traced": int(np.isfinite(labelled["position_split"]).sum()),
+            "n_split": int((labelled["position_split"] == 1.0).sum()),
+        }
     final_actions = table.sort_values("round").groupby("lens_index").tail(1)["action"]
     out["final"] = {kind: int((final_actions == code).sum()) for kind, code in ACTION_CODES.items()}
     out["fit_seconds"] = describe(fitted["seconds"])

@@ -1,0 +1,149 @@
+"""Would real fits' own reconstructions, labelled by the truth, teach the classifier to judge real fits?
+
+Leave one lens out: a run's classifier (`results/classifier/model.h5`) is trained on
+for `--epochs` more epochs on its own training pairs plus every real fit of the
+*other* blind lenses (M21's loop and, where run, the guarded loop; `--repeat` copies
+of each per epoch), labelled by the truth's class of its theta_E; then it judges the
+held-out lens's fits. Printed beside it: the run's classifier as it was, and the
+guarded loop's judge (`hybrid.judge_verdicts`, the arcs' traced positions where they
+split, else the classifier), which needs no training.
+
+    python benchmarks/classifier_real_fits.py --run RUN_DIR [--config ...] [--epochs 3 --repeat 6]
+"""
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+
+import h5py
+import numpy as np
+import torch
+
+from hybridlens import config as hlconfig
+from hybridlens import io
+from hybridlens.fitting import hybrid
+from hybridlens.networks import training
+from hybridlens.reconstruction import positions
+
+IMAGES = ("source", "residual", "chi_squared_map")
+LOOPS = ("hybrid", "guarded")  # results/<loop>/lens-*.h5: M21's loop, the guarded loop
+
+
+def real_fits(results, cfg):
+    """Every fitted round of both loops with a truth class (no 'between'), its images and the judge's verdict."""
+    settings = positions.PositionSettings.from_config(cfg["model_lenses"]["positions"])
+    size = cfg["hybrid_modelling"]["shard_size"]
+    rows = []
+    for loop in LOOPS:
+        for path in sorted((results / loop).glob("lens-*.h5")):
+            table = io.read_params([path])
+            index = int(path.stem.split("-")[1])
+            shard = f"shard-{index // size:05d}.h5"
+            lens = io.read_lens(
+                results / "simulate" / "blind" / shard, results / "mask" / "blind" / shard, index % size
+            )
+            if settings is not None and "position_split" not in table:  # M21's loop: traced after the fact
+                table = table.assign(
+                    **hybrid.traced_columns(table, {index: hybrid.lens_peaks(lens, settings)}, settings)
+                )
+            judged = hybrid.judge_verdicts(table)
+            with h5py.File(path, "r") as h5:
+                images = {name: h5[name][()] for name in IMAGES}
+            for i, row in enumerate(table.to_dict("records")):
+                theta = row.get("median_einstein_radius", np.nan)
+                if not np.isfinite(row.get("verdict", np.nan)) or not np.isfinite(images["source"][i]).any():
+                    continue
+                name = hybrid.truth_class(
+                    theta, lens["truth"]["einstein_radius"], cfg["calibrate_relations"]["class_ratio_ranges"]
+                )
+                if name == "between":
+                    continue
+                rows.append(
+                    {"loop": loop, "lens": index, "label": hybrid.CLASSES.index(name), "verdict": int(row["verdict"])}
+                    | {"judge": int(judged[i]), "ratio": theta / lens["truth"]["einstein_radius"]}
+                    | {name: images[name][i] for name in IMAGES}
+                )
+    return rows
+
+
+def write_shard(path, rows):
+    """The real fits as a training-set shard (`training.catalogue` reads it); lens indices kept apart from the pairs'."""
+    with h5py.File(path, "w") as h5:
+        for name in IMAGES:
+            h5[name] = np.array([row[name] for row in rows])
+        h5["flags"] = np.zeros(len(rows), np.uint8)
+        h5["index"] = np.array([10**6 + row["lens"] for row in rows])
+        h5["params/label"] = np.array([row["label"] for row in rows])
+        h5.attrs["config_sha256"] = "real fits"
+
+
+def confusion(rows, key):
+    counts = np.zeros((3, 3), int)
+    for row in rows:
+        counts[row["label"], row[key]] += 1
+    return f"{np.trace(counts) / max(counts.sum(), 1):.3f} on {counts.sum()}, confusion {counts.tolist()}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default=str(ROOT), help="a run's directory (holding results/)")
+    parser.add_argument("--config", nargs="+", default=[str(ROOT / "config" / "config.yaml")])
+    parser.add_argument("--epochs", type=int, default=3, help="epochs trained on from the run's weights")
+    parser.add_argument("--repeat", type=int, default=6, help="copies of each real fit per epoch")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = hlconfig.load(*args.config)
+    settings = {**cfg["classifier"], "progress_bar": False}
+    results = Path(args.run) / "results"
+    rows = real_fits(results, cfg)
+    pairs = training.split_by_lens(
+        training.catalogue(sorted((results / "trainingset" / "slacs").glob("shard-*.h5"))),
+        settings["split"],
+        cfg["seed"],
+    )["train"]
+    base = training.state_from_hdf5(results / "classifier" / "model.h5")
+    with tempfile.TemporaryDirectory() as scratch:
+        shard = Path(scratch) / "real.h5"
+        write_shard(shard, rows)
+        entries = training.catalogue([shard])
+        for lens in sorted({row["lens"] for row in rows}):
+            began = time.perf_counter()
+            model = training.build_model(settings)
+            model.load_state_dict(base)
+            optimiser = torch.optim.NAdam(model.parameters(), lr=settings["learning_rate"])
+            scaler = torch.amp.GradScaler("cpu", enabled=False)
+            generator = torch.Generator().manual_seed(cfg["seed"] + lens)
+            torch.manual_seed(cfg["seed"] + lens)
+            others = [e for e in entries if e.lens_index != 10**6 + lens]
+            with training.deterministic():
+                for _ in range(args.epochs):
+                    loader = training._loader(pairs + others * args.repeat, settings, True, generator)
+                    training.run_epoch(model, loader, torch.device("cpu"), optimiser, scaler, generator)
+            held = [i for i, e in enumerate(entries) if e.lens_index == 10**6 + lens]
+            probabilities = training.predict(model, [entries[i] for i in held], settings)
+            for i, p in zip(held, probabilities):
+                rows[i]["trained"] = int(np.argmax(p))
+            print(
+                f"lens {lens:3d}: truth {[rows[i]['label'] for i in held]}, run's classifier "
+                f"{[rows[i]['verdict'] for i in held]}, trained on the others' fits "
+                f"{[rows[i]['trained'] for i in held]}, judge {[rows[i]['judge'] for i in held]} "
+                f"({time.perf_counter() - began:.0f} s)",
+                flush=True,
+            )
+    for loop in LOOPS:
+        chosen = [row for row in rows if row["loop"] == loop]
+        if chosen:
+            print(f"\n{loop} loop's fits (rows: truth U / C / O):")
+            print(f"  run's classifier              {confusion(chosen, 'verdict')}")
+            print(f"  + other lenses' real fits     {confusion(chosen, 'trained')}")
+            print(f"  the loop's judge (untrained)  {confusion(chosen, 'judge')}")
+
+
+if __name__ == "__main__":
+    main()
