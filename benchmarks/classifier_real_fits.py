@@ -8,7 +8,7 @@ held-out lens's fits. Printed beside it: the run's classifier as it was, and the
 guarded loop's judge (`hybrid.judge_verdicts`, the arcs' traced positions where they
 split, else the classifier), which needs no training.
 
-    python benchmarks/classifier_real_fits.py --run RUN_DIR [--config ...] [--epochs 3 --repeat 6]
+    python benchmarks/classifier_real_fits.py --run RUN_DIR [--config ...] [--epochs 3 --repeat 6] [--held-out 12 13]
 """
 
 import argparse
@@ -96,6 +96,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=3, help="epochs trained on from the run's weights")
     parser.add_argument("--repeat", type=int, default=6, help="copies of each real fit per epoch")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--held-out", nargs="+", type=int, help="lenses to hold out in turn (default: every lens)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = hlconfig.load(*args.config)
@@ -112,7 +113,7 @@ def main():
         shard = Path(scratch) / "real.h5"
         write_shard(shard, rows)
         entries = training.catalogue([shard])
-        for lens in sorted({row["lens"] for row in rows}):
+        for lens in args.held_out or sorted({row["lens"] for row in rows}):
             began = time.perf_counter()
             model = training.build_model(settings)
             model.load_state_dict(base)
@@ -137,7 +138,7 @@ def main():
                 flush=True,
             )
     for loop in LOOPS:
-        chosen = [row for row in rows if row["loop"] == loop]
+        chosen = [row for row in rows if row["loop"] == loop and "trained" in row]
         if chosen:
             print(f"\n{loop} loop's fits (rows: truth U / C / O):")
             print(f"  run's classifier              {confusion(chosen, 'verdict')}")
