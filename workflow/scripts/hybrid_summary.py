@@ -1,4 +1,4 @@
-"""Rule adapter: every lens's rounds -> per-round counts (CNN and truth), the CNN and the loop's judge on real fits, M21 Fig 13."""
+"""Rule adapter: the rounds of every lens -> counts per round, the CNN and the loop's judge on real fits, M21 Fig 13."""
 
 import numpy as np
 
