@@ -66,6 +66,7 @@ def real_fits(results, cfg):
                 rows.append(
                     {"loop": loop, "lens": index, "label": hybrid.CLASSES.index(name), "verdict": int(row["verdict"])}
                     | {"judge": int(judged[i]), "ratio": theta / lens["truth"]["einstein_radius"]}
+                    | {"split": row.get("position_split", np.nan) == 1.0}
                     | {name: images[name][i] for name in IMAGES}
                 )
     return rows
@@ -130,6 +131,8 @@ def main():
             probabilities = training.predict(model, [entries[i] for i in held], settings)
             for i, p in zip(held, probabilities):
                 rows[i]["trained"] = int(np.argmax(p))
+                # the judge with the trained classifier behind the positions
+                rows[i]["judge_trained"] = rows[i]["judge"] if rows[i]["split"] else rows[i]["trained"]
             print(
                 f"lens {lens:3d}: truth {[rows[i]['label'] for i in held]}, run's classifier "
                 f"{[rows[i]['verdict'] for i in held]}, trained on the others' fits "
@@ -144,6 +147,7 @@ def main():
             print(f"  run's classifier              {confusion(chosen, 'verdict')}")
             print(f"  + other lenses' real fits     {confusion(chosen, 'trained')}")
             print(f"  the loop's judge (untrained)  {confusion(chosen, 'judge')}")
+            print(f"  the judge, trained classifier {confusion(chosen, 'judge_trained')}")
 
 
 if __name__ == "__main__":
