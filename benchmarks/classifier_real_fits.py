@@ -22,16 +22,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 
 from hybridlens import config as hlconfig
 from hybridlens import io
+from hybridlens.analysis.evaluation import confusion_matrix
 from hybridlens.fitting import hybrid
 from hybridlens.networks import training
 from hybridlens.reconstruction import positions
 
 IMAGES = ("source", "residual", "chi_squared_map")
 LOOPS = ("hybrid", "guarded")  # results/<loop>/lens-*.h5: M21's loop, the guarded loop
+REAL_LENS_OFFSET = 10**6  # real fits' lens indices in the shard, kept apart from the training pairs'
 
 
 def real_fits(results, cfg):
@@ -66,7 +69,7 @@ def real_fits(results, cfg):
                 rows.append(
                     {"loop": loop, "lens": index, "label": hybrid.CLASSES.index(name), "verdict": int(row["verdict"])}
                     | {"judge": int(judged[i]), "ratio": theta / lens["truth"]["einstein_radius"]}
-                    | {"split": row.get("position_split", np.nan) == 1.0}
+                    | {name: row.get(name, np.nan) for name in ("position_split", "position_verdict")}
                     | {name: images[name][i] for name in IMAGES}
                 )
     return rows
@@ -78,15 +81,13 @@ def write_shard(path, rows):
         for name in IMAGES:
             h5[name] = np.array([row[name] for row in rows])
         h5["flags"] = np.zeros(len(rows), np.uint8)
-        h5["index"] = np.array([10**6 + row["lens"] for row in rows])
+        h5["index"] = np.array([REAL_LENS_OFFSET + row["lens"] for row in rows])
         h5["params/label"] = np.array([row["label"] for row in rows])
         h5.attrs["config_sha256"] = "real fits"
 
 
 def confusion(rows, key):
-    counts = np.zeros((3, 3), int)
-    for row in rows:
-        counts[row["label"], row[key]] += 1
+    counts = confusion_matrix([row["label"] for row in rows], [row[key] for row in rows], 3)
     return f"{np.trace(counts) / max(counts.sum(), 1):.3f} on {counts.sum()}, confusion {counts.tolist()}"
 
 
@@ -122,17 +123,19 @@ def main():
             scaler = torch.amp.GradScaler("cpu", enabled=False)
             generator = torch.Generator().manual_seed(cfg["seed"] + lens)
             torch.manual_seed(cfg["seed"] + lens)
-            others = [e for e in entries if e.lens_index != 10**6 + lens]
+            others = [e for e in entries if e.lens_index != REAL_LENS_OFFSET + lens]
             with training.deterministic():
                 for _ in range(args.epochs):
                     loader = training._loader(pairs + others * args.repeat, settings, True, generator)
                     training.run_epoch(model, loader, torch.device("cpu"), optimiser, scaler, generator)
-            held = [i for i, e in enumerate(entries) if e.lens_index == 10**6 + lens]
+            held = [i for i, e in enumerate(entries) if e.lens_index == REAL_LENS_OFFSET + lens]
             probabilities = training.predict(model, [entries[i] for i in held], settings)
             for i, p in zip(held, probabilities):
                 rows[i]["trained"] = int(np.argmax(p))
                 # the judge with the trained classifier behind the positions
-                rows[i]["judge_trained"] = rows[i]["judge"] if rows[i]["split"] else rows[i]["trained"]
+                checked = {key: rows[i][key] for key in ("position_split", "position_verdict")}
+                judged = hybrid.judge_verdicts(pd.DataFrame([checked | {"verdict": rows[i]["trained"]}]))
+                rows[i]["judge_trained"] = int(judged[0])
             print(
                 f"lens {lens:3d}: truth {[rows[i]['label'] for i in held]}, run's classifier "
                 f"{[rows[i]['verdict'] for i in held]}, trained on the others' fits "

@@ -520,7 +520,7 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
             ),
         }
         if approach != "bnn_gaussian" and "position_split" in fitted:  # fits that ran the position check
-            out[approach].update(judged_on_fits(fitted, class_ratio_ranges))
+            out[approach].update(judged_on_fits(fitted))
     base = out.get("m21_loop", {}).get("unphysical")
     for approach in out:
         mine = out[approach]["unphysical"]
@@ -528,14 +528,9 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
     return out
 
 
-def judged_on_fits(fitted, class_ratio_ranges):
-    """The classifier and the loop's judge (`hybrid.judge_verdicts`) on every fit, by the truth's class."""
-    classes = [
-        hybrid.TRUTH_CLASSES.index(hybrid.truth_class(theta, truth, class_ratio_ranges))
-        for theta, truth in zip(fitted["median_einstein_radius"], fitted["truth_einstein_radius"])
-    ]
-    labelled = fitted.assign(truth_class=classes)
-    labelled = labelled[labelled["truth_class"] < 3]
+def judged_on_fits(fitted):
+    """The classifier and the loop's judge (`hybrid.judge_verdicts`) on every fit, by its `truth_class` column."""
+    labelled = fitted[fitted["truth_class"] < 3]
     return {
         "classifier_on_fits": hybrid.verdicts_on_fits(labelled, labelled["verdict"]),
         "judge_on_fits": hybrid.verdicts_on_fits(labelled, hybrid.judge_verdicts(labelled)),
