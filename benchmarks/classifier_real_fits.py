@@ -50,7 +50,9 @@ def real_fits(results, cfg):
             lens = io.read_lens(
                 results / "simulate" / "blind" / shard, results / "mask" / "blind" / shard, index % size
             )
-            if settings is not None and "position_split" not in table:  # M21's loop: traced after the fact
+            if (
+                settings is not None and "position_lensed" not in table
+            ):  # M21's loop (and older fits): traced after the fact
                 table = table.assign(
                     **hybrid.traced_columns(table, {index: hybrid.lens_peaks(lens, settings)}, settings)
                 )
@@ -69,7 +71,7 @@ def real_fits(results, cfg):
                 rows.append(
                     {"loop": loop, "lens": index, "label": hybrid.CLASSES.index(name), "verdict": int(row["verdict"])}
                     | {"judge": int(judged[i]), "ratio": theta / lens["truth"]["einstein_radius"]}
-                    | {name: row.get(name, np.nan) for name in ("position_split", "position_verdict")}
+                    | {name: row.get(name, np.nan) for name in hybrid.POSITION_COLUMNS}
                     | {name: images[name][i] for name in IMAGES}
                 )
     return rows
@@ -133,7 +135,7 @@ def main():
             for i, p in zip(held, probabilities):
                 rows[i]["trained"] = int(np.argmax(p))
                 # the judge with the trained classifier behind the positions
-                checked = {key: rows[i][key] for key in ("position_split", "position_verdict")}
+                checked = {key: rows[i][key] for key in hybrid.POSITION_COLUMNS}
                 judged = hybrid.judge_verdicts(pd.DataFrame([checked | {"verdict": rows[i]["trained"]}]))
                 rows[i]["judge_trained"] = int(judged[0])
             print(

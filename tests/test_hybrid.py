@@ -1,5 +1,7 @@
 """M21's rerun rules (section 3.5), one behaviour per test."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,18 @@ def test_a_first_fit_agreeing_with_the_network_is_accepted_whatever_the_classifi
     assert act(hybrid.Round("under", 1.2, 1.18, 1.22, narrowed=True)).kind == hybrid.REFIT
     later = hybrid.Round("under", 1.2, 1.18, 1.22, narrowed=True, network_agrees=True)
     assert act(rnd("over", 2.6), later).kind != hybrid.ACCEPT  # only a first fit: reruns are judged as M21's
+
+
+def test_a_fit_that_images_no_arc_peak_twice_is_moved_up_whatever_the_classifier_and_the_network_say():
+    alone = hybrid.Round("correct", 0.3, 0.29, 0.31, narrowed=True, network_agrees=True, images_meet=True, lensed=False)
+    action = act(alone)
+    assert action.kind == hybrid.REFIT and "multiply imaged" in action.reason
+    assert action.einstein_radius_range[0] > 0.3
+    assert act(rnd("under", 0.3), replace(alone, narrowed=False)).kind == hybrid.FLAG  # UM twice: inspection
+    row = {"verdict": 1.0, "median_einstein_radius": 0.3, "lower_einstein_radius": 0.29, "upper_einstein_radius": 0.31}
+    assert not hybrid.RoundRecord({**row, "position_lensed": 0.0}, "").round().lensed
+    assert hybrid.RoundRecord({**row, "position_lensed": np.nan}, "").round().lensed  # no peak: nothing known
+    assert hybrid.RoundRecord(row, "").round().lensed  # a round written before the check
 
 
 def test_a_split_source_is_never_accepted_and_its_geometry_sets_the_move():

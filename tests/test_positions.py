@@ -41,6 +41,26 @@ def test_the_true_model_brings_them_together_and_a_wrong_one_splits_them_the_rig
     assert large.split and large.verdict == "over"
 
 
+@pytest.mark.parametrize("radius, images", [(1.5, 2), (1.9, 2), (2.1, 1), (3.0, 1)])
+def test_a_point_is_multiply_imaged_by_a_singular_isothermal_sphere_only_inside_twice_its_einstein_radius(
+    radius, images
+):
+    """SIS: a source at beta < theta_E has images at theta_E + beta and beta - theta_E; beyond it, one
+    image at theta_E + beta. So a point at r is one of two images exactly when r < 2 theta_E."""
+    sis = lenses.mass_profile("sie", (0.1, -0.2), 0.8, 0.999, 0.0)
+    point = np.array([0.1, -0.2]) + radius * 0.8 * np.array([np.sin(0.7), np.cos(0.7)])
+    assert positions.image_count(sis, point) == images
+    assert positions.multiply_imaged(Mass(0.8, 0.999, 0.0, (0.1, -0.2)), [point]) == (images == 2)
+
+
+def test_a_model_that_images_no_peak_twice_is_under_magnified_with_one_peak_too(lensed):
+    assert positions.traced(TRUTH, lensed[:1]).lensed
+    small = positions.traced(TRUTH.with_einstein_radius(0.3), lensed[:1])
+    assert not small.lensed and small.row()["position_lensed"] == 0.0
+    assert np.isnan(small.row()["position_split"])  # one peak: nothing to meet, no images_meet acceptance
+    assert positions.traced(TRUTH.with_einstein_radius(1.6), lensed).lensed  # over-magnified still lenses
+
+
 def test_one_image_cannot_split():
     assert positions.traced_spread(TRUTH, np.array([[1.0, 0.0]])) == 0.0
 
@@ -65,15 +85,16 @@ def test_a_clumpy_sources_other_clumps_do_not_split_the_right_model():
 
 
 def test_the_loops_judge_overrules_a_fooled_classifier_on_split_fits_only(lensed):
-    """M21's fits judged after the fact: a classifier calling every fit correct is right on 1 of 4; the
+    """M21's fits judged after the fact: a classifier calling every fit correct is right on 2 of 5; the
     judge traces the arcs through each fit's max-likelihood SIE and gets the split ones' direction,
-    and leaves a lens whose arcs gave fewer than two peaks to the classifier."""
+    calls a one-peak lens's fit that images its peak once under, and leaves the one-peak lens's true
+    fit to the classifier."""
     import pandas as pd
 
     from hybridlens.fitting import hybrid
 
     ranges = {"under": [0.1, 0.9], "correct": [0.95, 1.05], "over": [1.1, 3.0]}
-    thetas = {(0, 0): 0.8, (0, 1): 1.6, (0, 2): TRUTH.einstein_radius, (1, 0): 0.5}
+    thetas = {(0, 0): 0.8, (0, 1): 1.6, (0, 2): TRUTH.einstein_radius, (1, 0): 0.5, (2, 0): TRUTH.einstein_radius}
     rows = []
     for (lens, number), theta in thetas.items():
         klass = hybrid.TRUTH_CLASSES.index(hybrid.truth_class(theta, TRUTH.einstein_radius, ranges))
@@ -87,10 +108,13 @@ def test_the_loops_judge_overrules_a_fooled_classifier_on_split_fits_only(lensed
             | {"ml_centre_y": TRUTH.centre[0], "ml_centre_x": TRUTH.centre[1]}
         )
     table = pd.DataFrame(rows)
-    table = table.assign(**hybrid.traced_columns(table, {0: lensed, 1: lensed[:1]}, positions.PositionSettings()))
+    peaks = {0: lensed, 1: lensed[:1], 2: lensed[:1]}
+    table = table.assign(**hybrid.traced_columns(table, peaks, positions.PositionSettings()))
 
-    assert table["position_split"].tolist()[:3] == [1.0, 1.0, 0.0] and np.isnan(table["position_split"][3])
+    assert table["position_split"].tolist()[:3] == [1.0, 1.0, 0.0] and np.isnan(table["position_split"][3:]).all()
+    assert table["position_lensed"].tolist()[2:] == [1.0, 0.0, 1.0]
     summary = hybrid.summarise(table, reruns=2)
-    assert summary["classifier_on_fits"]["confusion_counts"] == [[0, 2, 0], [0, 1, 0], [0, 1, 0]]
-    assert summary["judge_on_fits"]["confusion_counts"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
-    assert summary["judge_on_fits"]["n_traced"] == 3 and summary["judge_on_fits"]["n_split"] == 2
+    assert summary["classifier_on_fits"]["confusion_counts"] == [[0, 2, 0], [0, 2, 0], [0, 1, 0]]
+    assert summary["judge_on_fits"]["confusion_counts"] == [[2, 0, 0], [0, 2, 0], [0, 0, 1]]
+    judge = summary["judge_on_fits"]
+    assert (judge["n_traced"], judge["n_split"], judge["n_not_lensed"]) == (5, 2, 1)

@@ -86,6 +86,7 @@ class Round:
     split: bool = False  # the arcs' peaks traced through it do not meet: separate copies of the source
     split_verdict: str = "under"  # then: under when a larger theta_E brings them together, else over
     images_meet: bool = False  # the arcs' peaks were traced back and met (a position check ran and passed)
+    lensed: bool = True  # some arc peak is multiply imaged through it; False: under-magnified, never accepted
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ def next_action(history, relations, settings, class_ratio_ranges, bounds=None):
         raise ValueError(f"unknown verdict {last.verdict!r}")
     previous = history[-2] if len(history) > 1 else None
     reruns_done = len(history) - 1
+    if not last.lensed:  # a strong lens explained without multiple images: theta_E is too small
+        moved = replace(last, verdict="under", network_agrees=False, split=False, images_meet=False, lensed=True)
+        action = next_action([*history[:-1], moved], relations, settings, class_ratio_ranges, bounds)
+        reason = f"no arc peak is multiply imaged through this model ({ABBREVIATIONS[last.verdict]} overruled): "
+        return replace(action, reason=reason + action.reason)
     if last.split:  # never accepted: the images' own geometry says which way theta_E is off
         moved = replace(last, verdict=last.split_verdict, network_agrees=False, split=False)
         action = next_action([*history[:-1], moved], relations, settings, class_ratio_ranges, bounds)
@@ -292,6 +298,7 @@ class RoundRecord:
             self.row.get("position_split", 0.0) == 1.0,
             CLASSES[int(self.row.get("position_verdict", 0.0))],
             self.row.get("position_split", np.nan) == 0.0,  # NaN: no check ran
+            self.row.get("position_lensed", np.nan) != 0.0,  # NaN: no check ran, nothing known
         )
 
 
@@ -325,7 +332,7 @@ def fit_round(problem, priors, search, number):
         result.mass(), result.max_likelihood["coefficient"], problem.source_shape, problem.source_extent
     )
     row = {"round": float(number), **priors.describe(), **result.row(), "f_live": float(search.f_live)}
-    if problem.peaks is not None and len(problem.peaks) >= 2:
+    if problem.peaks is not None and len(problem.peaks):
         row.update(positions.traced(result.mass(), problem.peaks, problem.positions).row())
     return row, products
 
@@ -545,19 +552,23 @@ def lens_peaks(lens, settings):
     return positions.arc_peaks(lens["image"], lens["noise_map"], mask, lens["survey"]["pixel_scale"], settings)
 
 
+POSITION_COLUMNS = ("position_spread", "position_split", "position_verdict", "position_lensed")
+
+
 def traced_columns(table, peaks_by_lens, settings):
-    """position_spread / split / verdict of every fit in `table` through its lens's arc peaks.
+    """`POSITION_COLUMNS` of every fit in `table` through its lens's arc peaks.
 
     The check `next_action` acts on in the guarded loop, run after the fact on fits that
     did not use it (M21's loop): each fit's max-likelihood SIE traces `peaks_by_lens[lens]`
-    back. NaN where fewer than two peaks were found or the fit has no model.
+    back. NaN where no peak was found or the fit has no model; spread, split and verdict
+    also where only one peak was.
     """
     from hybridlens.reconstruction.inversion import Mass
 
-    columns = {name: np.full(len(table), np.nan) for name in ("position_spread", "position_split", "position_verdict")}
+    columns = {name: np.full(len(table), np.nan) for name in POSITION_COLUMNS}
     for i, row in enumerate(table.to_dict("records")):
         peaks = peaks_by_lens.get(int(row["lens_index"]))
-        if peaks is None or len(peaks) < 2 or not np.isfinite(row.get("ml_einstein_radius", np.nan)):
+        if peaks is None or not len(peaks) or not np.isfinite(row.get("ml_einstein_radius", np.nan)):
             continue
         for name, value in positions.traced(Mass.from_parameters(row, "ml_"), peaks, settings).row().items():
             columns[name][i] = value
@@ -565,12 +576,16 @@ def traced_columns(table, peaks_by_lens, settings):
 
 
 def judge_verdicts(table):
-    """The verdict the guarded loop's rules act on, per fit: the traced arcs' direction where the
-    images split (`next_action` overrules the classifier there), the classifier's verdict elsewhere."""
+    """The verdict the guarded loop's rules act on, per fit (`next_action` overrules the classifier
+    in this order): under where no arc peak is multiply imaged, the traced arcs' direction where
+    the images split, the classifier's verdict elsewhere."""
     verdict = np.asarray(table["verdict"], float)
-    if "position_split" not in table:
-        return verdict
-    return np.where(np.asarray(table["position_split"]) == 1.0, np.asarray(table["position_verdict"], float), verdict)
+    if "position_split" in table:
+        split = np.asarray(table["position_split"]) == 1.0
+        verdict = np.where(split, np.asarray(table["position_verdict"], float), verdict)
+    if "position_lensed" in table:
+        verdict = np.where(np.asarray(table["position_lensed"]) == 0.0, float(CLASSES.index("under")), verdict)
+    return verdict
 
 
 def verdicts_on_fits(labelled, verdicts):
@@ -652,8 +667,9 @@ def summarise(table, reruns):
     if "position_split" in labelled:  # the guarded loop's judge on the same fits (traced_columns)
         out["judge_on_fits"] = {
             **verdicts_on_fits(labelled, judge_verdicts(labelled)),
-            "n_traced": int(np.isfinite(labelled["position_split"]).sum()),
+            "n_traced": int(np.isfinite(labelled.get("position_lensed", labelled["position_split"])).sum()),
             "n_split": int((labelled["position_split"] == 1.0).sum()),
+            "n_not_lensed": int((labelled.get("position_lensed", labelled["position_split"] * np.nan) == 0.0).sum()),
         }
     final_actions = table.sort_values("round").groupby("lens_index").tail(1)["action"]
     out["final"] = {kind: int((final_actions == code).sum()) for kind, code in ACTION_CODES.items()}

@@ -8,6 +8,10 @@ image-plane positions of the multiple images, traced through the model, must mee
 in the source plane. Here the positions are the brightest local peaks of the
 smoothed arcs inside the mask, at least a PSF apart; the spread is the source-plane
 distance from the brightest to its nearest other peak, in units of the model's theta_E.
+
+A model can also be wrong with one peak in the mask: a theta_E so small that no peak of
+the arcs is multiply imaged through it. The lens was chosen because it lenses strongly,
+so such a model is under-magnified whatever the classifier says (`multiply_imaged`).
 """
 
 from dataclasses import dataclass
@@ -74,25 +78,62 @@ def spread_through(profile, positions):
     return float(np.hypot(*(source[1:] - source[0]).T).min())
 
 
+def image_count(profile, point, grid_pixels=100, magnification_threshold=0.1):
+    """How many images `profile` makes of the source position that `point` (arcsec, y x) traces to.
+
+    PyAutoLens' triangle `PointSolver` on a grid about the lens reaching well past both the
+    point and the Einstein radius; images fainter than `magnification_threshold` are not counted.
+    """
+    import autolens as al
+
+    point, centre = np.asarray(point, float), np.asarray(profile.centre, float)
+    half = 2.5 * max(np.hypot(*(point - centre)), float(profile.einstein_radius))
+    grid = al.Grid2D.uniform(
+        shape_native=(grid_pixels, grid_pixels), pixel_scales=2 * half / grid_pixels, origin=tuple(centre)
+    )
+    solver = al.PointSolver.for_grid(
+        grid=grid, pixel_scale_precision=half / 2000, magnification_threshold=magnification_threshold
+    )
+    tracer = al.Tracer(galaxies=[al.Galaxy(redshift=0.5, mass=profile), al.Galaxy(redshift=1.0)])
+    deflection = np.asarray(profile.deflections_yx_2d_from(grid=al.Grid2DIrregular(values=[tuple(point)])))[0]
+    return len(solver.solve(tracer=tracer, source_plane_coordinate=tuple(point - deflection)))
+
+
+def multiply_imaged(mass, positions):
+    """Whether any of the arcs' peaks is one of several images of its source through `mass` (~0.1 s a peak)."""
+    profile = lenses.mass_profile("sie", mass.centre, mass.einstein_radius, mass.axis_ratio, mass.angle)
+    return any(image_count(profile, point) >= 2 for point in positions)
+
+
 @dataclass(frozen=True)
 class Traced:
-    """The images traced through one model: their spread / theta_E, and which way theta_E should move."""
+    """The arcs' peaks through one model: their spread / theta_E, which way theta_E should move, and
+    whether the model lenses any of them strongly. The spread needs two peaks (NaN otherwise)."""
 
     spread: float
     split: bool
     verdict: str  # under (a larger theta_E brings the images together) or over
+    lensed: bool = True  # some peak is multiply imaged; False: under-magnified, whatever the spread
 
     def row(self):
+        two = np.isfinite(self.spread)
         return {
             "position_spread": self.spread,
-            "position_split": float(self.split),
-            "position_verdict": {"under": 0.0, "over": 2.0}[self.verdict],  # CLASSES' codes
+            "position_split": float(self.split) if two else np.nan,
+            "position_verdict": {"under": 0.0, "over": 2.0}[self.verdict] if two else np.nan,  # CLASSES' codes
+            "position_lensed": float(self.lensed),
         }
 
 
 def traced(mass, positions, settings=PositionSettings(), step=0.05):
-    """Whether `mass`'s images fail to meet in the source plane, and the direction that brings them closer."""
+    """Whether `mass`'s images fail to meet in the source plane, the direction that brings them closer,
+    and whether it multiply images any peak at all (one peak is enough for that)."""
+    if not len(positions):
+        raise ValueError("no arc peaks to trace")
+    lensed = multiply_imaged(mass, positions)
+    if len(positions) < 2:
+        return Traced(np.nan, False, "under", lensed)
     spread = traced_spread(mass, positions) / mass.einstein_radius
     larger = traced_spread(mass.with_einstein_radius(mass.einstein_radius * (1 + step)), positions)
     smaller = traced_spread(mass.with_einstein_radius(mass.einstein_radius * (1 - step)), positions)
-    return Traced(spread, bool(spread > settings.max_spread), "under" if larger < smaller else "over")
+    return Traced(spread, bool(spread > settings.max_spread), "under" if larger < smaller else "over", lensed)
