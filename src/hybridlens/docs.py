@@ -816,7 +816,7 @@ def _m21_rows(summaries, ref):
         _row(
             summaries,
             "m21_fig13_hybrid",
-            "Guarded loop's judge (traced arcs, else classifier) on the same fits",
+            "Guarded loop's judge (arcs traced through each fit, else classifier) on the same fits",
             "not in either paper",
             on_fits("judge_on_fits"),
         ),

@@ -393,6 +393,8 @@ def round_text(record):
     )
     if np.isfinite(row.get("position_spread", np.nan)):
         text += f"; images traced {row['position_spread']:.2f} theta_E apart"
+    if row.get("position_lensed", np.nan) == 0.0:
+        text += "; no arc peak multiply imaged"
     return f"{text} -> {record.action.kind}: {record.reason}"
 
 
