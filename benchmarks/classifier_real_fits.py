@@ -9,6 +9,9 @@ guarded loop's judge (`hybrid.judge_verdicts`, the arcs' traced positions where 
 split, else the classifier), which needs no training.
 
     python benchmarks/classifier_real_fits.py --run RUN_DIR [--config ...] [--epochs 3 --repeat 6] [--held-out 12 13]
+    python benchmarks/classifier_real_fits.py --run RUN_DIR --lenses 24 25 ... --judge-only
+
+`--judge-only` trains nothing: the run's classifier and the judge on the chosen lenses' fits, per loop and in all.
 """
 
 import argparse
@@ -93,6 +96,23 @@ def confusion(rows, key):
     return f"{np.trace(counts) / max(counts.sum(), 1):.3f} on {counts.sum()}, confusion {counts.tolist()}"
 
 
+def print_judged(rows):
+    """Each lens's fits (truth, classifier, judge, theta_E / truth), then the confusion per loop and in all."""
+    for loop in LOOPS:
+        for lens in sorted({row["lens"] for row in rows if row["loop"] == loop}):
+            fits = [row for row in rows if row["loop"] == loop and row["lens"] == lens]
+            print(
+                f"{loop:8s} lens {lens:3d}: truth {[row['label'] for row in fits]}, classifier "
+                f"{[row['verdict'] for row in fits]}, judge {[row['judge'] for row in fits]}, "
+                f"theta_E / truth {[round(float(row['ratio']), 3) for row in fits]}"
+            )
+    for name, chosen in [(loop, [row for row in rows if row["loop"] == loop]) for loop in LOOPS] + [("all", rows)]:
+        if chosen:
+            print(f"\n{name} fits (rows: truth U / C / O):")
+            print(f"  run's classifier {confusion(chosen, 'verdict')}")
+            print(f"  the loop's judge {confusion(chosen, 'judge')}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default=str(ROOT), help="a run's directory (holding results/)")
@@ -101,12 +121,17 @@ def main():
     parser.add_argument("--repeat", type=int, default=6, help="copies of each real fit per epoch")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--held-out", nargs="+", type=int, help="lenses to hold out in turn (default: every lens)")
+    parser.add_argument("--lenses", nargs="+", type=int, help="only these blind lenses' fits (default: every one)")
+    parser.add_argument("--judge-only", action="store_true", help="no training: the run's classifier and the judge")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = hlconfig.load(*args.config)
     settings = {**cfg["classifier"], "progress_bar": False}
     results = Path(args.run) / "results"
-    rows = real_fits(results, cfg)
+    rows = [row for row in real_fits(results, cfg) if args.lenses is None or row["lens"] in args.lenses]
+    if args.judge_only:
+        print_judged(rows)
+        return
     pairs = training.split_by_lens(
         training.catalogue(sorted((results / "trainingset" / "slacs").glob("shard-*.h5"))),
         settings["split"],
