@@ -368,7 +368,10 @@ def test_results_put_ours_beside_the_papers(tmp_path):
     assert rows["Hybrid loop, correct by the truth after the last rerun"].ours == "2 / 4 (rerun 10)"
     assert rows["M21 §4.2: fewer unphysical solutions, by the CNN (by the truth)"].ours == "75 % (—)"
     assert rows["Classifier accuracy on the loop's real fits"].ours == "0.60 (n = 5 fits)"
-    assert rows["Guarded loop's judge (arcs traced through each fit, else classifier) on the same fits"].ours == "0.80 (n = 5 fits)"
+    assert (
+        rows["Guarded loop's judge (arcs traced through each fit, else classifier) on the same fits"].ours
+        == "0.80 (n = 5 fits)"
+    )
     sie = rows["P21 Table 1: BNN (SIE) 68 % error θ_E / φ / q"]
     assert (sie.ours, sie.paper) == ("0.151″ / 48.9° / 0.149 (n = 30)", "0.009″ / 4.92° / 0.018")
     coverage = rows["P21 Fig 4: BNN (SIE) θ_E coverage 1σ / 2σ / 3σ (test split)"]
