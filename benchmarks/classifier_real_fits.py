@@ -53,9 +53,8 @@ def real_fits(results, cfg):
             lens = io.read_lens(
                 results / "simulate" / "blind" / shard, results / "mask" / "blind" / shard, index % size
             )
-            if (
-                settings is not None and "position_lensed" not in table
-            ):  # M21's loop (and older fits): traced after the fact
+            # M21's loop (and fits stored before the multiply-imaged check): traced after the fact
+            if settings is not None and "position_lensed" not in table:
                 table = table.assign(
                     **hybrid.traced_columns(table, {index: hybrid.lens_peaks(lens, settings)}, settings)
                 )
