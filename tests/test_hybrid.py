@@ -7,6 +7,7 @@ import pytest
 
 from hybridlens.fitting import hybrid, modelling
 from hybridlens.flags import HybridFlag
+from hybridlens.reconstruction import positions
 
 SETTINGS = hybrid.HybridSettings(
     reruns=3,
@@ -114,6 +115,10 @@ def test_a_split_source_is_never_accepted_and_its_geometry_sets_the_move():
     read = hybrid.RoundRecord({**row, "position_split": 1.0, "position_verdict": 2.0}, "").round()
     assert read.split and read.split_verdict == "over"
     assert not hybrid.RoundRecord({**row, "position_split": np.nan}, "").round().split
+    # one arc peak: its row (as positions writes it) holds NaNs where a pair would be traced
+    single = hybrid.RoundRecord({**row, **positions.Traced(np.nan, False, "under", True).row()}, "").round()
+    assert not single.split and not single.images_meet and single.lensed
+    assert act(hybrid.Round("correct", 1.2, 1.18, 1.22), single).kind == hybrid.ACCEPT  # C after C, as without a check
 
 
 @pytest.mark.parametrize("verdict", ["under", "over"])

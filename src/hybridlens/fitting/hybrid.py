@@ -288,6 +288,9 @@ class RoundRecord:
         return {name: self.row[f"median_{name}"] for name in modelling.PARAMETERS}
 
     def round(self):
+        # one arc peak (or no check): no pair was traced, the verdict code is NaN and unused
+        code = self.row.get("position_verdict", np.nan)
+        split_verdict = CLASSES[int(code)] if np.isfinite(code) else Round.split_verdict
         return Round(
             CLASSES[int(self.row["verdict"])],
             self.row["median_einstein_radius"],
@@ -296,7 +299,7 @@ class RoundRecord:
             self.row.get("narrowed", 0.0) == 1.0,  # NaN (a round without the column) is not narrowed
             self.row.get("network_agrees", 0.0) == 1.0,
             self.row.get("position_split", 0.0) == 1.0,
-            CLASSES[int(self.row.get("position_verdict", 0.0))],
+            split_verdict,
             self.row.get("position_split", np.nan) == 0.0,  # NaN: no check ran
             self.row.get("position_lensed", np.nan) != 0.0,  # NaN: no check ran, nothing known
         )
