@@ -21,8 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from hybridlens.networks.dropout import FastDropout
-
 FILTERS = (32, 64, 64, 128, 128, 128)  # P21 Fig 3 at width 1
 KERNELS = (3, 7, 5, 7, 11, 5)
 POOL_AFTER = (True, True, False, True, True, False)  # four 2x2 max-pools: 100 -> 50 -> 25 -> 12 -> 6
@@ -53,7 +51,7 @@ class LensBNN(nn.Module):
             layers.append(nn.AvgPool2d(binning))
         for filters, kernel, pool in zip(filters_for(width), KERNELS, POOL_AFTER):
             layers += [nn.Conv2d(channels, filters, kernel, padding=kernel // 2), nn.ReLU(inplace=True)]
-            layers += [FastDropout(dropout), nn.BatchNorm2d(filters)]
+            layers += [nn.Dropout(dropout), nn.BatchNorm2d(filters)]
             if pool:
                 layers.append(nn.MaxPool2d(2))
                 size //= 2

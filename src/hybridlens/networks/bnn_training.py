@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from hybridlens.networks import bnn
-from hybridlens.networks.dropout import STREAM as FAST_DROPOUT_STREAM
 from hybridlens.networks.training import (
     SPLITS,
     TrainingEntry,
@@ -60,8 +59,6 @@ def digest(splits, settings, dropout, seed):
     if settings.get("lr_schedule", "constant") != "constant":
         # a decaying learning rate depends on the length of the run: then `epochs` changes the arithmetic
         kept["schedule_epochs"] = settings["epochs"]
-    # a checkpoint of torch's dropout masks must not resume with FastDropout's stream
-    kept["dropout_masks"] = FAST_DROPOUT_STREAM
     return training_digest({name: rows for name, (rows, _) in splits.items()}, {**kept, "dropout": dropout}, seed)
 
 
