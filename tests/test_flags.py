@@ -25,7 +25,7 @@ PACKAGE = ROOT / "src" / "hybridlens"
 # The bits each artifact family has always written: changing one changes the pipeline's files.
 WRITTEN_BITS = {
     "SimulationFlag": {"NO_ACCEPTED_DRAW": 1, "SINGLY_IMAGED": 2},
-    "MaskFlag": {"NONFINITE": 1, "EMPTY": 2, "BEYOND_STAMP": 4, "INPUT_FLAGGED": 8, "ONE_SIDED": 16},
+    "MaskFlag": {"NONFINITE": 1, "EMPTY": 2, "BEYOND_STAMP": 4, "INPUT_FLAGGED": 8, "ONE_SIDED": 16, "RECENTRED": 32},
     "CalibrationFlag": {"UNUSABLE": 1},
     "TrainingPairFlag": {"NO_MASK": 1, "INVERSION_FAILED": 2},
     "HybridFlag": {"FIT_FAILED": 1, "MANUAL": 2, "CALL_CAP": 4, "UNUSABLE": 8},
@@ -166,8 +166,8 @@ def test_check_file_finds_flags_without_or_with_wrong_meanings(tmp_path):
         h5.create_dataset("flags", data=np.array([0, 1, 2], np.uint8))  # no meanings
         good = h5.create_group("rounds").create_dataset("flags", data=np.array([0, 4], np.uint8))
         flags.write_meanings(good, HybridFlag)
-        stray = h5.create_group("masks").create_dataset("flags", data=np.array([32], np.uint8))
-        flags.write_meanings(stray, MaskFlag)  # MaskFlag has no bit 32
+        stray = h5.create_group("masks").create_dataset("flags", data=np.array([64], np.uint8))
+        flags.write_meanings(stray, MaskFlag)  # MaskFlag has no bit 64
         unknown = h5.create_group("other").create_dataset("flags", data=np.zeros(1, np.uint8))
         unknown.attrs["flag_family"] = "NoSuchFlag"
         stale = h5.create_group("stale").create_dataset("flags", data=np.zeros(1, np.uint8))
@@ -177,7 +177,7 @@ def test_check_file_finds_flags_without_or_with_wrong_meanings(tmp_path):
     problems = flags.check_file(path)
     assert len(problems) == 4, problems
     assert any(p.endswith(":/flags: no flag_family attribute (bit meanings missing)") for p in problems)
-    assert any("/masks/flags: bits 0x20 set but not in MaskFlag" in p for p in problems)
+    assert any("/masks/flags: bits 0x40 set but not in MaskFlag" in p for p in problems)
     assert any("/other/flags" in p and "NoSuchFlag" in p for p in problems)
     assert any("/stale/flags: attributes differ" in p for p in problems)
     assert not any("/rounds/flags" in p for p in problems)

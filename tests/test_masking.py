@@ -98,3 +98,26 @@ def test_about_a_given_centre_a_lone_image_gives_a_disc_and_a_ring_an_annulus():
     lone = masking.fit_annulus(blob + noise, 0.1, centre=(0.0, 0.0))
     assert lone.inner_radius == 0.0 and lone.flags & MaskFlag.ONE_SIDED and lone.mask[40, 40]
     assert masking.fit_annulus(blob + noise, 0.1).centre[0] > 1.4  # M21's centroid sits on the image itself
+
+
+def test_an_annulus_that_misses_the_lens_is_refitted_about_it_and_reaches_both_images():
+    """A double with a bright image at +1.5" and a faint counter-image at -0.3" (theta_E 0.9")."""
+    y, x = masking.pixel_coordinates(SHAPE, PIXEL)
+    bright = 20.0 * np.exp(-0.5 * (np.hypot(y - 1.5, x) / 0.15) ** 2)
+    faint = 1.0 * np.exp(-0.5 * (np.hypot(y + 0.3, x) / 0.15) ** 2)
+    image = noisy(bright + faint, sigma=0.1, seed=5)
+    settings = {"smooth_pixels": 1.0}
+    arcs = masking.fit_annulus(image, PIXEL, **settings)
+    assert arcs.outer_radius < 0.5 and not masking.encloses(arcs, (0.0, 0.0))  # a disc on the bright image
+    annulus = masking.lens_annulus(image, PIXEL, settings, lens_centre=(0.0, 0.0))
+    assert annulus.flags & MaskFlag.RECENTRED and annulus.centre == (0.0, 0.0)
+    assert annulus.inner_radius < 0.3 and annulus.outer_radius > 1.5  # from the counter-image out past the bright one
+    assert annulus.inner_radius < 0.9 < annulus.outer_radius
+
+
+def test_an_annulus_about_the_arcs_that_holds_the_lens_is_kept():
+    image = noisy(ring(1.2, 0.1, centre=(0.1, -0.05)))
+    arcs = masking.fit_annulus(image, PIXEL)
+    kept = masking.lens_annulus(image, PIXEL, {}, lens_centre=(0.1, -0.05))
+    assert not kept.flags & MaskFlag.RECENTRED and kept.centre == arcs.centre
+    assert (kept.inner_radius, kept.outer_radius) == (arcs.inner_radius, arcs.outer_radius)

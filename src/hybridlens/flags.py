@@ -84,6 +84,10 @@ class MaskFlag(FlagFamily):
         16,
         "arcs on one side of the given centre only (a double's counter-image undetected): a disc, not an annulus",
     )
+    RECENTRED = (
+        32,
+        "the lens centre lay outside the annulus about the arcs' centroid: refitted about the lens centre",
+    )
     # NONFINITE | EMPTY
     NO_MASK = 3, "no mask: the image has NaN/inf pixels, is constant or nothing survives the threshold"
 

@@ -8,7 +8,8 @@ hands the lens to `hybrid.next_action` (with the measured relations), a C
 verdict is refined and accepted as in M21. The lens centre's prior is
 uniform within `centre_half_width` of the mask's centroid, or of a centre the
 user knows (the lens galaxy's light, the stamp centre): arcs bias the
-centroid, by over an arcsecond for a single bright arc.
+centroid, by over an arcsecond for a single bright arc; an annulus about the
+centroid that leaves the lens centre outside is refitted about the centre.
 
 Two guards on the BNN: its Gaussian theta_E prior is truncated to the mask's
 annulus (the ring lies between the arcs' inner and outer radii, M21's blind
@@ -257,12 +258,13 @@ def model_lens(
     `einstein_radius_range`: a theta_E range known beforehand (e.g. from a discovery
     catalogue) bounding every theta_E prior; None: the annulus' radii, as M21.
     `known`: a `Prediction` from elsewhere (a published model) used instead of the BNN's.
-    `mask_centre`: the annulus' middle; None: the arcs' centroid (M21).
+    `mask_centre`: the annulus' middle; None: the arcs' centroid (M21), or `centre` when
+    that annulus leaves `centre` outside (`masking.lens_annulus`).
     `light`: the lens galaxy's fitted light (`own_lenses.lens_light.LensLight`), already
     subtracted from `image`; with `settings.joint_light` an accepted lens gets `joint_round`.
     `centre_uncertain`: `centre` is known to a few pixels only (the stamp's): see `first_fit`.
     """
-    annulus = masking.fit_annulus(image, pixel_scale, **settings.masking, centre=mask_centre)
+    annulus = masking.lens_annulus(image, pixel_scale, settings.masking, mask_centre, centre)
     log.info("%s", mask_text(annulus))
     if annulus.flags & MaskFlag.NO_MASK:
         reason = f"no mask: {MaskFlag(annulus.flags & MaskFlag.NO_MASK).describe()}"
@@ -405,6 +407,8 @@ def catalogue_row(name, result, seconds, position_angle=None):
     row.update(verdict="", final_action="flag", seconds=float(seconds), fit_seconds=0.0, likelihood_calls=0.0)
     row.update({f"p_{c}": np.nan for c in CLASSES}, snr=float(result.snr))
     row["position_angle"] = np.nan
+    # the annulus' MaskFlag bits (RECENTRED: the arcs' annulus missed the lens centre)
+    row["mask_flags"] = int(result.annulus.flags) if result.annulus is not None else 0
     if result.prediction is not None:  # the BNN's, or the model the user gave
         row["first_prior_einstein_radius"] = result.prediction.einstein_radius
         row["first_prior_einstein_radius_sigma"] = result.prediction.einstein_radius_sigma

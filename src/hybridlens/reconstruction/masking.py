@@ -12,7 +12,7 @@ inflate the outer radius. Coordinates follow
 PyAutoLens: arcsec, (y, x), y up, origin at the stamp centre.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -118,6 +118,29 @@ def fit_annulus(
         flags |= MaskFlag.BEYOND_STAMP
     mask = annular_mask(image.shape, pixel_scale, inner, outer, centre)
     return Annulus(mask, inner, outer, centre, threshold, flags)
+
+
+def encloses(annulus, point):
+    """Whether `point` (y, x) arcsec lies within the annulus' outer circle (an empty annulus encloses nothing)."""
+    distance = np.hypot(point[0] - annulus.centre[0], point[1] - annulus.centre[1])
+    return bool(distance <= annulus.outer_radius)
+
+
+def lens_annulus(image, pixel_scale, settings, mask_centre=None, lens_centre=None):
+    """The annulus about `mask_centre` (None: the arcs' centroid, M21), refitted about `lens_centre` if it misses it.
+
+    An Einstein ring encloses its lens. When the arcs' centroid sits on one bright image
+    (a double whose counter-image is faint), M21's annulus is a small disc about that image
+    with the lens outside it, and no theta_E near the truth fits inside; about the lens
+    centre the annulus reaches from the counter-image to the bright image. Flagged RECENTRED.
+    """
+    annulus = fit_annulus(image, pixel_scale, **settings, centre=mask_centre)
+    if mask_centre is not None or lens_centre is None or annulus.flags & MaskFlag.NO_MASK:
+        return annulus
+    if encloses(annulus, lens_centre):
+        return annulus
+    recentred = fit_annulus(image, pixel_scale, **settings, centre=tuple(lens_centre))
+    return replace(recentred, flags=recentred.flags | MaskFlag.RECENTRED)
 
 
 def mask_shard(images, pixel_scale, settings, input_flags=None, model_images=None):
