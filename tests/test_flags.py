@@ -37,6 +37,7 @@ WRITTEN_BITS = {
         "BAD_INPUT": 16,
         "NO_LENS": 32,
         "BNN_OFF_MASK": 64,
+        "PAIR_PRIOR": 128,
     },
     "ComparisonFlag": {
         "UNUSABLE": 1,

@@ -49,6 +49,23 @@ def test_the_bnn_prior_is_truncated_to_the_annulus_and_dropped_when_it_lies_outs
     assert flags == GuardedFlag.BNN_OFF_MASK and priors is blind
 
 
+def test_a_bnn_far_from_the_arcs_pair_hands_theta_e_to_it_and_keeps_its_shape():
+    """A double whose images lie 0.6" and 1.4" from the lens (theta_E 1.0): a BNN at 1.4" is moved, one at 1.1" kept."""
+    peaks = np.array([[1.4, 0.0], [-0.6, 0.05]])
+    check = guarded.PairCheck(tolerance=0.25, sigma=0.05)
+    moved, flags, theta = guarded.pair_checked(prediction(1.4, 0.1), peaks, (0.0, 0.0), check)
+    assert flags == GuardedFlag.PAIR_PRIOR and theta == pytest.approx(1.0, abs=0.01)
+    assert moved.einstein_radius == theta and moved.einstein_radius_sigma == pytest.approx(0.1 / 1.4 * theta)
+    assert (moved.axis_ratio, moved.angle) == (0.8, 170.0)
+    assert guarded.pair_checked(prediction(1.4, 0.01), peaks, (0.0, 0.0), check)[0].einstein_radius_sigma == (
+        pytest.approx(0.05 * theta)
+    )
+    kept, flags, _ = guarded.pair_checked(prediction(1.1), peaks, (0.0, 0.0), check)
+    assert flags == 0 and kept.einstein_radius == 1.1
+    assert guarded.pair_checked(prediction(1.4), peaks[:1], (0.0, 0.0), check)[1] == 0  # no pair: the BNN's
+    assert guarded.pair_checked(prediction(1.4), peaks, (0.0, 0.0), None)[1] == 0  # check off
+
+
 def test_signal_to_noise_counts_the_emission_inside_the_mask_not_its_empty_pixels():
     rng = np.random.default_rng(1)
     noise = np.ones((60, 60))

@@ -118,3 +118,23 @@ def test_the_loops_judge_overrules_a_fooled_classifier_on_split_fits_only(lensed
     assert summary["judge_on_fits"]["confusion_counts"] == [[2, 0, 0], [0, 2, 0], [0, 0, 1]]
     judge = summary["judge_on_fits"]
     assert (judge["n_traced"], judge["n_split"], judge["n_not_lensed"]) == (5, 2, 1)
+
+
+def test_a_singular_isothermal_spheres_two_images_give_its_einstein_radius_about_any_centre_between_them():
+    """SIS: images at theta_E + beta and theta_E - beta on opposite sides; the mean radius is theta_E,
+    about the true centre and about any point on the line between the images (an arcs' centroid)."""
+    centre, theta, beta, angle = np.array([0.1, -0.2]), 1.1, 0.35, 0.6
+    axis = np.array([np.sin(angle), np.cos(angle)])
+    images = np.array([centre + (theta + beta) * axis, centre - (theta - beta) * axis])
+    assert positions.pair_einstein_radius(images, centre) == pytest.approx(theta)
+    assert positions.pair_einstein_radius(images, centre + 0.3 * axis) == pytest.approx(theta)
+    assert positions.pair_einstein_radius(images[::-1], centre) == pytest.approx(theta)
+
+
+def test_the_simulated_doubles_pair_lies_near_its_einstein_radius(lensed):
+    assert positions.pair_einstein_radius(lensed, TRUTH.centre) == pytest.approx(TRUTH.einstein_radius, rel=0.1)
+
+
+def test_one_peak_or_two_on_the_same_side_give_no_pair():
+    assert np.isnan(positions.pair_einstein_radius(np.array([[1.0, 0.0]]), (0.0, 0.0)))
+    assert np.isnan(positions.pair_einstein_radius(np.array([[1.0, 0.0], [0.8, 0.5]]), (0.0, 0.0)))

@@ -144,6 +144,10 @@ class GuardedFlag(FlagFamily):
         64,
         "the BNN's theta_E lies outside the annulus (or given range): first fit used M21's uniform priors",
     )
+    PAIR_PRIOR = (
+        128,
+        "the BNN's theta_E strayed from the arcs' opposite peaks (model_lenses.pair_check): first prior centred on theirs",
+    )
     # BAD_INPUT | NO_LENS | UNUSABLE | FIT_FAILED
     FAILED = 57, "not modelled, or the loop stopped at a fit that raised"
 

@@ -15,6 +15,9 @@ Two guards on the BNN: its Gaussian theta_E prior is truncated to the mask's
 annulus (the ring lies between the arcs' inner and outer radii, M21's blind
 range) or to a range the user knows, and when the BNN's theta_E lies outside
 that range the first fit uses M21's uniform priors instead (flagged, not silent).
+A third, network-free: where the arcs hold two opposite peaks, their mean radius
+about the lens centre is theta_E to ~10 %; a BNN far from it (a lens unlike its
+training set) hands the first fit's theta_E prior to that estimate (flagged).
 """
 
 from dataclasses import asdict, dataclass, replace
@@ -53,6 +56,7 @@ class GuardSettings:
     positions: object = None  # model_lenses.positions: a reconstruction.positions.PositionSettings (None: off)
     joint_light: bool = False  # model_lenses.joint_light
     stamp_centre: prescan.CentreSearch = None  # model_lenses.stamp_centre
+    pair_check: "PairCheck" = None  # model_lenses.pair_check (None: off)
 
     @classmethod
     def from_config(cls, config):
@@ -75,7 +79,20 @@ class GuardSettings:
             positions=positions.PositionSettings.from_config(own.get("positions")),
             joint_light=bool(own.get("joint_light", False)),
             stamp_centre=prescan.CentreSearch.from_config(own.get("stamp_centre")),
+            pair_check=PairCheck.from_config(own.get("pair_check")),
         )
+
+
+@dataclass(frozen=True)
+class PairCheck:
+    """`model_lenses.pair_check`: when the BNN's theta_E is not believed over the arcs' own estimate."""
+
+    tolerance: float  # |theta_BNN / theta_pair - 1| above this: the pair's theta_E is the prior's middle
+    sigma: float  # its fractional 1 sigma (the pair estimate's measured scatter), at least the BNN's own
+
+    @classmethod
+    def from_config(cls, settings):
+        return None if settings is None else cls(**settings)
 
 
 @dataclass
@@ -142,6 +159,23 @@ def first_priors(prediction, bounds, blind, centre, settings):
     built = informed_priors.bnn_gaussian_priors(prediction, centre, settings.modelling_priors, settings.priors)
     theta = modelling.Prior.gaussian(prediction.einstein_radius, prediction.einstein_radius_sigma, low, high)
     return built.sie.replace(einstein_radius=theta), 0
+
+
+def pair_checked(prediction, peaks, centre, check):
+    """`prediction` with theta_E moved to the arcs' pair estimate where the BNN strays beyond `check.tolerance`.
+
+    Returns (prediction, GuardedFlag bits, theta_pair). The BNN's q and phi are kept: the
+    pair says nothing about them, and the prescan climbs them from there. A lens with no
+    opposite pair (one arc, or the check off) keeps the BNN's prediction.
+    """
+    if check is None or peaks is None:
+        return prediction, 0, np.nan
+    theta = positions.pair_einstein_radius(peaks, centre)
+    if not np.isfinite(theta) or abs(prediction.einstein_radius / theta - 1) <= check.tolerance:
+        return prediction, 0, theta
+    fraction = max(check.sigma, prediction.einstein_radius_sigma / prediction.einstein_radius)
+    moved = replace(prediction, einstein_radius=theta, einstein_radius_sigma=fraction * theta)
+    return moved, GuardedFlag.PAIR_PRIOR, theta
 
 
 def first_prescan(masked, prediction, centre, bounds, settings, seed, centre_uncertain=False):
@@ -278,6 +312,17 @@ def model_lens(
     centre = annulus.centre if centre is None else tuple(centre)
     bounds = tuple(einstein_radius_range or (annulus.inner_radius, annulus.outer_radius))
     problem = lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, seed)
+    pair_flags = 0
+    if known is None:
+        network = prediction
+        prediction, pair_flags, pair = pair_checked(prediction, problem.peaks, centre, settings.pair_check)
+        if pair_flags:
+            log.info(
+                "BNN theta_E %.3f\" vs %.3f\" from the arcs' opposite peaks: beyond %.0f %%, the prior is the pair's",
+                network.einstein_radius,
+                pair,
+                100 * settings.pair_check.tolerance,
+            )
     priors, flags = first_priors(prediction, bounds, problem.blind_priors, centre, settings)
     log.info("%s", prediction_text(prediction, known is not None, bounds, flags))
     if problem.peaks is not None:
@@ -303,7 +348,7 @@ def model_lens(
         )
         records = joint_round(replace(problem, masked=lit), records, networks.classify, settings, store, log)
     reason = records[-1].reason
-    return GuardedResult(records, annulus, prediction, flags, reason, snr)
+    return GuardedResult(records, annulus, prediction, flags | pair_flags, reason, snr)
 
 
 JOINT_REASON = "joint fit of the lens light (MGE shapes, amplitudes solved with the source), mass and source"
@@ -409,7 +454,7 @@ def catalogue_row(name, result, seconds, position_angle=None):
     row["position_angle"] = np.nan
     # the annulus' MaskFlag bits (RECENTRED: the arcs' annulus missed the lens centre)
     row["mask_flags"] = int(result.annulus.flags) if result.annulus is not None else 0
-    if result.prediction is not None:  # the BNN's, or the model the user gave
+    if result.prediction is not None:  # the BNN's, the model the user gave, or theta_E moved to the arcs' pair
         row["first_prior_einstein_radius"] = result.prediction.einstein_radius
         row["first_prior_einstein_radius_sigma"] = result.prediction.einstein_radius_sigma
     final = final_round(result.records)
