@@ -7,7 +7,7 @@ annulus about the true centre (`masking.lens_annulus`), its arc peaks
 compared with the truth; with `--bnn`, the chosen SIE BNN's theta_E too. The spread of
 pair / truth and of BNN / pair sets `model_lenses.pair_check`.
 
-    python benchmarks/pair_estimator.py --run RUN_DIR [--bnn] [--limit 100]
+    python benchmarks/pair_estimator.py --run RUN_DIR [--bnn] [--limit 100] [--set blind --verbose]
 """
 
 import argparse
@@ -42,6 +42,8 @@ def main():
     parser.add_argument("--config", nargs="+", default=[str(ROOT / "config" / "config.yaml")])
     parser.add_argument("--bnn", action="store_true", help="also the chosen SIE BNN's theta_E")
     parser.add_argument("--limit", type=int, default=None, help="at most this many lenses")
+    parser.add_argument("--set", default="slacs", help="results/simulate/<set>: slacs (default) or blind")
+    parser.add_argument("--verbose", action="store_true", help="one line per lens")
     args = parser.parse_args()
     cfg = hlconfig.load(*args.config)
     results = Path(args.run) / "results"
@@ -53,10 +55,11 @@ def main():
         chosen = results / "bnn" / "sie" / "chosen.h5"
         predict = guarded.bnn_predictor(chosen, cfg["bnn"]["mc_passes"], cfg["seed"])
     pair_ratio, bnn_ratio, bnn_pair, one_peak = [], [], [], 0
-    for path in sorted((results / "simulate" / "slacs").glob("shard-*.h5")):
+    for path in sorted((results / "simulate" / args.set).glob("shard-*.h5")):
         with h5py.File(path, "r") as h5:
             survey = Survey.from_settings(json.loads(h5.attrs["survey"]))
             images, noise, flags = h5["image"][()], h5["noise_map"][()], h5["flags"][()]
+            indices = h5["index"][()]
             truth = {name: h5["params"][name][()] for name in ("einstein_radius", "lens_centre_y", "lens_centre_x")}
         for row in np.flatnonzero(flags == 0):
             if args.limit is not None and len(pair_ratio) >= args.limit:
@@ -75,6 +78,9 @@ def main():
                 bnn = predict(image).einstein_radius
                 bnn_ratio.append(bnn / theta)
                 bnn_pair.append(bnn / pair)
+            if args.verbose:
+                bnn_text = f", BNN / truth {bnn_ratio[-1]:.3f}, BNN / pair {bnn_pair[-1]:.3f}" if predict else ""
+                print(f"lens {int(indices[row]):5d}: {len(peaks)} peaks, pair / truth {pair_ratio[-1]:.3f}{bnn_text}")
     print(f"{len(pair_ratio)} lenses; no opposite pair of peaks: {one_peak}")
     print(quantiles(pair_ratio, "pair / truth"))
     if predict is not None:
