@@ -39,14 +39,15 @@ def quantiles(values, label):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default=str(ROOT), help="a run's directory (holding results/)")
-    parser.add_argument("--config", nargs="+", default=[str(ROOT / "config" / "config.yaml")])
+    parser.add_argument("--config", nargs="+", default=[str(ROOT / "config" / "config.yaml")], type=os.path.abspath)
     parser.add_argument("--bnn", action="store_true", help="also the chosen SIE BNN's theta_E")
     parser.add_argument("--limit", type=int, default=None, help="at most this many lenses")
     parser.add_argument("--set", default="slacs", help="results/simulate/<set>: slacs (default) or blind")
     parser.add_argument("--verbose", action="store_true", help="one line per lens")
     args = parser.parse_args()
     cfg = hlconfig.load(*args.config)
-    results = Path(args.run) / "results"
+    os.chdir(args.run)  # the chosen BNN names its models relative to the run
+    results = Path("results")
     settings = positions.PositionSettings.from_config(cfg["model_lenses"]["positions"]) or positions.PositionSettings()
     predict = None
     if args.bnn:
