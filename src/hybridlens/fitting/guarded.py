@@ -48,7 +48,7 @@ class GuardSettings:
     source_shape: tuple
     source_extent: float  # raster half-width / the mask's outer radius
     masking: dict  # the config's masking block
-    inversion: dict  # the config's inversion block
+    inversion: dict  # the config's inversion block, model_lenses.inversion over it
     class_ratio_ranges: dict  # calibrate_relations.class_ratio_ranges
     prescan: prescan.PrescanSettings  # modelling.prescan
     use_prescan: bool = True  # model_lenses.prescan
@@ -71,7 +71,7 @@ class GuardSettings:
             source_shape=tuple(config["trainingset"]["source_shape"]),
             source_extent=float(config["trainingset"]["source_extent"]),
             masking=config["masking"],
-            inversion=config["inversion"],
+            inversion={**config["inversion"], **(own.get("inversion") or {})},
             class_ratio_ranges=config["class_ratio_ranges"],
             prescan=prescan.PrescanSettings.from_config(config["modelling"]["prescan"]),
             use_prescan=bool(own["prescan"]),
@@ -89,6 +89,7 @@ class PairCheck:
 
     tolerance: float  # |theta_BNN / theta_pair - 1| above this: the pair's theta_E is the prior's middle
     sigma: float  # its fractional 1 sigma (the pair estimate's measured scatter), at least the BNN's own
+    second_start: float = None  # above this (and within tolerance): the prescan climbs from both, evidence picks
 
     @classmethod
     def from_config(cls, settings):
@@ -178,6 +179,26 @@ def pair_checked(prediction, peaks, centre, check):
     return moved, GuardedFlag.PAIR_PRIOR, theta
 
 
+def pair_start(prediction, theta_pair, check):
+    """The arcs' pair estimate as a second prescan start, or None.
+
+    Where the BNN and the pair differ by more than `check.second_start` but not by the
+    tolerance, neither is trusted over the other: the prescan climbs from each (the BNN's
+    q and phi, the pair's theta_E with its measured scatter) and the higher evidence wins.
+    A BNN off by ~10 % starts the climb on the wrong side of a "between" optimum it then
+    cannot leave; the pair's start is on the right one.
+    """
+    if check is None or check.second_start is None or not np.isfinite(theta_pair):
+        return None
+    if abs(prediction.einstein_radius / theta_pair - 1) <= check.second_start:
+        return None
+    fraction = max(check.sigma, prediction.einstein_radius_sigma / prediction.einstein_radius)
+    return replace(prediction, einstein_radius=float(theta_pair), einstein_radius_sigma=fraction * float(theta_pair))
+
+
+PRESCAN_STARTS = {"bnn": 0, "pair": 1}  # where the prescan that set the first fit's priors climbed from
+
+
 def first_prescan(masked, prediction, centre, bounds, settings, seed, centre_uncertain=False):
     """The prescan from the BNN's model (a `prescan.Prescan`), or None where the BNN is not trusted.
 
@@ -200,7 +221,9 @@ def network_agrees(einstein_radius, prediction, n_sigma):
     return abs(einstein_radius - prediction.einstein_radius) <= n_sigma * prediction.einstein_radius_sigma
 
 
-def first_fit(problem, prediction, centre, priors, flags, settings, known, log, centre_uncertain=False):
+def first_fit(
+    problem, prediction, centre, priors, flags, settings, known, log, centre_uncertain=False, alternative=None
+):
     """Round 0: the prescan (when on and the BNN trusted), then the fit; its `RoundRecord`.
 
     `centre_uncertain`: the centre prior's middle is a guess good to a few pixels (the stamp
@@ -208,6 +231,7 @@ def first_fit(problem, prediction, centre, priors, flags, settings, known, log, 
     centre window about its optimum is `stamp_centre.window`. On survey-style doubles
     without lens light, the prescan's ±0.1" window about a climb that barely moved held
     fits 0.14-0.18" off; the whole ±0.5" prior let the sampler wander to the box's corners.
+    `alternative`: a second start (`pair_start`, or None), see `best_prescan`.
     """
     scanned, search = None, settings.search
     centre_uncertain = centre_uncertain and settings.stamp_centre is not None
@@ -215,15 +239,9 @@ def first_fit(problem, prediction, centre, priors, flags, settings, known, log, 
         scanned = first_prescan(
             problem.masked, prediction, centre, problem.bounds, settings, problem.seed, centre_uncertain
         )
-        log.info(
-            'prescan: optimum theta_E %.3f", q %.2f, phi %.0f deg, centre (%+.3f, %+.3f)" '
-            "after %d inversions in %.0f s",
-            scanned.mass.einstein_radius,
-            scanned.mass.axis_ratio,
-            scanned.mass.angle,
-            *scanned.mass.centre,
-            scanned.evaluations,
-            scanned.seconds,
+        log.info("prescan from the BNN: %s", prescan_text(scanned))
+        scanned, prediction, start, other_evidence = best_prescan(
+            problem, scanned, prediction, alternative, centre, settings, centre_uncertain, log
         )
         wide = settings.stamp_centre.window if centre_uncertain else None
         priors = settings.prescan.narrowed(scanned, priors, centre_half_width=wide)
@@ -234,8 +252,40 @@ def first_fit(problem, prediction, centre, priors, flags, settings, known, log, 
     row = {**row, "prior_source": float(source)}
     if scanned is not None:  # its priors are narrowed about an optimum, as M21's refinement's are
         row.update(scanned.row(), narrowed=1.0, seconds=row["seconds"] + scanned.seconds)
+        row.update(prescan_start=float(PRESCAN_STARTS[start]), prescan_other_log_evidence=other_evidence)
         row["network_agrees"] = float(network_agrees(row["median_einstein_radius"], prediction, settings.agree_sigma))
     return hybrid.RoundRecord(row, "", products)
+
+
+def prescan_text(scanned):
+    """A prescan's optimum, evidence and cost on one line."""
+    m = scanned.mass
+    return (
+        f'optimum theta_E {m.einstein_radius:.3f}", q {m.axis_ratio:.2f}, phi {m.angle:.0f} deg, '
+        f'centre ({m.centre[0]:+.3f}, {m.centre[1]:+.3f})", ln Z {scanned.log_evidence:.1f} '
+        f"after {scanned.evaluations} inversions in {scanned.seconds:.0f} s"
+    )
+
+
+def best_prescan(problem, scanned, prediction, alternative, centre, settings, centre_uncertain, log):
+    """The BNN start's prescan `scanned` against one from `alternative`: the higher evidence wins.
+
+    Returns (prescan, the winning start's prediction, "bnn" | "pair", the loser's ln Z or NaN);
+    the prescan's cost counts both climbs. The fit's agreement is then judged against the
+    start that won, each with its own sigma.
+    """
+    if scanned is None or alternative is None:
+        return scanned, prediction, "bnn", np.nan
+    other = first_prescan(problem.masked, alternative, centre, problem.bounds, settings, problem.seed, centre_uncertain)
+    if other is None:
+        return scanned, prediction, "bnn", np.nan
+    log.info("prescan from the arcs' pair (theta_E %.3f\"): %s", alternative.einstein_radius, prescan_text(other))
+    cost = {"seconds": other.seconds + scanned.seconds, "evaluations": other.evaluations + scanned.evaluations}
+    if other.log_evidence > scanned.log_evidence:
+        log.info("prescan: the pair's start climbed higher (ln Z %+.1f)", other.log_evidence - scanned.log_evidence)
+        return replace(other, **cost), alternative, "pair", scanned.log_evidence
+    log.info("prescan: the BNN's start climbed higher (ln Z %+.1f)", scanned.log_evidence - other.log_evidence)
+    return replace(scanned, **cost), prediction, "bnn", other.log_evidence
 
 
 def lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, seed):
@@ -312,7 +362,7 @@ def model_lens(
     centre = annulus.centre if centre is None else tuple(centre)
     bounds = tuple(einstein_radius_range or (annulus.inner_radius, annulus.outer_radius))
     problem = lens_problem(image, noise_map, psf_kernel, pixel_scale, annulus, centre, bounds, settings, seed)
-    pair_flags = 0
+    pair_flags, alternative = 0, None
     if known is None:
         network = prediction
         prediction, pair_flags, pair = pair_checked(prediction, problem.peaks, centre, settings.pair_check)
@@ -323,6 +373,7 @@ def model_lens(
                 pair,
                 100 * settings.pair_check.tolerance,
             )
+        alternative = pair_start(prediction, pair, settings.pair_check)
     priors, flags = first_priors(prediction, bounds, problem.blind_priors, centre, settings)
     log.info("%s", prediction_text(prediction, known is not None, bounds, flags))
     if problem.peaks is not None:
@@ -330,7 +381,9 @@ def model_lens(
     first = None
     if not store.load():
         try:
-            first = first_fit(problem, prediction, centre, priors, flags, settings, known, log, centre_uncertain)
+            first = first_fit(
+                problem, prediction, centre, priors, flags, settings, known, log, centre_uncertain, alternative
+            )
         except Exception as error:  # this lens is flagged; the others go on
             log.exception("first fit failed")
             store.save([hybrid.failed_round(0, priors, error)])
