@@ -11,7 +11,11 @@ not the BNN, is measured), and every lever fits it:
 - `today`: the guarded loop's first fit before the prescan, BNN Gaussian(1 sigma)
   priors truncated to the annulus, centre +-`model_lenses.centre_half_width`;
 - `default`: the guarded loop's first fit as configured: the evidence prescan from the
-  BNN's model (`fitting.prescan`), then `modelling.prescan`'s priors and search;
+  BNN's model (`fitting.prescan`) and, where the arcs' pair estimate differs, from
+  theirs too (`model_lenses.pair_check.second_start`), then `modelling.prescan`'s priors
+  and search, on the loop's mesh (`model_lenses.inversion`);
+- `one_start`, `one_start_overlay`: the default with the BNN's start only, on the loop's
+  mesh or on M21's overlay;
 - `windows`, `windows_fixed`, `windows_fixed_1net`: uniform windows about the prescan's
   optimum (`modelling.prescan.half_widths`), the coefficient free (+-1 decade) or held,
   one bound network;
@@ -113,6 +117,9 @@ LEVERS = {
     # Nautilus' exploration stopped with more of the evidence still in the live set
     "default_flive0.2": ("prescan", {"n_live": 20, "f_live": 0.2}, {}),
     "default_flive0.5": ("prescan", {"n_live": 20, "f_live": 0.5}, {}),
+    # the prescan from the BNN's start alone (no second start from the arcs' pair), on the config's mesh or M21's
+    "one_start": ("prescan", None, {"one_start": True}),
+    "one_start_overlay": ("prescan", None, {"one_start": True}, {"image_mesh": "overlay"}),
 }
 CUT_LEVERS = {"blind_cut", "today_cut", "default_cut"}
 STREAM = "fit_cost"  # this benchmark's own lenses: never the pipeline's evaluation lenses
@@ -198,6 +205,22 @@ def timed_network_training():
     return spent
 
 
+def second_start(data, masked, scanned, prediction, settings, seed):
+    """The guarded loop's second prescan start from the arcs' pair (`model_lenses.pair_check.second_start`)."""
+    import logging
+    from types import SimpleNamespace
+
+    annulus, centre = data["annulus"], data["truth"].centre
+    if settings.positions is None or scanned is None:
+        return scanned, "bnn"
+    peaks = positions.arc_peaks(data["image"], data["noise_map"], annulus.mask, data["pixel_scale"], settings.positions)
+    alternative = guarded.pair_start(prediction, positions.pair_einstein_radius(peaks, centre), settings.pair_check)
+    problem = SimpleNamespace(masked=masked, bounds=(annulus.inner_radius, annulus.outer_radius), seed=seed)
+    log = logging.getLogger("fit_cost")
+    scanned, _, start, _ = guarded.best_prescan(problem, scanned, prediction, alternative, centre, settings, False, log)
+    return scanned, start
+
+
 def fit(job):
     """One (lens, lever) fit in a worker: returns its row."""
     cfg, index, lever, prediction, seed = job
@@ -223,16 +246,18 @@ def fit(job):
     sigma_scale = prescan_overrides.get("sigma_scale", 1.0)
     widths = {
         **settings.prescan.half_widths,
-        **{k: v for k, v in prescan_overrides.items() if k not in ("priors", "sigma_scale")},
+        **{k: v for k, v in prescan_overrides.items() if k not in ("priors", "sigma_scale", "one_start")},
     }
     prescan_settings = replace(settings.prescan, priors=mode, half_widths=widths)
-    scanned = None
+    scanned, start = None, "bnn"
     if kind == "blind":
         priors = blind
     elif kind == "bnn":
         priors = bnn_priors
     else:
         scanned = guarded.first_prescan(masked, prediction, truth.centre, bounds, settings, seed)
+        if not prescan_overrides.get("one_start"):
+            scanned, start = second_start(data, masked, scanned, prediction, settings, seed)
         priors = bnn_priors if scanned is None else prescan_settings.narrowed(scanned, bnn_priors)
         priors = scaled_gaussians(priors, sigma_scale)
     scratch = Path(tempfile.mkdtemp(prefix="fit_cost_"))
@@ -262,6 +287,7 @@ def fit(job):
         "hit_call_cap": result.hit_call_cap,
         "theta_ratio": best["einstein_radius"] / truth.einstein_radius,
         "axis_ratio_error": abs(best["axis_ratio"] - truth.axis_ratio),
+        "prescan_start": start,
         "prescan_theta_ratio": scanned.mass.einstein_radius / truth.einstein_radius if scanned else float("nan"),
         "bnn_theta_ratio": prediction.einstein_radius / truth.einstein_radius,
         "bnn_off_mask": bool(off_mask),
@@ -375,7 +401,7 @@ def main():
                 f"lens {row['lens']} {row['lever']:16s} {row['seconds']:6.1f} s (prescan {row['prescan_seconds']:4.1f}, "
                 f"networks {row['network_seconds']:5.1f}) "
                 f"{row['calls']:5d} calls ({row['cut_calls']} cut)  ln Z {row['log_evidence']:9.1f}  theta/true {row['theta_ratio']:.3f} "
-                f"(prescan {row['prescan_theta_ratio']:.3f}, BNN {row['bnn_theta_ratio']:.3f})  "
+                f"(prescan {row['prescan_theta_ratio']:.3f} from the {row['prescan_start']}, BNN {row['bnn_theta_ratio']:.3f})  "
                 f"|dq| {row['axis_ratio_error']:.3f}{'  CALL CAP HIT' if row['hit_call_cap'] else ''}",
                 flush=True,
             )

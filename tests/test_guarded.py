@@ -66,6 +66,17 @@ def test_a_bnn_far_from_the_arcs_pair_hands_theta_e_to_it_and_keeps_its_shape():
     assert guarded.pair_checked(prediction(1.4), peaks, (0.0, 0.0), None)[1] == 0  # check off
 
 
+def test_a_bnn_a_little_off_the_pair_gets_a_second_prescan_start_there_and_one_on_it_does_not():
+    check = guarded.PairCheck(tolerance=0.25, sigma=0.05, second_start=0.03)
+    start = guarded.pair_start(prediction(1.12, 0.04), 1.0, check)
+    assert start.einstein_radius == 1.0 and start.einstein_radius_sigma == pytest.approx(0.05)
+    assert (start.axis_ratio, start.angle) == (0.8, 170.0)  # the BNN's shape: the pair says nothing of it
+    assert guarded.pair_start(prediction(1.12, 0.12), 1.0, check).einstein_radius_sigma == pytest.approx(0.12 / 1.12)
+    assert guarded.pair_start(prediction(1.02), 1.0, check) is None  # within second_start: one climb
+    assert guarded.pair_start(prediction(1.12), np.nan, check) is None  # no opposite pair
+    assert guarded.pair_start(prediction(1.12), 1.0, guarded.PairCheck(0.25, 0.05)) is None  # off
+
+
 def test_signal_to_noise_counts_the_emission_inside_the_mask_not_its_empty_pixels():
     rng = np.random.default_rng(1)
     noise = np.ones((60, 60))

@@ -139,3 +139,29 @@ def test_an_uncertain_start_centre_keeps_the_outer_window_about_the_stamp():
     assert not narrow.centre_y.low <= lens_y <= narrow.centre_y.high  # the old window excluded it
     assert wide.centre_y.low <= lens_y <= wide.centre_y.high and wide.centre_x.low <= lens_x <= wide.centre_x.high
     assert wide.centre_y.high <= outer.centre_y.high and wide.einstein_radius == narrow.einstein_radius
+
+
+def test_two_starts_keep_the_climb_of_higher_evidence_and_count_both(lens):
+    """A BNN 15 % high and off in shape beside the arcs' pair estimate 3 % low: the evidence picks, the cost adds."""
+    import logging
+    from types import SimpleNamespace
+
+    from hybridlens.fitting import guarded, informed_priors
+
+    masked, truth, annulus = lens
+    bounds = (annulus.inner_radius, annulus.outer_radius)
+    high = off_truth(truth, 1.15, 0.12, -15.0, (0.0, 0.0))
+    bnn = informed_priors.Prediction(
+        high.einstein_radius, 0.04 * high.einstein_radius, high.axis_ratio, 0.09, high.angle, 10.0
+    )
+    pair = guarded.pair_start(bnn, 0.97 * truth.einstein_radius, guarded.PairCheck(0.25, 0.05, 0.03))
+    settings = SimpleNamespace(prescan=SETTINGS, modelling_priors=PRIORS, stamp_centre=None)
+    problem = SimpleNamespace(masked=masked, bounds=bounds, seed=0)
+    alone = guarded.first_prescan(masked, bnn, truth.centre, bounds, settings, 0)
+    best, judge, start, other = guarded.best_prescan(
+        problem, alone, bnn, pair, truth.centre, settings, False, logging.getLogger("test")
+    )
+    assert best.log_evidence == max(best.log_evidence, other) and best.log_evidence >= alone.log_evidence
+    assert best.evaluations > alone.evaluations and judge is (pair if start == "pair" else bnn)
+    assert best.mass.einstein_radius == pytest.approx(truth.einstein_radius, rel=0.02)
+    print(f"BNN start alone: {alone.mass.einstein_radius / truth.einstein_radius:.3f} theta_true; two: {start}")
