@@ -33,9 +33,9 @@ from hybridlens import io
 from hybridlens.analysis.evaluation import confusion_matrix
 from hybridlens.fitting import hybrid
 from hybridlens.networks import training
-from hybridlens.reconstruction import positions
+from hybridlens.reconstruction import inversion, positions
 
-IMAGES = ("source", "residual", "chi_squared_map")
+IMAGES = hybrid.IMAGE_NAMES
 LOOPS = ("hybrid", "guarded")  # results/<loop>/lens-*.h5: M21's loop, the guarded loop
 REAL_LENS_OFFSET = 10**6  # real fits' lens indices in the shard, kept apart from the training pairs'
 
@@ -60,7 +60,9 @@ def real_fits(results, cfg):
                 )
             judged = hybrid.judge_verdicts(table)
             with h5py.File(path, "r") as h5:
-                images = {name: h5[name][()] for name in IMAGES}
+                images = {name: h5[name][()] for name in IMAGES if name in h5}
+            if any(name not in images for name in IMAGES):
+                images.update(stored_before_maps(lens, table, images["residual"]))
             for i, row in enumerate(table.to_dict("records")):
                 theta = row.get("median_einstein_radius", np.nan)
                 if not np.isfinite(row.get("verdict", np.nan)) or not np.isfinite(images["source"][i]).any():
@@ -77,6 +79,19 @@ def real_fits(results, cfg):
                     | {name: images[name][i] for name in IMAGES}
                 )
     return rows
+
+
+def stored_before_maps(lens, table, residuals):
+    """The image-plane maps of fits stored before they were kept: the mask is where the residual is set."""
+    pixel_scale = lens["survey"]["pixel_scale"]
+    maps = {name: np.full(residuals.shape, np.nan) for name in hybrid.IMAGE_PLANE_MAPS}
+    for i, row in enumerate(table.to_dict("records")):
+        if not np.isfinite(row.get("ml_einstein_radius", np.nan)):
+            continue
+        profile = inversion.MaskedLens.profile(inversion.Mass.from_parameters(row, "ml_"))
+        maps["signal_to_noise"][i] = inversion.signal_to_noise_map(lens["image"], lens["noise_map"], residuals[i] != 0)
+        maps["critical_curve"][i] = inversion.critical_curve_map(profile, residuals[i].shape, pixel_scale)
+    return maps
 
 
 def write_shard(path, rows):

@@ -29,15 +29,19 @@ def test_augmentation_applies_the_same_transform_to_both_images():
 
 
 @pytest.mark.parametrize(
-    "input_shape, filters, micro_batch", [((100, 100), (32, 64, 128), 8), ((30, 27), (4, 8, 16), 3)]
+    "input_shape, filters, micro_batch, channels",
+    [((100, 100), (32, 64, 128), 8, 3), ((100, 100), (32, 64, 128), 8, 1), ((30, 27), (4, 8, 16), 3, 3)],
 )
-def test_fast_inference_matches_the_eager_model(input_shape, filters, micro_batch):
+def test_fast_inference_matches_the_eager_model(input_shape, filters, micro_batch, channels):
+    """Also with the residual's path taking image-plane maps as further channels."""
     torch.manual_seed(11)
-    model = classifier.ReconstructionClassifier(input_shape=input_shape, filters=filters, dense=64)
+    model = classifier.ReconstructionClassifier(
+        input_shape=input_shape, filters=filters, dense=64, residual_channels=channels
+    )
     with torch.no_grad():  # a spread of logits, as from a trained model
         model.head[-1].weight.mul_(30)
     source = classifier.normalise(torch.randn(10, 1, *input_shape).cumsum(-1))
-    residual = torch.asinh(torch.randn(10, 1, *input_shape) * 3)
+    residual = torch.asinh(torch.randn(10, channels, *input_shape) * 3)
     model.eval()
     with torch.no_grad():
         eager = torch.softmax(model(source, residual), 1)

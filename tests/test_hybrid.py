@@ -272,11 +272,7 @@ def classify(default_config):
 
     torch.manual_seed(0)
     model = training.build_model(default_config["classifier"])
-
-    def run(products):
-        return training.classify(model, [products.source], [products.residual], [products.chi_squared_map])[0]
-
-    return run
+    return training.products_classifier(model, default_config["classifier"])
 
 
 class Killed(Exception):

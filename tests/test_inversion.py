@@ -249,3 +249,37 @@ def test_evidence_with_adaptive_sub_pixels_equals_pyautolens_fit(lens, euclid):
         assert masked.log_evidence(mass, coefficient) == pytest.approx(
             float(masked.fit(mass, coefficient).log_evidence), rel=1e-9
         )
+
+
+def test_critical_curve_map_vanishes_on_pyautolens_tangential_critical_curve():
+    """log2(2 kappa) is zero where PyAutoLens' own eigenvalue contour puts an SIE's critical curve."""
+    profile = inversion.MaskedLens.profile(inversion.Mass(1.2, 0.7, 30.0, (0.1, -0.05)))
+    pixel_scale, shape = 0.05, (100, 100)
+    curve_map = inversion.critical_curve_map(profile, shape, pixel_scale)
+    grid = al.Grid2D.uniform(shape_native=shape, pixel_scales=pixel_scale)
+    (curve,) = al.LensCalc.from_mass_obj(profile).tangential_critical_curve_list_from(grid=grid)
+    rows = np.clip(np.round((shape[0] - 1) / 2 - np.asarray(curve)[:, 0] / pixel_scale).astype(int), 0, shape[0] - 1)
+    cols = np.clip(np.round((shape[1] - 1) / 2 + np.asarray(curve)[:, 1] / pixel_scale).astype(int), 0, shape[1] - 1)
+    on_curve = np.abs(curve_map[rows, cols])
+    # one pixel from the curve moves log2(2 kappa) by ~ pixel / (r ln 2) ~ 0.06-0.1 here
+    assert np.median(on_curve) < 0.05 and on_curve.max() < 0.15
+    assert curve_map[48, 48] == inversion.CRITICAL_CURVE_CLIP  # the pixel by the centre: kappa >> 1, clipped
+    assert curve_map[0, 0] < -1.0  # the corner, ~3 theta_E out
+
+
+def test_products_carry_the_datas_signal_to_noise_and_the_models_critical_curve(lens):
+    """The maps the classifier may take: the data's S/N inside the mask only, and the ring of the
+    model handed over (for an SIE kappa scales with theta_E, so the map moves by log2 of the ratio)."""
+    sim, annulus, masked, truth, coefficient, _ = lens
+    products = {
+        ratio: masked.products(truth.with_einstein_radius(ratio * truth.einstein_radius), coefficient, (100, 100), 2.0)
+        for ratio in (0.7, 1.0)
+    }
+    snr = products[1.0].signal_to_noise
+    assert not snr[~annulus.mask].any()
+    assert np.unravel_index(np.argmax(snr), snr.shape) == np.unravel_index(
+        np.argmax(np.where(annulus.mask, sim.model_image, -np.inf)), snr.shape
+    )
+    inside = np.abs(products[1.0].critical_curve) < 2.0
+    shift = products[0.7].critical_curve[inside] - products[1.0].critical_curve[inside]
+    np.testing.assert_allclose(shift, np.log2(0.7), atol=1e-6)

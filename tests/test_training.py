@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hybridlens.networks import training
+from hybridlens.vocabulary import IMAGE_PLANE_MAPS
 
 SMALL = {
     "input_shape": [32, 32],
@@ -44,8 +45,8 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
     assert float(loss_fn(model(source, residual), label)) < 0.5 * first
 
 
-def fake_shards(tmp_path, n_lenses=12, side=32, seed=0):
-    """Training-set shards whose classes differ in reconstruction size, like U/C/O."""
+def fake_shards(tmp_path, n_lenses=12, side=32, seed=0, maps=IMAGE_PLANE_MAPS):
+    """Training-set shards whose classes differ in reconstruction size, like U/C/O; `maps`: image-plane maps too."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[-1 : 1 : side * 1j, -1 : 1 : side * 1j]
     paths = []
@@ -65,6 +66,8 @@ def fake_shards(tmp_path, n_lenses=12, side=32, seed=0):
             h5["params/label"] = np.array(labels, float)
             h5["flags"] = np.zeros(len(labels), np.uint8)
             h5["index"] = np.array(index)
+            for name in maps:
+                h5[name] = rng.normal(size=(len(labels), side, side)).astype(np.float32)
         paths.append(path)
     return paths
 
@@ -219,6 +222,32 @@ def test_predict_reads_the_rows_its_entries_name(tmp_path):
     np.testing.assert_allclose(predicted, training.classify(model, sources, residuals, chi_squared), atol=1e-6)
     np.testing.assert_allclose(predicted.sum(1), 1.0, rtol=1e-6)
     assert training.classify(model, [], [], []).shape == (0, 3)
+
+
+def test_image_channels_stack_with_the_residual_in_training_and_in_inference(tmp_path):
+    """With `image_channels` the shards' maps enter beside the residual; a fit's products give the same."""
+    torch.manual_seed(0)
+    settings = {**SMALL, "image_channels": ["signal_to_noise", "critical_curve"]}
+    entries = training.catalogue(fake_shards(tmp_path))[::-5]
+    model = training.build_model(settings)
+    assert model.residual_path[0].in_channels == 3 and model.source_path[0].in_channels == 1
+    predicted = training.predict(model, entries, settings, batch_size=3)
+    path = tmp_path / "classifier.h5"
+    with h5py.File(path, "w") as h5:
+        for name, array in training.state_arrays(model).items():
+            h5[f"weights/{name}"] = array
+    classify = training.classifier_from_hdf5(path, settings)
+    for entry, expected in zip(entries, predicted):
+        with h5py.File(entry.path, "r") as h5:
+            names = ("source", "residual", "chi_squared_map", *settings["image_channels"])
+            products = type("Products", (), {name: h5[name][entry.row] for name in names})()
+        np.testing.assert_allclose(classify(products), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="classifier.image_channels"):
+        training.build_model({**SMALL, "image_channels": ["data"]})
+    (tmp_path / "plain").mkdir()
+    plain = training.catalogue(fake_shards(tmp_path / "plain", maps=()))  # shards made without the maps
+    with pytest.raises(KeyError, match="signal_to_noise"):
+        training.predict(model, plain, settings)
 
 
 def test_weights_round_trip_through_hdf5(tmp_path):

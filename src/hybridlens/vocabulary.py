@@ -12,6 +12,11 @@ from dataclasses import dataclass
 # classifier's outputs and the rerun loop's verdicts all use them.
 CLASSES = ("under", "correct", "over")
 
+# Image-plane maps an inversion hands over beside its residual (`inversion.Products`), each a
+# channel the classifier's residual path may take (`classifier.image_channels`): the data's
+# signal-to-noise (where the arcs are) and the model's critical curve (where its ring is).
+IMAGE_PLANE_MAPS = ("signal_to_noise", "critical_curve")
+
 # P21's PyAutoLens methods, in the paper's order: blind priors (a ring fitted to the arcs
 # sets theta_E), PyAL + BNN (uniform windows about the BNN's means) and PyAL + BNN (1 sigma)
 # (Gaussians with the BNN's means and sigmas). Same search and inversion; only the priors differ.

@@ -38,7 +38,7 @@ import numpy as np
 from hybridlens.fitting import modelling
 from hybridlens.flags import HybridFlag, is_set
 from hybridlens.reconstruction import calibration, positions
-from hybridlens.vocabulary import CLASSES
+from hybridlens.vocabulary import CLASSES, IMAGE_PLANE_MAPS
 
 VERDICTS = CLASSES  # the CNN's labels: under (UM), correct (C), over (OM)
 ABBREVIATIONS = {"under": "UM", "correct": "C", "over": "OM"}
@@ -449,7 +449,7 @@ def model_lens(problem, classify, relations, settings, store, log, blind=None):
 
 # --- HDF5: one file per lens, every round ------------------------------------------------------
 
-IMAGE_NAMES = ("source", "residual", "chi_squared_map")
+IMAGE_NAMES = ("source", "residual", "chi_squared_map", *IMAGE_PLANE_MAPS)
 
 
 def write_rounds(path, records, attrs, extra_columns=None, groups=None, flag_family=HybridFlag):
@@ -464,15 +464,12 @@ def write_rounds(path, records, attrs, extra_columns=None, groups=None, flag_fam
     keys = sorted(set().union(*(record.row for record in records))) if records else []
     columns = {key: np.array([record.row.get(key, np.nan) for record in records], float) for key in keys}
     columns.update(extra_columns or {})
-    shape = next((r.products.source.shape for r in records if r.products is not None), (1, 1))
-    arrays = {
-        name: (
-            np.stack([getattr(r.products, name) if r.products is not None else np.full(shape, np.nan) for r in records])
-            if records
-            else np.zeros((0, *shape))
-        )
-        for name in IMAGE_NAMES
-    }
+    arrays = {}
+    for name in IMAGE_NAMES:
+        images = [None if r.products is None else getattr(r.products, name) for r in records]
+        shape = next((np.shape(image) for image in images if image is not None), (1, 1))
+        filled = [np.full(shape, np.nan) if image is None else image for image in images]
+        arrays[name] = np.array(filled, float).reshape(len(images), *shape)
     flags = np.array([int(record.row.get("flags", 0)) for record in records], np.uint8)
     attrs = {**attrs, "reasons": json.dumps([record.reason for record in records])}
     io.write_shard(
@@ -491,7 +488,7 @@ def read_rounds(path):
     with h5py.File(path, "r") as h5:
         attrs = dict(h5.attrs)
         columns = {name: h5["params"][name][()] for name in h5["params"]} if "params" in h5 else {}
-        images = {name: h5[name][()] for name in IMAGE_NAMES}
+        images = {name: h5[name][()] for name in IMAGE_NAMES if name in h5}
     reasons = json.loads(attrs.get("reasons", "[]"))
     records = []
     for i, reason in enumerate(reasons):
@@ -506,6 +503,7 @@ def read_rounds(path):
                 images["chi_squared_map"][i],
                 float(np.nansum(images["chi_squared_map"][i])),
                 np.nan,
+                *(images[name][i] if name in images else None for name in IMAGE_PLANE_MAPS),
             )
         records.append(RoundRecord(row, reason, products))
     return records, attrs

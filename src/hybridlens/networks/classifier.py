@@ -1,5 +1,10 @@
 """M21 section 3.4: a two-input CNN classifying (source reconstruction, residual) pairs.
 
+Beyond M21 the residual's path may take image-plane maps as further channels
+(`classifier.image_channels`): the data's signal-to-noise and the model's
+critical curve, so that the network sees where the model's Einstein ring runs
+against the arcs, not only how well the model fits.
+
 Each input has its own path of three blocks (3x3 convolution, LeakyReLU, 2x2 max
 pooling, dropout); the two paths are concatenated, flattened and passed through a
 512-unit dense layer to three logits (under, correct, over). M21 quotes a
@@ -19,8 +24,8 @@ from torch import nn
 from hybridlens.vocabulary import CLASSES
 
 
-def _path(filters, kernel_sizes, dropout, negative_slope):
-    layers, channels = [], 1
+def _path(filters, kernel_sizes, dropout, negative_slope, channels=1):
+    layers = []
     for out, kernel in zip(filters, kernel_sizes):
         layers += [
             nn.Conv2d(channels, out, kernel, padding=kernel // 2),
@@ -48,10 +53,12 @@ class ReconstructionClassifier(nn.Module):
         dropout=0.2,
         dense=512,
         negative_slope=0.01,
+        residual_channels=1,
     ):
+        """`residual_channels`: the residual and the image-plane maps stacked with it (`classifier.image_channels`)."""
         super().__init__()
         self.source_path = _path(filters, kernel_sizes, dropout, negative_slope)
-        self.residual_path = _path(filters, kernel_sizes, dropout, negative_slope)
+        self.residual_path = _path(filters, kernel_sizes, dropout, negative_slope, residual_channels)
         side_y, side_x = (pooled_size(s, len(filters)) for s in input_shape)
         self.concatenated_shape = (side_y, side_x, 2 * filters[-1])
         self.head = nn.Sequential(

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from hybridlens.networks.classifier import FastClassifier, ReconstructionClassifier, augment, normalise
+from hybridlens.vocabulary import IMAGE_PLANE_MAPS
 
 SPLITS = ("train", "validation", "test")
 # Settings that change neither the arithmetic nor the data of training. `epochs`
@@ -45,11 +46,24 @@ class TrainingEntry:
     lens_index: int
 
 
-class PairShards(Dataset):
-    """(source, residual, label) pairs of selected `TrainingEntry` rows across training-set shards."""
+def image_channels(settings):
+    """The image-plane maps the residual's path takes beside the residual (`classifier.image_channels`)."""
+    names = tuple(settings.get("image_channels") or ())
+    unknown = [name for name in names if name not in IMAGE_PLANE_MAPS]
+    if unknown:
+        raise ValueError(f"classifier.image_channels: {unknown} not among {list(IMAGE_PLANE_MAPS)}")
+    return names
 
-    def __init__(self, entries):
+
+class PairShards(Dataset):
+    """(source, residual, label) pairs of selected `TrainingEntry` rows across training-set shards.
+
+    The residual is stacked with the shard's `channels` (`image_channels`).
+    """
+
+    def __init__(self, entries, channels=()):
         self.entries = entries
+        self.channels = tuple(channels)
         self._files = {}
 
     def __len__(self):
@@ -64,14 +78,21 @@ class PairShards(Dataset):
         entry = self.entries[i]
         h5 = self._file(entry.path)
         row = entry.row
-        return (*network_inputs(h5["source"][row], h5["residual"][row], h5["chi_squared_map"][row]), int(entry.label))
+        missing = [name for name in self.channels if name not in h5]
+        if missing:
+            raise KeyError(f"{entry.path}: no {missing} (a shard older than classifier.image_channels: remake it)")
+        maps = [h5[name][row] for name in self.channels]
+        source, residual = network_inputs(h5["source"][row], h5["residual"][row], h5["chi_squared_map"][row], maps)
+        return source, residual, int(entry.label)
 
 
-def network_inputs(source, residual, chi_squared_map):
-    """One pair as the classifier sees it: peak-normalised source, noise-scaled residual, each (1, H, W)."""
+def network_inputs(source, residual, chi_squared_map, maps=()):
+    """One pair as the classifier sees it: peak-normalised source (1, H, W); noise-scaled residual
+    stacked with the image-plane `maps` (1 + len(maps), H, W)."""
     source = normalise(torch.from_numpy(np.asarray(source, np.float32)[None]))
     residual = noise_scaled_residual(np.asarray(residual), np.asarray(chi_squared_map))
-    return source, torch.from_numpy(residual[None].astype(np.float32))
+    stacked = np.stack([residual, *(np.asarray(m, float) for m in maps)]).astype(np.float32)
+    return source, torch.from_numpy(stacked)
 
 
 def noise_scaled_residual(residual, chi_squared_map):
@@ -217,12 +238,13 @@ def build_model(settings):
         kernel_sizes=tuple(settings["kernel_sizes"]),
         dropout=settings["dropout"],
         dense=settings["dense"],
+        residual_channels=1 + len(image_channels(settings)),
     )
 
 
 def _loader(entries, settings, shuffle, generator):
     return DataLoader(
-        PairShards(entries),
+        PairShards(entries, image_channels(settings)),
         batch_size=settings["batch_size"],
         shuffle=shuffle,
         generator=generator,
@@ -309,9 +331,13 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
     return model, history
 
 
-def classify(model, sources, residuals, chi_squared_maps):
-    """Class probabilities (under, correct, over) of in-memory pairs, e.g. a fresh fit's products."""
-    pairs = [network_inputs(*pair) for pair in zip(sources, residuals, chi_squared_maps)]
+def classify(model, sources, residuals, chi_squared_maps, maps=None):
+    """Class probabilities (under, correct, over) of in-memory pairs, e.g. a fresh fit's products.
+
+    `maps`: per pair, its image-plane maps in the order of `image_channels` (None: none).
+    """
+    maps = maps if maps is not None else [()] * len(sources)
+    pairs = [network_inputs(*pair) for pair in zip(sources, residuals, chi_squared_maps, maps)]
     if not pairs:
         return np.zeros((0, 3))
     source, residual = (torch.stack(parts) for parts in zip(*pairs))
@@ -345,8 +371,15 @@ def classifier_from_hdf5(path, settings, device="cpu"):
     model = build_model(settings)
     model.load_state_dict(state_from_hdf5(path))
     model.to(device)
+    return products_classifier(model, settings)
+
+
+def products_classifier(model, settings):
+    """`classify(products) -> (p_under, p_correct, p_over)` of `model`, fed the maps `settings` names."""
+    channels = image_channels(settings)
 
     def classify_products(products):
-        return classify(model, [products.source], [products.residual], [products.chi_squared_map])[0]
+        maps = [[getattr(products, name) for name in channels]]
+        return classify(model, [products.source], [products.residual], [products.chi_squared_map], maps)[0]
 
     return classify_products

@@ -88,6 +88,8 @@ class Products:
     chi_squared_map: np.ndarray
     chi_squared: float
     source_extent: float  # half-width of the source raster, arcsec
+    signal_to_noise: np.ndarray = None  # `signal_to_noise_map` of the data: where the arcs are
+    critical_curve: np.ndarray = None  # `critical_curve_map` of the model: where its Einstein ring is
 
 
 class MaskedLens:
@@ -111,6 +113,7 @@ class MaskedLens:
             over_sample_size_pixelization=over_sample,
         )
         self.mask = np.asarray(mask, dtype=bool)
+        self.signal_to_noise = signal_to_noise_map(image if source_image is None else source_image, noise_map, mask)
         self.dataset = dataset.apply_mask(mask2d).apply_sparse_operator_cpu()
         shape = tuple(settings["overlay_shape"])
         self.mesh_kind = settings.get("mesh", DEFAULT_MESH)
@@ -216,7 +219,30 @@ class MaskedLens:
             chi_squared_map=np.where(self.mask, np.asarray(fit.chi_squared_map.native), 0.0),
             chi_squared=float(fit.chi_squared),
             source_extent=float(source_extent),
+            signal_to_noise=self.signal_to_noise,
+            critical_curve=critical_curve_map(self.profile(mass), self.mask.shape, self.pixel_scale),
         )
+
+
+CRITICAL_CURVE_CLIP = 3.0  # the map's range, in octaves of 2 kappa
+
+
+def signal_to_noise_map(image, noise_map, mask):
+    """asinh(data / noise) inside the mask, 0 outside: the arcs on the noise-scaled residual's scale."""
+    return np.where(mask, np.arcsinh(np.asarray(image, float) / np.asarray(noise_map, float)), 0.0)
+
+
+def critical_curve_map(profile, shape, pixel_scale, clip=CRITICAL_CURVE_CLIP):
+    """log2(2 kappa) of a mass profile on the image's pixel grid, clipped to +-`clip`.
+
+    Zero on an isothermal lens's tangential critical curve (there kappa = gamma = 1/2),
+    positive inside it, negative outside. Beside the data it shows the classifier whether
+    a model's Einstein ring runs through the arcs, which its reconstruction and residual
+    hide when a wrong model fits the data as well as the truth (docs/m21.md).
+    """
+    grid = al.Grid2D.uniform(shape_native=tuple(shape), pixel_scales=pixel_scale)
+    kappa = np.asarray(profile.convergence_2d_from(grid=grid).native).reshape(shape)
+    return np.clip(np.log2(np.clip(2.0 * kappa, 2.0**-clip, None)), -clip, clip)
 
 
 def image_plane_mesh_grid(image, mask2d, settings):

@@ -25,7 +25,7 @@ from scipy.optimize import minimize_scalar
 
 from hybridlens.flags import TrainingPairFlag
 from hybridlens.reconstruction import calibration, inversion
-from hybridlens.vocabulary import CLASSES
+from hybridlens.vocabulary import CLASSES, IMAGE_PLANE_MAPS
 
 LABELS = {name: label for label, name in enumerate(CLASSES)}
 log = logging.getLogger(__name__)
@@ -282,6 +282,7 @@ def collate(rows, source_shape, image_shape):
     source = np.zeros((n, *source_shape), np.float32)
     residual = np.zeros((n, *image_shape), np.float32)
     chi2 = np.zeros((n, *image_shape), np.float32)
+    maps = {name: np.zeros((n, *image_shape), np.float32) for name in IMAGE_PLANE_MAPS}
     columns = {
         key: np.full(n, np.nan)
         for key in (
@@ -311,12 +312,14 @@ def collate(rows, source_shape, image_shape):
         products = pair.products
         if products is not None:
             source[j], residual[j], chi2[j] = products.source, products.residual, products.chi_squared_map
+            for name in IMAGE_PLANE_MAPS:
+                maps[name][j] = getattr(products, name)
             columns["log_evidence"][j] = products.log_evidence
             columns["coefficient"][j] = products.coefficient
             columns["chi_squared"][j] = products.chi_squared
             columns["source_extent"][j] = products.source_extent
     return {
-        "arrays": {"source": source, "residual": residual, "chi_squared_map": chi2},
+        "arrays": {"source": source, "residual": residual, "chi_squared_map": chi2, **maps},
         "params": columns,
         "flags": flags,
     }
