@@ -12,10 +12,19 @@ split, else the classifier), which needs no training.
     python benchmarks/classifier_real_fits.py --run RUN_DIR --lenses 24 25 ... --judge-only
 
 `--judge-only` trains nothing: the run's classifier and the judge on the chosen lenses' fits, per loop and in all.
+
+    python benchmarks/classifier_real_fits.py --run RUN_DIR --fresh [--config ... EXTRA.yaml]
+
+`--fresh` trains a classifier anew with the config's `classifier` settings on the run's own
+training pairs (the image-plane maps computed for shards made before they were kept) and
+judges the run's real fits with it, beside the run's classifier and the judge: classifier
+settings compared on real fits without rerunning the loops.
 """
 
 import argparse
+import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -94,6 +103,59 @@ def stored_before_maps(lens, table, residuals):
     return maps
 
 
+def shards_with_maps(results, scratch):
+    """The run's training shards; one made before the image-plane maps were kept is copied with them."""
+    paths = []
+    for path in sorted((results / "trainingset" / "slacs").glob("shard-*.h5")):
+        with h5py.File(path, "r") as h5:
+            complete = all(name in h5 for name in hybrid.IMAGE_PLANE_MAPS)
+        if complete:
+            paths.append(path)
+            continue
+        copy = Path(scratch) / path.name
+        shutil.copy(path, copy)
+        with h5py.File(copy, "a") as h5, h5py.File(results / "simulate" / "slacs" / path.name, "r") as sim:
+            pixel_scale = json.loads(sim.attrs["survey"])["pixel_scale"]
+            params = {name: h5["params"][name][()] for name in h5["params"]}
+            maps = {name: np.zeros(h5["residual"].shape, np.float32) for name in hybrid.IMAGE_PLANE_MAPS}
+            for j in np.flatnonzero(h5["flags"][()] == 0):
+                lens_row, residual = int(params["lens_row"][j]), h5["residual"][j]
+                mass = inversion.Mass.from_parameters({name: values[j] for name, values in params.items()})
+                image, noise_map = sim["image"][lens_row], sim["noise_map"][lens_row]
+                maps["signal_to_noise"][j] = inversion.signal_to_noise_map(image, noise_map, residual != 0)
+                maps["critical_curve"][j] = inversion.critical_curve_map(
+                    inversion.MaskedLens.profile(mass), residual.shape, pixel_scale
+                )
+            for name, array in maps.items():
+                h5[name] = array
+        paths.append(copy)
+    return paths
+
+
+def judge_fresh(rows, results, settings, seed):
+    """A classifier trained anew with `settings` on the run's pairs: validation accuracy, then the real fits."""
+    with tempfile.TemporaryDirectory() as scratch:
+        splits = training.split_by_lens(training.catalogue(shards_with_maps(results, scratch)), settings["split"], seed)
+        began = time.perf_counter()
+        model, history = training.train(splits, settings, Path(scratch) / "checkpoint.pt", seed, log=lambda _: None)
+        validation = history["validation_accuracy"][-1]
+        print(f"trained anew in {time.perf_counter() - began:.0f} s: validation accuracy {validation:.3f}")
+        shard = Path(scratch) / "real.h5"
+        write_shard(shard, rows)
+        probabilities = training.predict(model, training.catalogue([shard]), settings)
+    for row, p in zip(rows, probabilities):
+        row["fresh"] = int(np.argmax(p))
+        checked = {key: row[key] for key in hybrid.POSITION_COLUMNS}
+        row["judge_fresh"] = int(hybrid.judge_verdicts(pd.DataFrame([checked | {"verdict": row["fresh"]}]))[0])
+    for name, chosen in [(loop, [row for row in rows if row["loop"] == loop]) for loop in LOOPS] + [("all", rows)]:
+        if chosen:
+            print(f"\n{name} fits (rows: truth U / C / O):")
+            print(f"  run's classifier               {confusion(chosen, 'verdict')}")
+            print(f"  trained anew                   {confusion(chosen, 'fresh')}")
+            print(f"  the loop's judge               {confusion(chosen, 'judge')}")
+            print(f"  the judge, classifier anew     {confusion(chosen, 'judge_fresh')}")
+
+
 def write_shard(path, rows):
     """The real fits as a training-set shard (`training.catalogue` reads it); lens indices kept apart from the pairs'."""
     with h5py.File(path, "w") as h5:
@@ -137,6 +199,7 @@ def main():
     parser.add_argument("--held-out", nargs="+", type=int, help="lenses to hold out in turn (default: every lens)")
     parser.add_argument("--lenses", nargs="+", type=int, help="only these blind lenses' fits (default: every one)")
     parser.add_argument("--judge-only", action="store_true", help="no training: the run's classifier and the judge")
+    parser.add_argument("--fresh", action="store_true", help="a classifier trained anew with the config's settings")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = hlconfig.load(*args.config)
@@ -145,6 +208,9 @@ def main():
     rows = [row for row in real_fits(results, cfg) if args.lenses is None or row["lens"] in args.lenses]
     if args.judge_only:
         print_judged(rows)
+        return
+    if args.fresh:
+        judge_fresh(rows, results, settings, cfg["seed"])
         return
     pairs = training.split_by_lens(
         training.catalogue(sorted((results / "trainingset" / "slacs").glob("shard-*.h5"))),
