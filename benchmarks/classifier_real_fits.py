@@ -138,11 +138,20 @@ def judge_fresh(rows, results, settings, seed):
         splits = training.split_by_lens(training.catalogue(shards_with_maps(results, scratch)), settings["split"], seed)
         began = time.perf_counter()
         model, history = training.train(splits, settings, Path(scratch) / "checkpoint.pt", seed, log=lambda _: None)
-        validation = history["validation_accuracy"][-1]
-        print(f"trained anew in {time.perf_counter() - began:.0f} s: validation accuracy {validation:.3f}")
+        print(f"trained anew in {time.perf_counter() - began:.0f} s")
+        labels = np.array([entry.label for entry in splits["validation"]])
         shard = Path(scratch) / "real.h5"
         write_shard(shard, rows)
-        probabilities = training.predict(model, training.catalogue([shard]), settings)
+        real = training.catalogue([shard])
+        for views in sorted({1, 8, int(settings.get("views", 1))}):
+            chosen = {**settings, "views": views}
+            validation = np.argmax(training.predict(model, splits["validation"], chosen), 1)
+            fits = np.argmax(training.predict(model, real, chosen), 1)
+            print(
+                f"{views} view(s): validation accuracy {np.mean(validation == labels):.3f}, "
+                f"real fits {np.mean(fits == [row['label'] for row in rows]):.3f} on {len(rows)}"
+            )
+        probabilities = training.predict(model, real, settings)
     for row, p in zip(rows, probabilities):
         row["fresh"] = int(np.argmax(p))
         checked = {key: row[key] for key in hybrid.POSITION_COLUMNS}

@@ -86,3 +86,22 @@ def test_the_allocator_tuning_reports_whether_it_applied():
     applied = classifier._retain_freed_memory()
     assert isinstance(applied, bool)
     assert applied == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def test_eight_view_verdicts_do_not_depend_on_the_pairs_orientation():
+    """Averaged over the square's 8 symmetries, a pair turned or flipped (both inputs alike) gets the
+    same probabilities; one view alone does not."""
+    torch.manual_seed(3)
+    model = classifier.ReconstructionClassifier(input_shape=(24, 24), filters=(4, 8, 8), dense=16, residual_channels=3)
+    model.eval()
+    source, residual = torch.randn(5, 1, 24, 24), torch.randn(5, 3, 24, 24)
+    turned = [
+        (torch.rot90(source, 1, (-2, -1)), torch.rot90(residual, 1, (-2, -1))),
+        (source.flip(-1), residual.flip(-1)),
+    ]
+    with torch.no_grad():
+        averaged = classifier.view_averaged(model, source, residual, 8)
+        single = classifier.view_averaged(model, source, residual, 1)
+        for s, r in turned:
+            torch.testing.assert_close(classifier.view_averaged(model, s, r, 8), averaged, atol=1e-6, rtol=0)
+            assert not torch.allclose(classifier.view_averaged(model, s, r, 1), single, atol=1e-4)

@@ -102,6 +102,23 @@ def augment(source, residual, generator):
     return out_source, out_residual
 
 
+def dihedral_views(images, n):
+    """The first `n` of the square's 8 symmetries of (N, C, H, W) images, the identity first."""
+    views = [torch.rot90(x, turns, dims=(-2, -1)) for x in (images, images.flip(-1)) for turns in range(4)]
+    return views[:n]
+
+
+def view_averaged(logits_of, source, residual, n_views):
+    """Class probabilities averaged over `n_views` symmetries applied alike to both inputs.
+
+    A lens seen flipped or turned is the same lens, so its verdict should not depend on
+    the orientation; averaging over the views the network was trained to see evens out
+    what it learned of one orientation only.
+    """
+    pairs = zip(dihedral_views(source, n_views), dihedral_views(residual, n_views))
+    return torch.stack([torch.softmax(logits_of(s, r), 1) for s, r in pairs]).mean(0)
+
+
 def _retain_freed_memory():
     """Keep freed blocks in the process heap instead of returning them to the OS.
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from hybridlens.networks.classifier import FastClassifier, ReconstructionClassifier, augment, normalise
+from hybridlens.networks.classifier import FastClassifier, ReconstructionClassifier, augment, normalise, view_averaged
 from hybridlens.vocabulary import IMAGE_PLANE_MAPS
 
 SPLITS = ("train", "validation", "test")
@@ -331,25 +331,27 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
     return model, history
 
 
-def classify(model, sources, residuals, chi_squared_maps, maps=None):
+def classify(model, sources, residuals, chi_squared_maps, maps=None, views=1):
     """Class probabilities (under, correct, over) of in-memory pairs, e.g. a fresh fit's products.
 
-    `maps`: per pair, its image-plane maps in the order of `image_channels` (None: none).
+    `maps`: per pair, its image-plane maps in the order of `image_channels` (None: none);
+    `views`: symmetries of the pair averaged over (`classifier.views`).
     """
     maps = maps if maps is not None else [()] * len(sources)
     pairs = [network_inputs(*pair) for pair in zip(sources, residuals, chi_squared_maps, maps)]
     if not pairs:
         return np.zeros((0, 3))
     source, residual = (torch.stack(parts) for parts in zip(*pairs))
-    return torch.softmax(FastClassifier(model)(source, residual), 1).cpu().numpy()
+    return view_averaged(FastClassifier(model), source, residual, views).cpu().numpy()
 
 
 def predict(model, entries, settings, batch_size=256):
     """Class probabilities of `entries` (eval mode: dropout off), through the fast inference path."""
     fast = FastClassifier(model)
+    views = int(settings.get("views", 1))
     out = []
     for source, residual, _ in _loader(entries, {**settings, "batch_size": batch_size}, False, None):
-        out.append(torch.softmax(fast(source, residual), 1).cpu().numpy())
+        out.append(view_averaged(fast, source, residual, views).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
@@ -380,6 +382,7 @@ def products_classifier(model, settings):
 
     def classify_products(products):
         maps = [[getattr(products, name) for name in channels]]
-        return classify(model, [products.source], [products.residual], [products.chi_squared_map], maps)[0]
+        sources, residuals, chi_squared_maps = [products.source], [products.residual], [products.chi_squared_map]
+        return classify(model, sources, residuals, chi_squared_maps, maps, int(settings.get("views", 1)))[0]
 
     return classify_products
