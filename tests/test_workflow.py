@@ -323,7 +323,8 @@ def test_networks_load_from_their_hdf5_alone(finished, tmp_path):
     from_hdf5.load_state_dict(training.state_from_hdf5(classifier_file))
     from_pt.load_state_dict(torch.load(finished / "results/classifier/weights.pt", weights_only=True))
     shape = (2, 1, *settings["classifier"]["input_shape"])
-    pairs = [torch.as_tensor(rng.random(shape), dtype=torch.float32) for _ in range(2)]
+    channels = 1 + len(training.image_channels(settings["classifier"]))  # the residual and its maps
+    pairs = [torch.as_tensor(rng.random(s), dtype=torch.float32) for s in (shape, (2, channels, *shape[2:]))]
     assert torch.equal(from_hdf5.eval()(*pairs), from_pt.eval()(*pairs))
 
 
