@@ -97,10 +97,18 @@ def stored_before_maps(lens, table, residuals):
     for i, row in enumerate(table.to_dict("records")):
         if not np.isfinite(row.get("ml_einstein_radius", np.nan)):
             continue
-        profile = inversion.MaskedLens.profile(inversion.Mass.from_parameters(row, "ml_"))
-        maps["signal_to_noise"][i] = inversion.signal_to_noise_map(lens["image"], lens["noise_map"], residuals[i] != 0)
-        maps["critical_curve"][i] = inversion.critical_curve_map(profile, residuals[i].shape, pixel_scale)
+        mass = inversion.Mass.from_parameters(row, "ml_")
+        for name, image in image_plane_maps(lens["image"], lens["noise_map"], residuals[i], mass, pixel_scale).items():
+            maps[name][i] = image
     return maps
+
+
+def image_plane_maps(image, noise_map, residual, mass, pixel_scale):
+    """`inversion.Products`' maps of a stored pair: the mask is where its residual is set."""
+    return {
+        "signal_to_noise": inversion.signal_to_noise_map(image, noise_map, residual != 0),
+        "critical_curve": inversion.critical_curve_map(inversion.MaskedLens.profile(mass), residual.shape, pixel_scale),
+    }
 
 
 def shards_with_maps(results, scratch):
@@ -122,10 +130,8 @@ def shards_with_maps(results, scratch):
                 lens_row, residual = int(params["lens_row"][j]), h5["residual"][j]
                 mass = inversion.Mass.from_parameters({name: values[j] for name, values in params.items()})
                 image, noise_map = sim["image"][lens_row], sim["noise_map"][lens_row]
-                maps["signal_to_noise"][j] = inversion.signal_to_noise_map(image, noise_map, residual != 0)
-                maps["critical_curve"][j] = inversion.critical_curve_map(
-                    inversion.MaskedLens.profile(mass), residual.shape, pixel_scale
-                )
+                for name, array in image_plane_maps(image, noise_map, residual, mass, pixel_scale).items():
+                    maps[name][j] = array
             for name, array in maps.items():
                 h5[name] = array
         paths.append(copy)

@@ -71,16 +71,18 @@ class PairShards(Dataset):
 
     def _file(self, path):
         if path not in self._files:
-            self._files[path] = h5py.File(path, "r")
+            h5 = h5py.File(path, "r")
+            missing = [name for name in self.channels if name not in h5]
+            if missing:
+                h5.close()
+                raise KeyError(f"{path}: no {missing} (a shard older than classifier.image_channels: remake it)")
+            self._files[path] = h5
         return self._files[path]
 
     def __getitem__(self, i):
         entry = self.entries[i]
         h5 = self._file(entry.path)
         row = entry.row
-        missing = [name for name in self.channels if name not in h5]
-        if missing:
-            raise KeyError(f"{entry.path}: no {missing} (a shard older than classifier.image_channels: remake it)")
         maps = [h5[name][row] for name in self.channels]
         source, residual = network_inputs(h5["source"][row], h5["residual"][row], h5["chi_squared_map"][row], maps)
         return source, residual, int(entry.label)
