@@ -339,6 +339,7 @@ FIGURES = {
         "m21_loop": {"unphysical": 3, "n_modelled": 3},
         "bnn_gaussian": {"unphysical": 2, "n_modelled": 3},
         "guarded": {"unphysical": 2, "n_modelled": 3},
+        "classifier_on_real_fits": {"both_loops": {"accuracy": 0.875, "n_fits": 8}, "m21_loop": {"accuracy": 0.8}},
     },
     "m21_fig12_confusion_hudf": {"unexpected": True},  # a JSON without the keys: '—', never an error
 }
@@ -384,6 +385,8 @@ def test_results_put_ours_beside_the_papers(tmp_path):
     assert (speed.ours, speed.paper) == ("0.97× / 1.11×", "1.19× / 1.73×")
     guarded = "Guarded hybrid: unphysical final models by the truth, M21 loop / PyAL + BNN(1σ) / guarded"
     assert rows[guarded].ours == "3/3 / 2/3 / 2/3"
+    real_fits = "Classifier accuracy on real fits by the truth, both loops / M21 loop / guarded"
+    assert rows[real_fits].ours == "0.88 (n = 8) / 0.80 (n = ?)"  # a loop without its count still shows
     assert rows["M21 Fig 12: classifier recall U / C / O (HDF-source pairs)"].ours.startswith("—")
     assert rows["M21 Fig 4: slopes of θ_U(θ_E), θ_O(θ_E)"].ours == docs.NOT_RUN
 

@@ -157,6 +157,22 @@ def test_the_evaluation_counts_unphysical_final_solutions_against_the_truth():
     assert summary["m21_loop"]["first_fit_seconds"]["n"] == 3 and summary["guarded"]["first_fit_seconds"]["median"] == 5
 
 
+def test_the_classifier_is_scored_on_both_loops_real_fits_by_their_truth_class():
+    m21 = rounds_table([[(0.5, 0, "refit", 10), (0.6, 1, "flag", 10)], [(2.0, 0, "refit", 10), (1.5, 2, "flag", 10)]])
+    m21["truth_class"] = [0.0, 0.0, 2.0, 2.0]  # under, under; over, over
+    mine = rounds_table([[(1.0, 1, "accept", 5)], [(0.93, 1, "accept", 5)]])
+    mine["truth_class"] = [1.0, 3.0]  # correct; between classes: no label, not scored
+    summary = guarded.evaluate(
+        {"m21_loop": m21, "bnn_gaussian": mine, "guarded": mine},
+        {"m21_loop": 3, "bnn_gaussian": 0, "guarded": 3},
+        RANGES,
+    )
+    scores = summary["classifier_on_real_fits"]
+    assert scores["m21_loop"]["confusion_counts"] == [[1, 1, 0], [0, 0, 0], [1, 0, 1]]
+    assert scores["guarded"]["n_fits"] == 1 and scores["guarded"]["accuracy"] == 1.0
+    assert scores["both_loops"]["n_fits"] == 5 and scores["both_loops"]["accuracy"] == pytest.approx(3 / 5)
+
+
 def test_the_network_agrees_only_within_the_guards_sigma():
     bnn = prediction(1.2, 0.04)
     assert guarded.network_agrees(1.27, bnn, 2.0) and not guarded.network_agrees(1.29, bnn, 2.0)

@@ -930,6 +930,25 @@ def _p21_rows(summaries, ref):
             unphysical,
         )
     )
+
+    def on_real_fits(s):
+        fits = s.get("classifier_on_real_fits", {})
+        parts = [
+            f"{_num(fits[k].get('accuracy'), 2)} (n = {fits[k].get('n_fits', '?')})"
+            for k in ("both_loops", "m21_loop", "guarded")
+            if k in fits
+        ]
+        return " / ".join(parts) if parts else MISSING
+
+    rows.append(
+        _row(
+            summaries,
+            "hybrid_guarded_evaluation",
+            "Classifier accuracy on real fits by the truth, both loops / M21 loop / guarded",
+            "not reported",
+            on_real_fits,
+        )
+    )
     return rows
 
 

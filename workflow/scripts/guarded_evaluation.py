@@ -47,3 +47,4 @@ approaches = {k: v for k, v in summary.items() if k in guarded.APPROACHES}
 fig, plotted = figures.guarded_evaluation(approaches, guarded.APPROACH_LABELS)
 plotting.save(fig, snakemake.output.figure[0].removesuffix(".json"), p.formats, {**summary, "plotted": plotted})
 log.info("\n%s", table.to_string())
+log.info("classifier on both loops' real fits: %s", summary["classifier_on_real_fits"])

@@ -627,6 +627,33 @@ def evaluate(tables, reruns_by_approach, class_ratio_ranges):
     for approach in out:
         mine = out[approach]["unphysical"]
         out[approach]["unphysical_change_vs_m21_loop"] = (mine - base) / base if base else float("nan")
+    out["classifier_on_real_fits"] = classifier_on_real_fits(tables, reruns_by_approach)
+    return out
+
+
+def classifier_on_real_fits(tables, reruns_by_approach):
+    """The classifier's verdicts on every fit of both loops that has a truth class, per loop and pooled.
+
+    M21's loop's fits are mostly under-magnified and the guarded loop's mostly correct, so only
+    together do they test the network on real fits of each class; none was in its training set.
+    """
+    import pandas as pd
+
+    out, labelled = {}, []
+    for approach in ("m21_loop", "guarded"):
+        table = tables.get(approach)
+        if table is None or "verdict" not in table or "truth_class" not in table:
+            continue
+        rows = table[
+            np.isfinite(table["verdict"])
+            & (table["round"] <= reruns_by_approach[approach])
+            & (table["truth_class"] < 3)  # "between" has no label
+        ]
+        out[approach] = hybrid.verdicts_on_fits(rows, rows["verdict"])
+        labelled.append(rows)
+    if labelled:
+        pooled = pd.concat(labelled)
+        out["both_loops"] = hybrid.verdicts_on_fits(pooled, pooled["verdict"])
     return out
 
 
