@@ -191,23 +191,24 @@ def test_stage_times_per_rule_with_wall_span(tmp_path):
     write_benchmark(tmp_path, "logs/benchmarks/unknown/thing.tsv", 5.0, 5.0, 1_000_600)
     jobs = docs.collect_benchmarks(tmp_path, PATTERNS)
     assert len(jobs) == 5 and sum(job.rule is None for job in jobs) == 1
-    stats = docs.stage_times(jobs, order=list(PATTERNS))
+    stats = docs.stage_times(jobs, order=list(PATTERNS), threads={"train_bnn": 2})
     assert [s["rule"] for s in stats] == ["simulate_slacs", "train_bnn"]
     slacs, bnn = stats
     assert (slacs["jobs"], slacs["min_s"], slacs["median_s"], slacs["max_s"]) == (3, 10.0, 20.0, 30.0)
-    assert slacs["wall_min"] == pytest.approx(1.0) and slacs["core_min"] == pytest.approx(44 / 60)
-    assert bnn["core_min"] == pytest.approx(2.0)  # cpu_time NA: the wall time stands in
+    # a job holds its cores for its wall time: the sampled cpu_time (8, 20, 16 s; NA) is not what it costs
+    assert slacs["wall_min"] == pytest.approx(1.0) and slacs["core_min"] == pytest.approx(1.0)
+    assert bnn["wall_min"] == pytest.approx(2.0) and bnn["core_min"] == pytest.approx(4.0)
     span = docs.wall_span(jobs)
     assert span == (1_000_000, 1_000_600)  # first start: end 1,000,010 - 10 s
     text = docs.stage_times_markdown(stats, span, unmatched=1)
-    assert "| `simulate_slacs` | 3 | 10.0 | 20.0 | 30.0 | 1.0 | 0.7 |" in text
-    assert "| **all benchmarked** | 4 | | | | 3.0 | 2.7 |" in text
+    assert "| `simulate_slacs` | 3 | 10.0 | 20.0 | 30.0 | 1.0 | 1.0 |" in text
+    assert "| **all benchmarked** | 4 | | | | 3.0 | 5.0 |" in text
     assert "10.0 min" in text and "1 benchmark file(s) match no rule" in text
 
 
 def test_critical_path_follows_what_each_job_waited_on():
     """Two cores: a long BNN job beside M21's chain; the chain, not the longest single job, set the wall time."""
-    job = lambda rule, start, end: docs.Job(rule, f"{rule}-{start}", end - start, end - start, float(end))
+    job = lambda rule, start, end: docs.Job(rule, f"{rule}-{start}", end - start, float(end))
     jobs = [
         job("simulate_slacs", 0, 10),
         job("train_bnn", 0, 60),
@@ -215,7 +216,7 @@ def test_critical_path_follows_what_each_job_waited_on():
         job("calibrate_lens", 40, 42.5),  # its second stratum, on the core the first one did not hold
         job("trainingset", 43, 70),
         job("train_classifier", 70, 100),
-        docs.Job(None, "unknown.tsv", 5.0, 5.0, 200.0),  # matches no rule: not part of the path
+        docs.Job(None, "unknown.tsv", 5.0, 200.0),  # matches no rule: not part of the path
     ]
     chain = docs.critical_path(jobs)
     assert [j.rule for j in chain] == [
@@ -459,18 +460,18 @@ def test_write_run_docs_twice_gives_the_same_readme_and_pages(root, tmp_path):
     write_benchmark(tmp_path, "logs/benchmarks/bnn/sie/train-0.tsv", 60.0, 50.0, 1_700_000_000)
     defaults = yaml.safe_load((root / "config/config.yaml").read_text())
     config = {**defaults, "seed": defaults["seed"] + 1}
-    first = docs.write_run_docs(tmp_path, PATTERNS, config, defaults, "abc1234", REFERENCES)
+    first = docs.write_run_docs(tmp_path, PATTERNS, config, defaults, "abc1234", REFERENCES, {"train_bnn": 2})
     readme = (tmp_path / "README.md").read_text()
     assert readme == first["readme"] and "old numbers" not in readme and "Tail text." in readme
     assert "| P21 Fig 19: speed-up over blind, PyAL + BNN / + BNN(1σ) | 0.97× / 1.11× | 1.19× / 1.73× |" in readme
     assert "config/config.yaml with 1 keys changed" in readme and "commit abc1234" in readme
     numbers = (tmp_path / "docs/run-numbers.md").read_text()
-    assert "| `train_bnn` | 1 | 60.0 | 60.0 | 60.0 | 1.0 | 0.8 |" in numbers
+    assert "| `train_bnn` | 1 | 60.0 | 60.0 | 60.0 | 1.0 | 2.0 |" in numbers  # two cores held for a minute
     assert "**Critical path**" in numbers and "## At the papers' scale" in numbers
     assert "| `train_bnn` | image-epoch |" in numbers and "`bnn.width`" in numbers
     assert f"| `seed` | `{config['seed']}` | `{defaults['seed']}` |" in numbers
     assert (tmp_path / "docs/configuration.md").read_text() == (root / "docs/configuration.md").read_text()
-    second = docs.write_run_docs(tmp_path, PATTERNS, config, defaults, "abc1234", REFERENCES)
+    second = docs.write_run_docs(tmp_path, PATTERNS, config, defaults, "abc1234", REFERENCES, {"train_bnn": 2})
     assert second == first and (tmp_path / "README.md").read_text() == readme
 
 

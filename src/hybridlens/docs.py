@@ -218,7 +218,6 @@ class Job:
     rule: str | None
     path: str
     seconds: float
-    cpu_seconds: float
     end: float | None  # the benchmark file's modification time (the job's end), epoch seconds
 
 
@@ -254,25 +253,23 @@ def rule_of(path, patterns, constraints=None):
 
 
 def read_benchmark(path):
-    """(wall seconds, CPU seconds) of a Snakemake benchmark TSV, the mean over its rows (repeats); NaN if unreadable."""
+    """Wall seconds of a Snakemake benchmark TSV, the mean over its rows (repeats); NaN if unreadable.
+
+    Its `cpu_time` is not read: Snakemake samples it (every 0.5 s for a job's first 15 s, then every
+    30 s), so up to 30 s at each job's end is missed, two thirds of a 45-s job's CPU.
+    """
     lines = [line.split("\t") for line in Path(path).read_text().splitlines() if line.strip()]
-    if len(lines) < 2:
-        return math.nan, math.nan
-    header, rows = lines[0], lines[1:]
-
-    def column(name):
-        if name not in header:
-            return math.nan
-        values = []
-        for row in rows:
-            try:
-                values.append(float(row[header.index(name)]))
-            except (ValueError, IndexError):
-                values.append(math.nan)
-        finite = [v for v in values if math.isfinite(v)]
-        return sum(finite) / len(finite) if finite else math.nan
-
-    return column("s"), column("cpu_time")
+    if len(lines) < 2 or "s" not in lines[0]:
+        return math.nan
+    column = lines[0].index("s")
+    values = []
+    for row in lines[1:]:
+        try:
+            values.append(float(row[column]))
+        except (ValueError, IndexError):
+            continue
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def collect_benchmarks(root, patterns, constraints=None, folder="logs/benchmarks"):
@@ -281,8 +278,7 @@ def collect_benchmarks(root, patterns, constraints=None, folder="logs/benchmarks
     jobs = []
     for path in sorted((root / folder).rglob("*.tsv")) if (root / folder).is_dir() else []:
         relative = path.relative_to(root).as_posix()
-        seconds, cpu = read_benchmark(path)
-        jobs.append(Job(rule_of(relative, patterns, constraints), relative, seconds, cpu, path.stat().st_mtime))
+        jobs.append(Job(rule_of(relative, patterns, constraints), relative, read_benchmark(path), path.stat().st_mtime))
     return jobs
 
 
@@ -299,8 +295,13 @@ def run_files_digest(root="."):
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
-def stage_times(jobs, order=()):
-    """Per rule: jobs, min / median / max wall seconds, summed wall and CPU minutes; rules in `order` first."""
+def stage_times(jobs, order=(), threads=None):
+    """Per rule: jobs, min / median / max wall seconds, summed wall minutes and core-minutes; rules in `order` first.
+
+    Core-minutes are wall x the cores each job held (`threads` {rule: cores}, 1 where absent), as a
+    cluster bills them: a job's cores are taken from the others for its whole wall time.
+    """
+    threads = threads or {}
     by_rule = {}
     for job in jobs:
         if job.rule is not None and math.isfinite(job.seconds):
@@ -309,7 +310,6 @@ def stage_times(jobs, order=()):
     out = []
     for rule in sorted(by_rule, key=lambda r: (rank.get(r, len(rank)), r)):
         seconds = [job.seconds for job in by_rule[rule]]
-        cpu = [job.cpu_seconds if math.isfinite(job.cpu_seconds) else job.seconds for job in by_rule[rule]]
         out.append(
             {
                 "rule": rule,
@@ -318,7 +318,7 @@ def stage_times(jobs, order=()):
                 "median_s": statistics.median(seconds),
                 "max_s": max(seconds),
                 "wall_min": sum(seconds) / 60,
-                "core_min": sum(cpu) / 60,
+                "core_min": sum(seconds) * threads.get(rule, 1) / 60,
             }
         )
     return out
@@ -364,8 +364,9 @@ def stage_times_markdown(stats, span=None, unmatched=0):
     lines.append(f"| **all benchmarked** | {total[0]} | | | | {total[1]:.1f} | {total[2]:.1f} |")
     notes = [
         "",
-        "Σ wall min: the jobs' wall times added; core-min: their CPU time (Snakemake's `cpu_time`) added. "
-        "Rules without a `benchmark:` (figures, summaries) are not listed.",
+        "Σ wall min: the jobs' wall times added; core-min: each job's wall time times the cores it held (its "
+        "rule's `threads`), as a cluster bills it. Snakemake's sampled `cpu_time` is not used: it misses up to "
+        "30 s at each job's end. Rules without a `benchmark:` (figures, summaries) are not listed.",
     ]
     if span is not None:
         notes.append(f"Wall span of the benchmarked jobs (first start → last end): {span_text(span)}.")
@@ -1070,10 +1071,10 @@ def tree_commit(root="."):
     return head + (" + uncommitted changes" if dirty else "")
 
 
-def write_run_docs(root, patterns, config, defaults, commit, references=None):
+def write_run_docs(root, patterns, config, defaults, commit, references=None, threads=None):
     """Write docs/run-numbers.md and docs/configuration.md and rewrite the README's results block under `root`.
 
-    `patterns` {rule: benchmark path pattern} of the workflow; `config` the run's configuration, `defaults`
+    `patterns` {rule: benchmark path pattern} of the workflow, `threads` {rule: cores} (1 where absent); `config` the run's configuration, `defaults`
     config/config.yaml's. The README keeps its block when no figure JSON exists (nothing has run here).
     Returns {"readme" (when rewritten), "numbers", "configuration": text written}.
     """
@@ -1083,7 +1084,7 @@ def write_run_docs(root, patterns, config, defaults, commit, references=None):
 
     root = Path(root)
     jobs = collect_benchmarks(root, patterns)
-    stats = stage_times(jobs, order=list(patterns))
+    stats = stage_times(jobs, order=list(patterns), threads=threads)
     span = wall_span(jobs)
     unmatched = sum(job.rule is None for job in jobs)
     summaries = load_summaries(root / "results" / "figures")

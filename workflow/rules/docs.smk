@@ -25,6 +25,12 @@ rule docs:
         config=config,
         # {rule: benchmark file pattern, wildcard constraints inline}: which rule wrote each benchmark file
         patterns=lambda w: {rule.name: str(rule.benchmark) for rule in workflow.rules if rule.benchmark},
+        # {rule: cores}: a job's core-minutes are its wall time times these
+        threads=lambda w: {
+            rule.name: rule.resources["_cores"]
+            for rule in workflow.rules
+            if rule.benchmark and isinstance(rule.resources.get("_cores"), int)
+        },
         # new or rewritten results rerun this rule
         run_files=lambda w: hldocs.run_files_digest(),
     script:

@@ -10,6 +10,7 @@ log = runlog.start(snakemake.log[0])
 p = snakemake.params
 with open(snakemake.input.defaults) as handle:
     defaults = yaml.safe_load(handle)
-written = docs.write_run_docs(".", dict(p.patterns), dict(p.config), defaults, docs.tree_commit("."), references)
+commit = docs.tree_commit(".")
+written = docs.write_run_docs(".", dict(p.patterns), dict(p.config), defaults, commit, references, dict(p.threads))
 log.info("wrote %s", ", ".join(snakemake.output))
 log.info("README results block %s", "rewritten" if "readme" in written else "kept: no figure JSON in results/figures")
