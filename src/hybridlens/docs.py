@@ -1074,8 +1074,9 @@ def tree_commit(root="."):
 def write_run_docs(root, patterns, config, defaults, commit, references=None, threads=None):
     """Write docs/run-numbers.md and docs/configuration.md and rewrite the README's results block under `root`.
 
-    `patterns` {rule: benchmark path pattern} of the workflow, `threads` {rule: cores} (1 where absent); `config` the run's configuration, `defaults`
-    config/config.yaml's. The README keeps its block when no figure JSON exists (nothing has run here).
+    `patterns` {rule: benchmark path pattern} of the workflow, `threads` {rule: cores} (1 where absent);
+    `config` the run's configuration, `defaults` config/config.yaml's. The README keeps its block when no
+    figure JSON exists (nothing has run here).
     Returns {"readme" (when rewritten), "numbers", "configuration": text written}.
     """
     import yaml
