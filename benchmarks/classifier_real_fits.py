@@ -12,6 +12,8 @@ split, else the classifier), which needs no training.
     python benchmarks/classifier_real_fits.py --run RUN_DIR --lenses 24 25 ... --judge-only
 
 `--judge-only` trains nothing: the run's classifier and the judge on the chosen lenses' fits, per loop and in all.
+With `--model M.h5` (another run's `results/classifier/model.h5`, e.g. one trained on other pairs) that
+classifier judges the same fits too, beside the verdicts the loops recorded.
 
     python benchmarks/classifier_real_fits.py --run RUN_DIR --fresh [--config ... EXTRA.yaml]
 
@@ -204,6 +206,21 @@ def print_judged(rows):
             print(f"  the loop's judge {confusion(chosen, 'judge')}")
 
 
+def judge_with(rows, path, settings):
+    """Verdicts of the classifier stored in `path` on the fits (`row["model"]`), printed per loop and in all."""
+    model = training.build_model(settings)
+    model.load_state_dict(training.state_from_hdf5(path))
+    with tempfile.TemporaryDirectory() as scratch:
+        shard = Path(scratch) / "real.h5"
+        write_shard(shard, rows)
+        probabilities = training.predict(model, training.catalogue([shard]), settings)
+    for row, p in zip(rows, probabilities):
+        row["model"] = int(np.argmax(p))
+    for name, chosen in [(loop, [row for row in rows if row["loop"] == loop]) for loop in LOOPS] + [("all", rows)]:
+        if chosen:
+            print(f"{name} fits, {path}: {confusion(chosen, 'model')}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default=str(ROOT), help="a run's directory (holding results/)")
@@ -215,6 +232,7 @@ def main():
     parser.add_argument("--lenses", nargs="+", type=int, help="only these blind lenses' fits (default: every one)")
     parser.add_argument("--judge-only", action="store_true", help="no training: the run's classifier and the judge")
     parser.add_argument("--fresh", action="store_true", help="a classifier trained anew with the config's settings")
+    parser.add_argument("--model", help="with --judge-only: this classifier (a model.h5) judges the fits too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = hlconfig.load(*args.config)
@@ -223,6 +241,8 @@ def main():
     rows = [row for row in real_fits(results, cfg) if args.lenses is None or row["lens"] in args.lenses]
     if args.judge_only:
         print_judged(rows)
+        if args.model:
+            judge_with(rows, args.model, settings)
         return
     if args.fresh:
         judge_fresh(rows, results, settings, cfg["seed"])
