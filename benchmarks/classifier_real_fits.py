@@ -164,7 +164,7 @@ def judge_fresh(rows, results, settings, seed):
         row["fresh"] = int(np.argmax(p))
         checked = {key: row[key] for key in hybrid.POSITION_COLUMNS}
         row["judge_fresh"] = int(hybrid.judge_verdicts(pd.DataFrame([checked | {"verdict": row["fresh"]}]))[0])
-    for name, chosen in [(loop, [row for row in rows if row["loop"] == loop]) for loop in LOOPS] + [("all", rows)]:
+    for name, chosen in per_loop(rows):
         if chosen:
             print(f"\n{name} fits (rows: truth U / C / O):")
             print(f"  run's classifier               {confusion(chosen, 'verdict')}")
@@ -184,6 +184,11 @@ def write_shard(path, rows):
         h5.attrs["config_sha256"] = "real fits"
 
 
+def per_loop(rows):
+    """(name, fits) of each loop, then ("all", every fit)."""
+    return [(loop, [row for row in rows if row["loop"] == loop]) for loop in LOOPS] + [("all", rows)]
+
+
 def confusion(rows, key):
     counts = confusion_matrix([row["label"] for row in rows], [row[key] for row in rows], 3)
     return f"{np.trace(counts) / max(counts.sum(), 1):.3f} on {counts.sum()}, confusion {counts.tolist()}"
@@ -199,7 +204,7 @@ def print_judged(rows):
                 f"{[row['verdict'] for row in fits]}, judge {[row['judge'] for row in fits]}, "
                 f"theta_E / truth {[round(float(row['ratio']), 3) for row in fits]}"
             )
-    for name, chosen in [(loop, [row for row in rows if row["loop"] == loop]) for loop in LOOPS] + [("all", rows)]:
+    for name, chosen in per_loop(rows):
         if chosen:
             print(f"\n{name} fits (rows: truth U / C / O):")
             print(f"  run's classifier {confusion(chosen, 'verdict')}")
@@ -216,7 +221,7 @@ def judge_with(rows, path, settings):
         probabilities = training.predict(model, training.catalogue([shard]), settings)
     for row, p in zip(rows, probabilities):
         row["model"] = int(np.argmax(p))
-    for name, chosen in [(loop, [row for row in rows if row["loop"] == loop]) for loop in LOOPS] + [("all", rows)]:
+    for name, chosen in per_loop(rows):
         if chosen:
             print(f"{name} fits, {path}: {confusion(chosen, 'model')}")
 
