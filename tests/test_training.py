@@ -269,3 +269,24 @@ def test_weights_round_trip_through_hdf5(tmp_path):
     np.testing.assert_allclose(p, direct, atol=1e-6)
     with pytest.raises(KeyError, match="no 'weights' group"):
         training.state_from_hdf5(fake_shards(tmp_path)[0])
+
+
+def test_mc_dropout_verdicts_are_seeded_and_without_dropout_equal_one_pass(tmp_path):
+    """MC-dropout verdicts repeat exactly, leave the caller's RNG and the model's mode alone,
+    differ from one pass when the network has dropout, and equal it when it has none."""
+    torch.manual_seed(0)
+    entries = training.catalogue(fake_shards(tmp_path))[:6]
+    mc = {**SMALL, "mc_passes": 8}
+    model = training.build_model({**SMALL, "dropout": 0.5}).eval()
+    pair = [[np.random.default_rng(1).normal(size=(32, 32))]] * 3
+    state = torch.get_rng_state()
+    one = training.classify(model, *pair, settings=mc)
+    assert torch.equal(torch.get_rng_state(), state) and not model.training
+    np.testing.assert_array_equal(one, training.classify(model, *pair, settings=mc))
+    first = training.predict(model, entries, mc, batch_size=4)
+    np.testing.assert_array_equal(first, training.predict(model, entries, mc, batch_size=4))
+    assert np.abs(first - training.predict(model, entries, SMALL, batch_size=4)).max() > 1e-3
+    without = training.build_model({**SMALL, "dropout": 0.0})
+    np.testing.assert_allclose(
+        training.predict(without, entries, mc, batch_size=4), training.predict(without, entries, SMALL), atol=1e-5
+    )

@@ -17,6 +17,10 @@ CLASSES = ("under", "correct", "over")
 # signal-to-noise (where the arcs are) and the model's critical curve (where its ring is).
 IMAGE_PLANE_MAPS = ("signal_to_noise", "critical_curve")
 
+# Classifier settings of the verdicts alone (`classifier.mc_passes`): a trained network is judged
+# with them, never trained with them, so changing one re-judges fits without retraining.
+CLASSIFIER_INFERENCE_SETTINGS = frozenset({"mc_passes"})
+
 # P21's PyAutoLens methods, in the paper's order: blind priors (a ring fitted to the arcs
 # sets theta_E), PyAL + BNN (uniform windows about the BNN's means) and PyAL + BNN (1 sigma)
 # (Gaussians with the BNN's means and sigmas). Same search and inversion; only the priors differ.

@@ -18,7 +18,7 @@ rule train_classifier:
     resources:
         gpu=1,
     params:
-        settings=config["classifier"],
+        settings=classifier_training_settings(),
         seed=config["seed"],
         checkpoint="results/classifier/checkpoint.pt",
     script:

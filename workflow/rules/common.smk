@@ -149,6 +149,12 @@ def trainingset_settings():
     }
 
 
+def classifier_training_settings():
+    """The classifier settings training reads: verdict-only settings left out, so changing them re-judges without retraining."""
+    inference = vocabulary.CLASSIFIER_INFERENCE_SETTINGS
+    return {key: value for key, value in config["classifier"].items() if key not in inference}
+
+
 def bnn_rates():
     """Indices of the dropout rates the BNN sweep trains."""
     return range(len(config["bnn"]["dropout_rates"]))

@@ -23,14 +23,23 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from hybridlens.networks.classifier import FastClassifier, ReconstructionClassifier, augment, normalise, view_averaged
-from hybridlens.vocabulary import IMAGE_PLANE_MAPS
+from hybridlens.networks.classifier import (
+    FastClassifier,
+    ReconstructionClassifier,
+    augment,
+    mc_dropout_averaged,
+    normalise,
+    view_averaged,
+)
+from hybridlens.vocabulary import CLASSIFIER_INFERENCE_SETTINGS, IMAGE_PLANE_MAPS
 
 SPLITS = ("train", "validation", "test")
 # Settings that change neither the arithmetic nor the data of training. `epochs`
 # only says where to stop (the first k epochs do not depend on it), so raising it
 # continues a finished run instead of repeating it.
-UNDIGESTED_SETTINGS = frozenset({"progress_bar", "loader_workers", "device", "epochs", "threads"})
+UNDIGESTED_SETTINGS = frozenset(
+    {"progress_bar", "loader_workers", "device", "epochs", "threads", *CLASSIFIER_INFERENCE_SETTINGS}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,27 +342,36 @@ def train(entries_by_split, settings, checkpoint, seed, log=print):
     return model, history
 
 
-def classify(model, sources, residuals, chi_squared_maps, maps=None, views=1):
+def probabilities_of(model, settings):
+    """`(source, residual) -> class probabilities` as `settings` judge: `views` symmetries, and
+    `mc_passes` > 1 MC-dropout passes averaged (else one deterministic pass, on the fast path)."""
+    views, passes = int(settings.get("views", 1)), int(settings.get("mc_passes") or 1)
+    if passes > 1:
+        return lambda source, residual: mc_dropout_averaged(model, source, residual, views, passes)
+    fast = FastClassifier(model)
+    return lambda source, residual: view_averaged(fast, source, residual, views)
+
+
+def classify(model, sources, residuals, chi_squared_maps, maps=None, settings=None):
     """Class probabilities (under, correct, over) of in-memory pairs, e.g. a fresh fit's products.
 
     `maps`: per pair, its image-plane maps in the order of `image_channels` (None: none);
-    `views`: symmetries of the pair averaged over (`classifier.views`).
+    `settings`: the classifier's (`views`, `mc_passes`; None: one deterministic pass).
     """
     maps = maps if maps is not None else [()] * len(sources)
     pairs = [network_inputs(*pair) for pair in zip(sources, residuals, chi_squared_maps, maps)]
     if not pairs:
         return np.zeros((0, 3))
     source, residual = (torch.stack(parts) for parts in zip(*pairs))
-    return view_averaged(FastClassifier(model), source, residual, views).cpu().numpy()
+    return probabilities_of(model, settings or {})(source, residual).cpu().numpy()
 
 
 def predict(model, entries, settings, batch_size=256):
-    """Class probabilities of `entries` (eval mode: dropout off), through the fast inference path."""
-    fast = FastClassifier(model)
-    views = int(settings.get("views", 1))
+    """Class probabilities of `entries` as `settings` judge (`probabilities_of`)."""
+    judge = probabilities_of(model, settings)
     out = []
     for source, residual, _ in _loader(entries, {**settings, "batch_size": batch_size}, False, None):
-        out.append(view_averaged(fast, source, residual, views).cpu().numpy())
+        out.append(judge(source, residual).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
@@ -385,6 +403,6 @@ def products_classifier(model, settings):
     def classify_products(products):
         maps = [[getattr(products, name) for name in channels]]
         sources, residuals, chi_squared_maps = [products.source], [products.residual], [products.chi_squared_map]
-        return classify(model, sources, residuals, chi_squared_maps, maps, int(settings.get("views", 1)))[0]
+        return classify(model, sources, residuals, chi_squared_maps, maps, settings)[0]
 
     return classify_products
