@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import torch
 
-from hybridlens import config, io, runlog
+from hybridlens import config, io, runlog, vocabulary
 from hybridlens.fitting import hybrid, modelling
 from hybridlens.networks import training
 
@@ -23,6 +23,7 @@ digest = config.digest(
         "relations": relations,
         "seed": p.seed,
         "classifier": io.read_attrs(snakemake.input.model)["training_digest"],
+        "verdicts": {key: p.classifier.get(key) for key in sorted(vocabulary.CLASSIFIER_INFERENCE_SETTINGS)},
     }
 )
 if blind.products is None:  # unusable lens or failed blind fit: flagged, nothing to rerun
