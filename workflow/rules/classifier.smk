@@ -30,6 +30,9 @@ rule evaluate_classifier:
         model=rules.train_classifier.output.model,
         shards=shards("trainingset", "slacs"),
         complex=complex_pairs(),
+        sim=shards("simulate", "slacs"),
+        mask=shards("mask", "slacs"),
+        relations=rules.calibrate_relations.output.relations,
     output:
         evaluation="results/classifier/evaluation.h5",
         table="results/classifier/m21_table2_sersic.csv",
@@ -45,6 +48,7 @@ rule evaluate_classifier:
     threads: config["classifier"]["threads"]
     params:
         settings=config["classifier"],
+        trainingset=trainingset_settings(),
         seed=config["seed"],
         formats=config["figures"]["format"],
     script:

@@ -18,8 +18,10 @@ true model and re-maximised at each class's best theta_E.
 """
 
 import logging
+from pathlib import Path
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 from scipy.optimize import minimize_scalar
 
@@ -340,3 +342,71 @@ UNITS = {
     "chi_squared": "",
     "source_extent": "arcsec (raster half-width)",
 }
+
+
+# M21's rows, Table 2's task: U and O at the class window's best theta_E, every other parameter at the truth.
+M21_ROWS = {"wrong_theta": "best", "perturbation": None, "relax_evaluations": 0}
+
+
+def has_m21_rows(settings):
+    """Whether `settings` make M21's rows: then a training set's own test pairs are M21's Table 2 task."""
+    return all(settings.get(key) == value for key, value in M21_ROWS.items())
+
+
+def test_lens_rows(entries, simulations, masks):
+    """{(simulation shard, mask shard): lens rows} of the lenses whose pairs `entries` name.
+
+    A pair's shard shares its name with the simulation and mask shards it was made from."""
+    by_name = {Path(simulation).name: (simulation, mask) for simulation, mask in zip(simulations, masks)}
+    selection = {}
+    for entry in entries:
+        with h5py.File(entry.path, "r") as h5:
+            row = int(h5["params/lens_row"][entry.row])
+        selection.setdefault(by_name[Path(entry.path).name], set()).add(row)
+    return selection
+
+
+def m21_test_shards(selection, relations, settings, directory):
+    """M21's rows (`M21_ROWS`) of the selected lenses, one shard per simulation shard in `directory`.
+
+    Table 2 scores the classifier on M21's pairs whatever rows it was trained on (e.g. searched
+    wrong models), so the number stays comparable with M21's. `selection`: {(simulation shard,
+    mask shard): lens rows}. Returns the written paths (`training.catalogue` reads them).
+    """
+    import json
+
+    from hybridlens import config, io
+    from hybridlens.reconstruction import masking
+    from hybridlens.simulation.survey import Survey
+
+    m21 = {**settings, **M21_ROWS}
+    paths = []
+    for (simulation, mask), rows in sorted(selection.items()):
+        rows = sorted(rows)
+        survey = Survey.from_settings(json.loads(io.read_attrs(simulation)["survey"]))
+        truths = io.read_params([simulation]).iloc[rows]
+        annuli = io.read_params([mask]).iloc[rows]
+        result = build_shard(
+            io.read_array([simulation], "image")[rows],
+            io.read_array([simulation], "noise_map")[rows],
+            io.read_array([mask], "mask")[rows],
+            [inversion.Mass.from_truth(row) for row in truths.itertuples()],
+            annuli["outer_radius"].to_numpy(),
+            masking.usable(truths["flags"], annuli["flags"]),
+            survey.psf_kernel(),
+            survey.pixel_scale,
+            relations,
+            m21,
+        )
+        kept = result["params"]["lens_row"].astype(int)
+        path = Path(directory) / Path(simulation).name
+        io.write_shard(
+            path,
+            attrs={"config_sha256": config.digest(m21)},
+            arrays={**result["arrays"], "index": truths["index"].to_numpy()[kept]},
+            params=result["params"],
+            flags=result["flags"],
+            flag_family=TrainingPairFlag,
+        )
+        paths.append(path)
+    return paths
