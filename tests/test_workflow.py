@@ -94,6 +94,8 @@ def test_classifier_is_trained_and_evaluated(finished):
         assert held_out and not held_out & set(h5["split_train/lens_index"][()])
     summary = json.loads((finished / "results/figures/m21_fig11_confusion_sersic.json").read_text())
     assert 0.0 <= summary["accuracy"] <= 1.0 and summary["n_pairs"] == 3 * len(held_out)
+    # searched training rows by default: Table 2 is also scored on M21's pairs of the same test lenses
+    assert summary["m21_pairs"]["n_pairs"] == summary["n_pairs"]
     table = (finished / "results/classifier/m21_table2_sersic.csv").read_text().splitlines()
     assert table[0] == "class,precision,recall,f1,support" and len(table) == 4
     hudf = json.loads((finished / "results/figures/m21_fig12_confusion_hudf.json").read_text())
