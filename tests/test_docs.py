@@ -363,7 +363,7 @@ def test_results_put_ours_beside_the_papers(tmp_path):
     summaries = docs.load_summaries(tmp_path / "results" / "figures")
     assert "broken" not in summaries
     rows = by_quantity(docs.results_at_a_glance(summaries, REFERENCES))
-    precision = rows["M21 Table 2: classifier precision U / C / O (Sérsic test pairs)"]
+    precision = rows["M21 Table 2: classifier precision U / C / O (Sérsic test pairs, M21's rows)"]
     assert (precision.ours, precision.paper) == ("0.950 / 1.000 / 0.900 (n = 60)", "0.9000 / 0.8000 / 0.7000")
     cnn = rows["M21 §4.2: hybrid loop, correct by the CNN after the last rerun"]
     assert (cnn.ours, cnn.paper) == ("3 / 4 (rerun 10)", "70 / 100 (rerun 3)")  # rounds by number, not by name

@@ -729,8 +729,16 @@ def _m21_rows(summaries, ref):
         note = f" ({', '.join(unreliable)} unreliable; {s.get('n_lenses', '?')} lenses)" if unreliable else ""
         return _joined(tags) + note
 
-    def scores(key):
-        return lambda s: _joined([_num(_get(s, key, c), 3) for c in CLASSES]) + f" (n = {s.get('n_pairs', '?')})"
+    def scores(key, pairs=None):
+        def ours(s):
+            s = s.get(pairs, s) if pairs else s
+            return _joined([_num(_get(s, key, c), 3) for c in CLASSES]) + f" (n = {s.get('n_pairs', '?')})"
+
+        return ours
+
+    def own_and_m21(s):
+        own = _num(s.get("accuracy"), 3)
+        return f"{_num(s['m21_pairs'].get('accuracy'), 3)} / {own}" if "m21_pairs" in s else f"{own} / {own}"
 
     def last_round(s):
         rounds = s["rounds"]
@@ -768,16 +776,23 @@ def _m21_rows(summaries, ref):
         _row(
             summaries,
             "m21_fig11_confusion_sersic",
-            "M21 Table 2: classifier precision U / C / O (Sérsic test pairs)",
+            "M21 Table 2: classifier precision U / C / O (Sérsic test pairs, M21's rows)",
             " / ".join(f"{table2['precision'][c]:.4f}" for c in CLASSES),
-            scores("precision"),
+            scores("precision", "m21_pairs"),
         ),
         _row(
             summaries,
             "m21_fig11_confusion_sersic",
-            "M21 Table 2: classifier recall U / C / O (Sérsic test pairs)",
+            "M21 Table 2: classifier recall U / C / O (Sérsic test pairs, M21's rows)",
             " / ".join(f"{table2['recall'][c]:.4f}" for c in CLASSES),
-            scores("recall"),
+            scores("recall", "m21_pairs"),
+        ),
+        _row(
+            summaries,
+            "m21_fig11_confusion_sersic",
+            "Classifier accuracy on the Sérsic test lenses: M21's pairs / the training rows' kind",
+            "not reported",
+            own_and_m21,
         ),
         _row(
             summaries,
