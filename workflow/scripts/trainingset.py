@@ -5,16 +5,12 @@ import time
 
 from hybridlens import config, io, runlog
 from hybridlens.flags import TrainingPairFlag
-from hybridlens.reconstruction import calibration, inversion, masking, trainingset
-from hybridlens.simulation.survey import Survey
+from hybridlens.reconstruction import calibration, trainingset
 
 log = runlog.start(snakemake.log[0])
 p = snakemake.params
 sim, mask = snakemake.input.sim, snakemake.input.mask
 attrs = io.read_attrs(sim)
-survey = Survey.from_settings(json.loads(attrs["survey"]))
-truths = io.read_params([sim])
-annuli = io.read_params([mask])
 relations = io.read_relations(snakemake.input.relations)
 fallback = [name for name in ("under", "over") if not calibration.is_reliable(relations[name])]
 if fallback:
@@ -22,20 +18,7 @@ if fallback:
 errors = trainingset.perturbation_errors(p.settings["perturbation"])
 log.info("models perturbed besides theta_E by 1-sigma %s", errors)
 start = time.perf_counter()
-result = trainingset.build_shard(
-    io.read_array([sim], "image"),
-    io.read_array([sim], "noise_map"),
-    io.read_array([mask], "mask"),
-    [inversion.Mass.from_truth(row) for row in truths.itertuples()],
-    annuli["outer_radius"].to_numpy(),
-    masking.usable(truths["flags"], annuli["flags"]),
-    survey.psf_kernel(),
-    survey.pixel_scale,
-    relations,
-    p.settings,
-    errors,
-    [p.seed * 1_000_003 + int(index) for index in truths["index"]],
-)
+result, truths, survey = trainingset.shard_pairs(sim, mask, relations, p.settings, errors=errors, seed=p.seed)
 elapsed = time.perf_counter() - start
 log.info("%d lenses in %.1f s (%.2f s/lens)", len(truths), elapsed, elapsed / max(len(truths), 1))
 rows = result["params"]["lens_row"].astype(int)

@@ -366,6 +366,36 @@ def test_lens_rows(entries, simulations, masks):
     return selection
 
 
+def shard_pairs(simulation, mask, relations, settings, rows=None, errors=None, seed=None):
+    """`build_shard` on lenses of one simulation shard and its masks: (result, their truths, survey).
+
+    `rows`: those lenses (None: all); `seed`: the run's, from which each lens's stream is drawn."""
+    import json
+
+    from hybridlens import io
+    from hybridlens.reconstruction import masking
+    from hybridlens.simulation.survey import Survey
+
+    survey = Survey.from_settings(json.loads(io.read_attrs(simulation)["survey"]))
+    rows = slice(None) if rows is None else sorted(rows)
+    truths, annuli = io.read_params([simulation]).iloc[rows], io.read_params([mask]).iloc[rows]
+    result = build_shard(
+        io.read_array([simulation], "image")[rows],
+        io.read_array([simulation], "noise_map")[rows],
+        io.read_array([mask], "mask")[rows],
+        [inversion.Mass.from_truth(row) for row in truths.itertuples()],
+        annuli["outer_radius"].to_numpy(),
+        masking.usable(truths["flags"], annuli["flags"]),
+        survey.psf_kernel(),
+        survey.pixel_scale,
+        relations,
+        settings,
+        errors,
+        None if seed is None else [seed * 1_000_003 + int(index) for index in truths["index"]],
+    )
+    return result, truths, survey
+
+
 def m21_test_shards(selection, relations, settings, directory):
     """M21's rows (`M21_ROWS`) of the selected lenses, one shard per simulation shard in `directory`.
 
@@ -373,31 +403,12 @@ def m21_test_shards(selection, relations, settings, directory):
     wrong models), so the number stays comparable with M21's. `selection`: {(simulation shard,
     mask shard): lens rows}. Returns the written paths (`training.catalogue` reads them).
     """
-    import json
-
     from hybridlens import config, io
-    from hybridlens.reconstruction import masking
-    from hybridlens.simulation.survey import Survey
 
     m21 = {**settings, **M21_ROWS}
     paths = []
     for (simulation, mask), rows in sorted(selection.items()):
-        rows = sorted(rows)
-        survey = Survey.from_settings(json.loads(io.read_attrs(simulation)["survey"]))
-        truths = io.read_params([simulation]).iloc[rows]
-        annuli = io.read_params([mask]).iloc[rows]
-        result = build_shard(
-            io.read_array([simulation], "image")[rows],
-            io.read_array([simulation], "noise_map")[rows],
-            io.read_array([mask], "mask")[rows],
-            [inversion.Mass.from_truth(row) for row in truths.itertuples()],
-            annuli["outer_radius"].to_numpy(),
-            masking.usable(truths["flags"], annuli["flags"]),
-            survey.psf_kernel(),
-            survey.pixel_scale,
-            relations,
-            m21,
-        )
+        result, truths, _ = shard_pairs(simulation, mask, relations, m21, rows)
         kept = result["params"]["lens_row"].astype(int)
         path = Path(directory) / Path(simulation).name
         io.write_shard(
