@@ -24,3 +24,14 @@ def test_absent_class_gives_zeros_not_nans():
     out = evaluation.precision_recall_f1(counts)
     assert out["support"][2] == 0 and out["recall"][2] == 0 and np.isfinite(out["f1"]).all()
     assert np.isfinite(evaluation.row_normalise(counts)).all()
+
+
+def test_class_scores_take_the_argmax_and_keep_an_empty_set_finite_in_counts():
+    probabilities = [[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7], [0.4, 0.45, 0.15]]
+    result = evaluation.class_scores(probabilities, [0, 1, 1, 0], 3)
+    np.testing.assert_array_equal(result.counts, [[1, 1, 0], [0, 1, 1], [0, 0, 0]])
+    assert result.accuracy == 0.5
+    summary = result.summary(("under", "correct", "over"))
+    assert summary["n_pairs"] == 4 and summary["recall"] == {"under": 0.5, "correct": 0.5, "over": 0.0}
+    empty = evaluation.class_scores(np.zeros((0, 3)), [], 3)
+    assert np.isnan(empty.accuracy) and empty.counts.sum() == 0

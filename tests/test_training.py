@@ -92,6 +92,18 @@ def _splits(tmp_path, **kwargs):
     )
 
 
+def test_splits_round_trip_through_a_networks_hdf5(tmp_path):
+    from hybridlens import io
+
+    splits = _splits(tmp_path)
+    path = tmp_path / "classifier.h5"
+    io.write_shard(path, attrs={}, groups=training.split_groups(splits))
+    for name, entries in splits.items():
+        assert training.split_from_hdf5(path, name) == entries, name
+    with pytest.raises(KeyError, match="no 'split_calibration' group"):
+        training.split_from_hdf5(path, "calibration")
+
+
 def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
     splits = _splits(tmp_path)
     threads = torch.get_num_threads()

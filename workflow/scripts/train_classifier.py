@@ -27,14 +27,5 @@ io.write_shard(
     ),
     params={key: np.asarray(values, float) for key, values in history.items()},
     units={"epoch_seconds": "s"},
-    groups={
-        f"split_{name}": {
-            "shard": np.array([entry.path for entry in rows], dtype="S"),
-            "row": np.array([entry.row for entry in rows], dtype=np.int64),
-            "label": np.array([entry.label for entry in rows], dtype=np.int64),
-            "lens_index": np.array([entry.lens_index for entry in rows], dtype=np.int64),
-        }
-        for name, rows in splits.items()
-    }
-    | {"weights": training.state_arrays(model)},
+    groups=training.split_groups(splits) | {"weights": training.state_arrays(model)},
 )

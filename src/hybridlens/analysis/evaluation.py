@@ -1,5 +1,7 @@
 """Summary statistics and classification metrics (M21 Table 2, Figs 11-12) as small pure functions."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -33,6 +35,36 @@ def table(scores, classes):
     import pandas as pd
 
     return pd.DataFrame({key: np.asarray(value) for key, value in scores.items()}, index=list(classes))
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """One test set's verdicts against its labels: M21 Table 2's columns and Fig 11's matrix."""
+
+    probabilities: np.ndarray  # (n, classes)
+    truth: np.ndarray  # (n,) labels
+    counts: np.ndarray  # confusion counts, true class by row
+    scores: dict  # precision, recall, f1, support per class
+    accuracy: float  # nan for an empty set
+
+    def summary(self, classes):
+        """The JSON beside the figure: accuracy, counts and every score keyed by class name."""
+        return {
+            "accuracy": self.accuracy,
+            "n_pairs": int(self.truth.size),
+            "confusion_counts": self.counts.tolist(),
+            **{key: dict(zip(classes, np.asarray(value, float).tolist())) for key, value in self.scores.items()},
+        }
+
+
+def class_scores(probabilities, truth, n_classes):
+    """`ClassScores` of class `probabilities` (n, n_classes) whose true classes are `truth`; argmax decides."""
+    probabilities = np.asarray(probabilities, float).reshape(-1, n_classes)
+    truth = np.asarray(truth, int)
+    predicted = probabilities.argmax(1) if truth.size else np.zeros(0, int)
+    counts = confusion_matrix(truth, predicted, n_classes)
+    accuracy = float((truth == predicted).mean()) if truth.size else float("nan")
+    return ClassScores(probabilities, truth, counts, precision_recall_f1(counts), accuracy)
 
 
 def describe(values):

@@ -127,6 +127,29 @@ def catalogue(paths):
     return entries
 
 
+def split_groups(entries_by_split):
+    """{"split_<name>": columns} of each split's entries: the HDF5 groups `split_from_hdf5` reads back."""
+    return {
+        f"split_{name}": {
+            "shard": np.array([entry.path for entry in rows], dtype="S"),
+            "row": np.array([entry.row for entry in rows], dtype=np.int64),
+            "label": np.array([entry.label for entry in rows], dtype=np.int64),
+            "lens_index": np.array([entry.lens_index for entry in rows], dtype=np.int64),
+        }
+        for name, rows in entries_by_split.items()
+    }
+
+
+def split_from_hdf5(path, name):
+    """The entries of split `name` a trained network's HDF5 recorded: its test pairs are scored by them."""
+    with h5py.File(path, "r") as h5:
+        if f"split_{name}" not in h5:
+            raise KeyError(f"{path}: no 'split_{name}' group (a network trained before splits were stored?)")
+        group = h5[f"split_{name}"]
+        columns = (group["shard"][()].astype(str), group["row"][()], group["label"][()], group["lens_index"][()])
+    return [TrainingEntry(str(shard), int(row), int(label), int(lens)) for shard, row, label, lens in zip(*columns)]
+
+
 def split_by_lens(entries, fractions, seed):
     """Assign whole lenses to train / validation / test with the given fractions."""
     lenses = np.unique([entry.lens_index for entry in entries])

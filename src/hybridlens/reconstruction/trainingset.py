@@ -421,3 +421,15 @@ def m21_test_shards(selection, relations, settings, directory):
         )
         paths.append(path)
     return paths
+
+
+def m21_test_pairs(entries, simulations, masks, relations, settings, directory):
+    """M21's pairs (`m21_test_shards`) of the lenses whose test pairs `entries` name, as entries.
+
+    None when `settings` already make M21's rows: then `entries` are M21's Table 2 task."""
+    from hybridlens.networks import training
+
+    if has_m21_rows(settings):
+        return None
+    selection = test_lens_rows(entries, simulations, masks)
+    return training.catalogue(m21_test_shards(selection, relations, settings, directory))
